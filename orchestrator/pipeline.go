@@ -1,0 +1,181 @@
+// Package orchestrator is gantry's domain: triggers, pipelines and their jobs, the job state
+// machine, the release guard, and the engine that advances a pipeline from one job to the next.
+// It imports no adapter; webhook, store, jobs and gitlab implement or call the interfaces it
+// declares in ports.go.
+package orchestrator
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TriggerKind says what started a pipeline.
+type TriggerKind string
+
+// The kinds of trigger gantry knows.
+const (
+	TriggerPush         TriggerKind = "push"
+	TriggerTag          TriggerKind = "tag_push"
+	TriggerMergeRequest TriggerKind = "merge_request"
+	TriggerAPI          TriggerKind = "api"
+	TriggerSchedule     TriggerKind = "schedule"
+)
+
+// Trigger is an event that asks for a pipeline, already translated from GitLab's vocabulary.
+type Trigger struct {
+	// Project is the configured project's path_with_namespace (the project the hook belongs to).
+	Project string `json:"project"`
+	// ProjectID is the GitLab id of the project whose commit is built; statuses are posted there
+	// and the source is fetched from there (for a merge request from a fork: the fork).
+	ProjectID int64 `json:"project_id"`
+	// ProjectURL is the web URL of the project, recorded in the image's source label.
+	ProjectURL string      `json:"project_url,omitempty"`
+	Kind       TriggerKind `json:"kind"`
+	// Ref is the short branch or tag name (for a merge request: its source branch).
+	Ref string `json:"ref"`
+	// SHA is the commit to build: checkout_sha for pushes, last_commit.id for merge requests.
+	SHA string `json:"sha"`
+	// Fork is true when the commit belongs to another project than the configured one.
+	Fork bool `json:"fork,omitempty"`
+	// MergeRequestIID is the merge request's number in the target project, when there is one.
+	MergeRequestIID int64 `json:"merge_request_iid,omitempty"`
+	// DeliveryID identifies the webhook delivery (Idempotency-Key or X-Gitlab-Event-UUID).
+	DeliveryID string `json:"delivery_id,omitempty"`
+}
+
+// ShortSHA is the first eight characters of the commit, as GitLab shows it.
+func (t Trigger) ShortSHA() string {
+	if len(t.SHA) > 8 {
+		return t.SHA[:8]
+	}
+	return t.SHA
+}
+
+// Stage is one of the three stages of every pipeline, in this order.
+type Stage string
+
+// The stages, in order.
+const (
+	StageBuild   Stage = "build"
+	StageTest    Stage = "test"
+	StageRelease Stage = "release"
+)
+
+// Job names. Test jobs are named TestJobPrefix + the test's name.
+const (
+	JobBuild      = "build"
+	JobRelease    = "release"
+	TestJobPrefix = "test/"
+)
+
+// ErrorClass tells a failure of the infrastructure (retried) from a failure of the project.
+type ErrorClass string
+
+// The error classes.
+const (
+	ClassNone           ErrorClass = ""
+	ClassProject        ErrorClass = "project"
+	ClassInfrastructure ErrorClass = "infrastructure"
+)
+
+// Job is one unit of work of a pipeline, and one commit status in GitLab.
+type Job struct {
+	Name        string     `json:"name"`
+	Stage       Stage      `json:"stage"`
+	State       State      `json:"state"`
+	Attempt     int        `json:"attempt"`
+	Description string     `json:"description,omitempty"`
+	ErrorClass  ErrorClass `json:"error_class,omitempty"`
+	ExitCode    *int       `json:"exit_code,omitempty"`
+	StartedAt   time.Time  `json:"started_at,omitzero"`
+	FinishedAt  time.Time  `json:"finished_at,omitzero"`
+}
+
+// TestName is the configured test's name of a test job, or "" for other jobs.
+func (j Job) TestName() string {
+	name, ok := strings.CutPrefix(j.Name, TestJobPrefix)
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// Duration is how long the job ran, or zero when it has not finished.
+func (j Job) Duration() time.Duration {
+	if j.StartedAt.IsZero() || j.FinishedAt.IsZero() {
+		return 0
+	}
+	return j.FinishedAt.Sub(j.StartedAt)
+}
+
+// Pipeline is one run of build → test → release for one commit of one project.
+type Pipeline struct {
+	ID        int64     `json:"id"`
+	Trigger   Trigger   `json:"trigger"`
+	CreatedAt time.Time `json:"created_at"`
+	// GitLabPipelineID is the id GitLab gave the external pipeline holding our statuses; it is
+	// sent with every later status so they all land in that pipeline.
+	GitLabPipelineID int64 `json:"gitlab_pipeline_id,omitempty"`
+	// Image is the ID of the image the build job produced; tests and release use exactly it.
+	Image string `json:"image,omitempty"`
+	// ImageRef is the test image's reference, <image>:test-<id>.
+	ImageRef string `json:"image_ref,omitempty"`
+	// Digest is the registry digest of the released image.
+	Digest string `json:"digest,omitempty"`
+	Jobs   []Job  `json:"jobs"`
+}
+
+// Job returns the named job.
+func (p *Pipeline) Job(name string) (*Job, bool) {
+	for i := range p.Jobs {
+		if p.Jobs[i].Name == name {
+			return &p.Jobs[i], true
+		}
+	}
+	return nil, false
+}
+
+// State is the pipeline's state, which follows from its jobs the way GitLab composes it.
+func (p *Pipeline) State() State {
+	var running, pending, failed, canceled, created, success bool
+	for _, j := range p.Jobs {
+		switch j.State {
+		case StateRunning:
+			running = true
+		case StatePending:
+			pending = true
+		case StateCreated:
+			created = true
+		case StateFailed:
+			failed = true
+		case StateCanceled:
+			canceled = true
+		case StateSuccess:
+			success = true
+		}
+	}
+	switch {
+	case running:
+		return StateRunning
+	case pending:
+		if success || failed || canceled {
+			return StateRunning
+		}
+		return StatePending
+	case created:
+		return StateCreated
+	case failed:
+		return StateFailed
+	case canceled:
+		return StateCanceled
+	case success:
+		return StateSuccess
+	}
+	return StateSkipped
+}
+
+// StatusName is the commit status name of a job, e.g. "gantry/test/unit".
+func StatusName(prefix, job string) string {
+	return fmt.Sprintf("%s/%s", prefix, job)
+}

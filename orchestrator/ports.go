@@ -1,0 +1,135 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// This file declares what the orchestrator needs from the outside world. The adapters implement
+// these interfaces with the types of this package; cmd/gantry wires them together.
+
+// ErrProjectFault marks a failure that is the project's own (a failing build step, a Dockerfile
+// that does not parse, a missing base image): it is reported and not retried. Any error of an
+// Executor that does not wrap it is taken as the infrastructure's fault and retried.
+var ErrProjectFault = errors.New("project failure")
+
+// ErrNotFound is returned when a pipeline, job or project does not exist.
+var ErrNotFound = errors.New("not found")
+
+// BuildRequest asks for the test image of a pipeline.
+type BuildRequest struct {
+	PipelineID int64
+	Project    Project
+	Trigger    Trigger
+	// Source is the repository archive at Trigger.SHA as GitLab serves it: a tar.gz whose
+	// entries all sit under one top-level folder.
+	Source io.Reader
+}
+
+// BuildResult is what a successful build produced.
+type BuildResult struct {
+	ImageID  string // sha256:…
+	ImageRef string // <image>:test-<pipeline id>
+	// BaseImage is the base tier's reference when the project has one.
+	BaseImage string
+	// BaseBuilt is true when the base tier had to be built in this job.
+	BaseBuilt bool
+}
+
+// TestRequest asks to run one test job in a container of the test image.
+type TestRequest struct {
+	PipelineID int64
+	Project    string
+	ImageID    string
+	Test       TestSpec
+}
+
+// TestResult is how a test container ended. A non-zero exit is a result, not an error.
+type TestResult struct {
+	ExitCode  int
+	OOMKilled bool
+	TimedOut  bool
+	Duration  time.Duration
+}
+
+// ReleaseRequest asks to tag an image and push the tags.
+type ReleaseRequest struct {
+	PipelineID int64
+	ImageID    string
+	Repository string
+	Tags       []string
+}
+
+// ReleaseResult is what the registry holds after a release.
+type ReleaseResult struct {
+	Digest string
+	Pushed []string // full references
+}
+
+// Executor runs jobs on a Docker engine. Every method writes the job's log to log.
+type Executor interface {
+	Build(ctx context.Context, req BuildRequest, log io.Writer) (BuildResult, error)
+	Test(ctx context.Context, req TestRequest, log io.Writer) (TestResult, error)
+	Release(ctx context.Context, req ReleaseRequest, log io.Writer) (ReleaseResult, error)
+}
+
+// Source fetches a project's repository archive at a commit.
+type Source interface {
+	Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error)
+}
+
+// StatusUpdate is one commit status post.
+type StatusUpdate struct {
+	ProjectID   int64
+	SHA         string
+	Ref         string
+	Name        string
+	State       State
+	Description string
+	TargetURL   string
+	// PipelineID is GitLab's pipeline id from the first answer, 0 before it is known.
+	PipelineID int64
+}
+
+// Statuses posts commit statuses to GitLab and returns GitLab's pipeline id.
+type Statuses interface {
+	Post(ctx context.Context, u StatusUpdate) (gitlabPipelineID int64, err error)
+}
+
+// Store keeps pipelines and their jobs.
+type Store interface {
+	// CreatePipeline gives p an ID and stores it, with its trigger and planned jobs, and queues
+	// task: both happen or neither.
+	CreatePipeline(ctx context.Context, p *Pipeline, first Task) error
+	Pipeline(ctx context.Context, id int64) (*Pipeline, error)
+	// UpdatePipeline stores the pipeline's own fields (not its jobs).
+	UpdatePipeline(ctx context.Context, p *Pipeline) error
+	// SwapJob stores job only when the stored job is still in state from; it reports whether it did.
+	// It is how two workers finishing at once agree on who moves a job.
+	SwapJob(ctx context.Context, pipelineID int64, from State, job Job) (bool, error)
+	// AppendLog adds output to a job attempt's log.
+	AppendLog(ctx context.Context, pipelineID int64, job string, attempt int, p []byte) error
+	// Released is the highest pipeline ID released from a project's branch, 0 if none.
+	Released(ctx context.Context, project, branch string) (int64, error)
+	// MarkReleased records a release of a branch by a pipeline, unless a newer one is recorded.
+	MarkReleased(ctx context.Context, project, branch string, pipelineID int64) error
+}
+
+// Task is one unit of queued work: a pipeline to start (Job == "") or a job attempt to run.
+type Task struct {
+	PipelineID int64  `json:"pipeline"`
+	Job        string `json:"job,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	// Retried and MaxRetry come from the queue when the task is handed over: how many times it
+	// was already tried, and how many retries it is allowed.
+	Retried  int `json:"-"`
+	MaxRetry int `json:"-"`
+}
+
+// Queue puts tasks on the work queue. Enqueueing a task that is already queued or running is a
+// no-op, so two workers that both decide a job is next start it once.
+type Queue interface {
+	Enqueue(ctx context.Context, t Task) error
+}

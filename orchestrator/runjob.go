@@ -1,0 +1,215 @@
+package orchestrator
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// runJob runs one attempt of one job: it moves the job to running, does the work through the
+// Executor, records the outcome, and dispatches what comes next.
+func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
+	j, ok := p.Job(t.Job)
+	if !ok || j.Attempt != t.Attempt {
+		return nil // a task of a job or attempt that no longer exists
+	}
+	if j.Name == JobRelease && j.State == StatePending {
+		if skip, reason, err := e.releaseOutdated(ctx, p); err != nil {
+			return err
+		} else if skip {
+			if _, err := e.transition(ctx, p, j.Name, EventSkip, func(j *Job) { j.Description = reason }); err != nil {
+				return err
+			}
+			return e.dispatch(ctx, p.ID)
+		}
+	}
+	switch j.State {
+	case StatePending:
+		moved, err := e.transition(ctx, p, j.Name, EventRun, func(j *Job) { j.Description = "running" })
+		if err != nil || !moved {
+			return err
+		}
+	case StateRunning:
+		// The queue handed the task over again: its worker died or it failed for the
+		// infrastructure. GitLab already shows it running.
+		if _, err := e.transition(ctx, p, j.Name, EventResume, func(*Job) {}); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	log := &logWriter{ctx: ctx, store: e.store, pipeline: p.ID, job: j.Name, attempt: j.Attempt}
+	out := e.execute(ctx, p, *j, log)
+	if out.err != nil && !errors.Is(out.err, ErrProjectFault) {
+		if ctx.Err() != nil || t.Retried < t.MaxRetry {
+			fmt.Fprintf(log, "\ninfrastructure error (attempt %d of %d, will retry): %v\n", t.Retried+1, t.MaxRetry+1, out.err)
+			e.log.Warn("job failed for the infrastructure, retrying", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Error(out.err))
+			return out.err
+		}
+		out.class, out.desc = ClassInfrastructure, "infrastructure: "+out.err.Error()
+	} else if out.err != nil {
+		out.class, out.desc = ClassProject, out.err.Error()
+	}
+	if out.desc != "" {
+		fmt.Fprintf(log, "\n%s\n", out.desc)
+	}
+	ev := EventSucceed
+	if out.class != ClassNone {
+		ev = EventFail
+	}
+	_, err := e.transition(ctx, p, j.Name, ev, func(j *Job) {
+		j.Description, j.ErrorClass, j.ExitCode = out.desc, out.class, out.exitCode
+	})
+	if err != nil {
+		return err
+	}
+	return e.dispatch(ctx, p.ID)
+}
+
+// outcome is what one job attempt came to.
+type outcome struct {
+	desc     string
+	class    ErrorClass
+	exitCode *int
+	err      error
+}
+
+// execute does a job's work. Success and the project's failures come back in the outcome;
+// out.err holds an error the job could not get past.
+func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer) outcome {
+	proj, ok := e.Project(p.Trigger.Project)
+	if !ok {
+		return outcome{err: fmt.Errorf("project %s is no longer configured: %w", p.Trigger.Project, ErrProjectFault)}
+	}
+	start := e.now()
+	switch {
+	case j.Name == JobBuild:
+		return e.build(ctx, p, proj, log, start)
+	case j.Name == JobRelease:
+		return e.release(ctx, p, proj, log)
+	}
+	spec, ok := testSpec(proj, j.TestName())
+	if !ok {
+		return outcome{err: fmt.Errorf("test %s is no longer configured: %w", j.TestName(), ErrProjectFault)}
+	}
+	tail := &tailWriter{w: log}
+	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, Test: spec}, tail)
+	if err != nil {
+		return outcome{err: err}
+	}
+	code := res.ExitCode
+	summary := pytestSummary(tail.String())
+	switch {
+	case res.OOMKilled:
+		return outcome{err: fmt.Errorf("out of memory (limit %d MiB), exit %d", spec.Memory>>20, code), exitCode: &code}
+	case res.TimedOut:
+		return outcome{class: ClassProject, desc: "timed out after " + spec.Timeout.String(), exitCode: &code}
+	case code != 0:
+		return outcome{class: ClassProject, desc: joinNonEmpty(fmt.Sprintf("exit %d", code), summary), exitCode: &code}
+	}
+	return outcome{desc: cmp.Or(summary, "passed in "+res.Duration.Round(100*time.Millisecond).String()), exitCode: &code}
+}
+
+func (e *Engine) build(ctx context.Context, p *Pipeline, proj Project, log io.Writer, start time.Time) outcome {
+	src, err := e.source.Archive(ctx, p.Trigger.ProjectID, p.Trigger.SHA)
+	if errors.Is(err, ErrNotFound) {
+		return outcome{err: fmt.Errorf("source of %s not found: %w", p.Trigger.ShortSHA(), ErrProjectFault)}
+	}
+	if err != nil {
+		return outcome{err: fmt.Errorf("fetch source: %w", err)}
+	}
+	defer src.Close()
+	res, err := e.exec.Build(ctx, BuildRequest{PipelineID: p.ID, Project: proj, Trigger: p.Trigger, Source: src}, log)
+	if err != nil {
+		return outcome{err: err}
+	}
+	p.Image, p.ImageRef = res.ImageID, res.ImageRef
+	if err := e.store.UpdatePipeline(ctx, p); err != nil {
+		return outcome{err: fmt.Errorf("record image: %w", err)}
+	}
+	desc := "built in " + e.now().Sub(start).Round(100*time.Millisecond).String()
+	if res.BaseImage != "" && !res.BaseBuilt {
+		desc += ", base reused"
+	}
+	return outcome{desc: desc}
+}
+
+// releaseOutdated asks the guard again right before the push.
+func (e *Engine) releaseOutdated(ctx context.Context, p *Pipeline) (bool, string, error) {
+	proj, _ := e.Project(p.Trigger.Project)
+	released, err := e.store.Released(ctx, proj.Path, p.Trigger.Ref)
+	if err != nil {
+		return false, "", err
+	}
+	v := ReleaseGuard(GuardInput{Phase: PhasePush, Trigger: p.Trigger, Policy: proj.Release, Pipeline: p.ID, Jobs: p.Jobs, Released: released})
+	if v.Allowed {
+		return false, "", nil
+	}
+	return true, v.Reason, nil
+}
+
+func (e *Engine) release(ctx context.Context, p *Pipeline, proj Project, log io.Writer) outcome {
+	tags, err := ReleaseTags(proj.Release.Tags, p)
+	if err != nil {
+		return outcome{err: fmt.Errorf("release tags: %v: %w", err, ErrProjectFault)}
+	}
+	res, err := e.exec.Release(ctx, ReleaseRequest{PipelineID: p.ID, ImageID: p.Image, Repository: proj.Image, Tags: tags}, log)
+	if err != nil {
+		return outcome{err: err}
+	}
+	p.Digest = res.Digest
+	if err := e.store.UpdatePipeline(ctx, p); err != nil {
+		return outcome{err: fmt.Errorf("record digest: %w", err)}
+	}
+	if err := e.store.MarkReleased(ctx, proj.Path, p.Trigger.Ref, p.ID); err != nil {
+		return outcome{err: fmt.Errorf("record release: %w", err)}
+	}
+	return outcome{desc: fmt.Sprintf("pushed %d tags, %s", len(res.Pushed), shortDigest(res.Digest))}
+}
+
+func testSpec(p Project, name string) (TestSpec, bool) {
+	for _, t := range p.Tests {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return TestSpec{}, false
+}
+
+// pytestRE finds pytest's closing summary, e.g. "2 failed, 3 passed in 0.41s".
+var pytestRE = regexp.MustCompile(`(?m)(\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)(?:, \d+ \w+)* in [\d.]+s)`)
+
+func pytestSummary(out string) string {
+	m := pytestRE.FindAllString(out, -1)
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1]
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func joinNonEmpty(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + ": " + b
+}
+
+// ReleaseTags renders a project's release tag templates for a pipeline.
+func ReleaseTags(templates []string, p *Pipeline) ([]string, error) {
+	data := TagData{SHA: p.Trigger.SHA, ShortSHA: p.Trigger.ShortSHA(), Ref: p.Trigger.Ref, PipelineID: strconv.FormatInt(p.ID, 10)}
+	return renderTags(templates, data)
+}
