@@ -1,0 +1,140 @@
+// Package configs turns gantry's YAML file and the process environment into a
+// validated Config, with defaults filled in and every problem reported at once.
+//
+// Only cmd/gantry imports this package; the other packages receive the values
+// they need through their own constructors, so the shape of the file can
+// change without touching them.
+package configs
+
+import (
+	"strings"
+	"time"
+)
+
+// Defaults that hold for the whole process. Per-project defaults live next to
+// the project types.
+const (
+	defaultListen        = ":8080"
+	defaultStatusPrefix  = "gantry"
+	defaultConcurrency   = 4
+	defaultJobRetries    = 2
+	defaultShutdownGrace = 30 * time.Second
+)
+
+// Config is the whole configuration of a gantry process. Every process sharing
+// one Redis should load the same file.
+type Config struct {
+	Server     Server     `yaml:"server" json:"server"`
+	Redis      Redis      `yaml:"redis" json:"redis"`
+	GitLab     GitLab     `yaml:"gitlab" json:"gitlab"`
+	Docker     Docker     `yaml:"docker" json:"docker"`
+	Workers    Workers    `yaml:"workers" json:"workers"`
+	API        API        `yaml:"api" json:"api"`
+	Registries []Registry `yaml:"registries" json:"registries"`
+	Projects   []Project  `yaml:"projects" json:"projects"`
+}
+
+// Default returns the configuration used when there is no file: listen on
+// :8080, an embedded Redis, no projects.
+func Default() *Config {
+	return &Config{
+		Server:  Server{Listen: defaultListen},
+		GitLab:  GitLab{StatusPrefix: defaultStatusPrefix},
+		Workers: Workers{Concurrency: defaultConcurrency, JobRetries: defaultJobRetries, ShutdownGrace: Duration{defaultShutdownGrace}},
+		API:     API{PublicPages: true},
+	}
+}
+
+// Server is the HTTP side: webhooks, REST API and pipeline pages.
+type Server struct {
+	// Listen is the TCP address to serve on, ":8080" by default.
+	Listen string `yaml:"listen" json:"listen"`
+	// PublicURL is how GitLab users reach gantry; commit statuses link to
+	// pages under it. Empty means statuses carry no link.
+	PublicURL string `yaml:"public_url" json:"public_url"`
+}
+
+// Redis locates the only state gantry has.
+type Redis struct {
+	// URL is a redis://, rediss:// or unix:// URL. It is a Secret because it
+	// may carry a password. Empty means an embedded in-memory Redis.
+	URL Secret `yaml:"url" json:"url"`
+	// URLFile, when set, is read into URL, so the password can stay out of
+	// the config file and the environment.
+	URLFile string `yaml:"url_file" json:"url_file"`
+}
+
+// GitLab is the instance gantry posts commit statuses to and registers hooks on.
+type GitLab struct {
+	// URL is the GitLab base URL, e.g. https://gitlab.example.com.
+	URL string `yaml:"url" json:"url"`
+	// Token is an access token with the api scope.
+	Token Secret `yaml:"token" json:"token"`
+	// TokenFile, when set, is read into Token.
+	TokenFile string `yaml:"token_file" json:"token_file"`
+	// StatusPrefix starts every commit status name: <prefix>/build,
+	// <prefix>/test/<name>, <prefix>/release. Default "gantry".
+	StatusPrefix string `yaml:"status_prefix" json:"status_prefix"`
+}
+
+// Docker is the engine a worker process builds and tests on.
+type Docker struct {
+	// Host is the engine address (unix:///var/run/docker.sock,
+	// tcp://host:2376). Empty means DOCKER_HOST or the local socket.
+	Host string `yaml:"host" json:"host"`
+	// TLSVerify makes the client verify the engine's certificate.
+	TLSVerify bool `yaml:"tls_verify" json:"tls_verify"`
+	// CertPath is a directory holding ca.pem, cert.pem and key.pem.
+	CertPath string `yaml:"cert_path" json:"cert_path"`
+}
+
+// Workers sizes the job-running side of a process.
+type Workers struct {
+	// Concurrency is how many jobs one process runs at a time. Default 4.
+	Concurrency int `yaml:"concurrency" json:"concurrency"`
+	// JobRetries is how many times a job that failed because of the
+	// infrastructure is retried. Default 2; 0 turns retries off.
+	JobRetries int `yaml:"job_retries" json:"job_retries"`
+	// ShutdownGrace is how long running jobs may take to finish on shutdown
+	// before they are handed back to the queue. Default 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
+}
+
+// API guards the REST API.
+type API struct {
+	// Tokens are the accepted bearer tokens. Empty entries are dropped, so an
+	// unset ${VAR} does not become a token that matches an empty header.
+	Tokens []Secret `yaml:"tokens" json:"tokens"`
+	// TokensFile, when set, is read into Tokens, one token per line.
+	TokensFile string `yaml:"tokens_file" json:"tokens_file"`
+	// PublicPages lets anyone read the pipeline pages GitLab links to,
+	// without a token. Default true.
+	PublicPages bool `yaml:"public_pages" json:"public_pages"`
+}
+
+// Registry holds the credentials gantry uses for one registry host. Images on
+// hosts without an entry are pulled and pushed anonymously.
+type Registry struct {
+	// Host is the registry's host[:port], as it appears in image names.
+	Host string `yaml:"host" json:"host"`
+	// Username is the registry login.
+	Username string `yaml:"username" json:"username"`
+	// Password is the registry password or token.
+	Password Secret `yaml:"password" json:"password"`
+	// PasswordFile, when set, is read into Password.
+	PasswordFile string `yaml:"password_file" json:"password_file"`
+	// CAFile is a PEM bundle trusted for this registry, for private CAs.
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+}
+
+// Project returns the project whose path matches path. GitLab treats paths
+// case-insensitively, and webhook payloads do not always use the configured
+// spelling, so neither do we.
+func (c *Config) Project(path string) (*Project, bool) {
+	for i := range c.Projects {
+		if strings.EqualFold(c.Projects[i].Path, path) {
+			return &c.Projects[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,170 @@
+package configs_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gantry-ci/gantry/configs"
+)
+
+func TestLoadReportsAllErrorsAtOnce(t *testing.T) {
+	t.Parallel()
+	const file = `
+server: {public_url: "ftp://ci.example.com"}
+workers: {concurrency: 0}
+projects:
+  - path: group/app
+    webhook_secret: s
+    image: registry.example.com/group/app:v1
+    release: {branches: []}
+  - path: Group/App
+    image: registry.example.com/group/other
+    tests:
+      - {name: unit, command: ["true"], timeout: ten}
+      - {name: "Unit!", command: []}
+    schedules: [{cron: "61 * * * *", ref: master}]
+`
+	_, err := configs.Load(writeConfig(t, file), nil)
+	errs := fieldErrors(t, err)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Key)
+	}
+	want := []string{
+		"projects[1].tests[0].timeout", // decoding problems come first, in file order
+		"server.public_url",
+		"workers.concurrency",
+		"projects[0].image",
+		"projects[0].release.branches",
+		"projects[1].path",
+		"projects[1].webhook_secret",
+		"projects[1].tests[1].name",
+		"projects[1].tests[1].command",
+		"projects[1].schedules[0].cron",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Load() error keys mismatch (-want +got):\n%s\nerror:\n%v", diff, err)
+	}
+	for _, msg := range []string{
+		`projects[1].tests[0].timeout: "ten" is not a duration`,
+		"projects[0].release.branches: must not be empty",
+		`projects[1].path: "Group/App" is already configured in projects[0]`,
+	} {
+		if !strings.Contains(err.Error(), msg) {
+			t.Errorf("Load() = %v, want it to contain %q", err, msg)
+		}
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		want       configs.FieldError
+	}{
+		{"top level", "serve: {listen: \":1\"}\n", configs.FieldError{Key: "serve", Message: "unknown key (did you mean server?)"}},
+		{"nested", minimal + "    build: {dockerfil: Dockerfile}\n",
+			configs.FieldError{Key: "projects[0].build.dockerfil", Message: "unknown key (did you mean dockerfile?)"}},
+		{"in a list", minimal + "    tests: [{name: unit, command: [x], timout: 1m}]\n",
+			configs.FieldError{Key: "projects[0].tests[0].timout", Message: "unknown key (did you mean timeout?)"}},
+		{"nothing close", "workers: {colour: blue}\n", configs.FieldError{Key: "workers.colour", Message: "unknown key"}},
+		{"set twice", "server: {listen: \":1\"}\nserver: {listen: \":2\"}\n", configs.FieldError{Key: "server", Message: "set twice"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := configs.Load(writeConfig(t, tt.yaml), nil)
+			if diff := cmp.Diff(configs.Errors{tt.want}, fieldErrors(t, err)); diff != "" {
+				t.Errorf("Load(%q) errors mismatch (-want +got):\n%s", tt.yaml, diff)
+			}
+		})
+	}
+}
+
+func TestLoadRejectsWrongTypes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		want       configs.FieldError
+	}{
+		{"integer", "workers: {concurrency: many}\n", configs.FieldError{Key: "workers.concurrency", Message: `"many" is not an integer`}},
+		{"boolean", "api: {public_pages: maybe}\n", configs.FieldError{Key: "api.public_pages", Message: `"maybe" is not true or false`}},
+		{"duration", "workers: {shutdown_grace: 30}\n",
+			configs.FieldError{Key: "workers.shutdown_grace", Message: `"30" is not a duration (e.g. 90s, 10m, 1h30m)`}},
+		{"byte size", minimal + "    tests: [{name: unit, command: [x], memory: lots}]\n",
+			configs.FieldError{Key: "projects[0].tests[0].memory", Message: `"lots" is not a byte size (e.g. 512MiB, 1GiB, 256m, 1048576)`}},
+		{"number", minimal + "    tests: [{name: unit, command: [x], cpus: half}]\n",
+			configs.FieldError{Key: "projects[0].tests[0].cpus", Message: `"half" is not a number`}},
+		{"list as value", minimal + "    tests: [{name: unit, command: pytest}]\n",
+			configs.FieldError{Key: "projects[0].tests[0].command", Message: "must be a list, not a single value"}},
+		{"mapping as list", "projects: {path: group/app}\n", configs.FieldError{Key: "projects", Message: "must be a list, not a mapping"}},
+		{"list as string", "server: {listen: [a]}\n", configs.FieldError{Key: "server.listen", Message: "must be a string, not a list"}},
+		{"bad reference", "gitlab: {token: \"pa${ss\"}\n",
+			configs.FieldError{Key: "gitlab.token", Message: "unterminated ${ (write $${ for a literal ${)"}},
+		{"not a mapping", "- a\n", configs.FieldError{Message: "must be a mapping, not a list"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := configs.Load(writeConfig(t, tt.yaml), nil)
+			if diff := cmp.Diff(configs.Errors{tt.want}, fieldErrors(t, err)); diff != "" {
+				t.Errorf("Load(%q) errors mismatch (-want +got):\n%s", tt.yaml, diff)
+			}
+		})
+	}
+}
+
+func TestLoadValidates(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		key, msg   string
+	}{
+		{"listen", "server: {listen: \"8080\"}\n", "server.listen", `"8080" is not a host:port address`},
+		{"gitlab url", "gitlab: {url: gitlab.example.com}\n", "gitlab.url", "is not an absolute http(s) URL"},
+		{"redis scheme", "redis: {url: \"http://:pw@r:6379\"}\n", "redis.url", "must be a redis://"},
+		{"docker host", "docker: {host: \"localhost:2375\"}\n", "docker.host", "is not a Docker host"},
+		{"docker tls", "docker: {tls_verify: true}\n", "docker.cert_path", "required when docker.tls_verify"},
+		{"negative retries", "workers: {job_retries: -1}\n", "workers.job_retries", "must not be negative"},
+		{"registry host", "registries: [{host: \"https://r.example.com\"}]\n", "registries[0].host", "is not a registry host"},
+		{"registry twice", "registries: [{host: r.example.com}, {host: R.example.com}]\n", "registries[1].host", "already configured in registries[0]"},
+		{"registry ca file", "registries: [{host: r.example.com, ca_file: /nonexistent/ca.pem}]\n", "registries[0].ca_file", "no such file"},
+		{"project path", "projects: [{path: app, webhook_secret: s, image: r.example.com/app}]\n", "projects[0].path", "is not a GitLab project path"},
+		{"image reference", "projects: [{path: g/app, webhook_secret: s, image: \"r.example.com/App\"}]\n", "projects[0].image", "is not an image reference"},
+		{"dockerfile outside", minimal + "    build: {dockerfile: ../Dockerfile}\n", "projects[0].build.dockerfile", "relative path inside the repository"},
+		{"pull", minimal + "    build: {pull: never}\n", "projects[0].build.pull", `"never" is not one of missing, always`},
+		{"base image arg", minimal + "    build: {args: {BASE_IMAGE: x}}\n", "projects[0].build.args.BASE_IMAGE", "reserved"},
+		{"arg name", minimal + "    build: {args: {\"A-B\": x}}\n", "projects[0].build.args.A-B", "is not a variable name"},
+		{"base inputs", minimal + "    base: {dockerfile: Dockerfile.base, image: r.example.com/base}\n", "projects[0].base.inputs", "must not be empty"},
+		{"base image", minimal + "    base: {dockerfile: D, inputs: [r.txt], image: registry.example.com/group/app}\n", "projects[0].base.image", "must differ from projects[0].image"},
+		{"index url credentials", minimal + "    generate: {python: {index_url: \"https://u:p@pypi.example.com/simple\"}}\n",
+			"projects[0].generate.python.index_url", "must not contain credentials"},
+		{"system package", minimal + "    generate: {python: {system_packages: [\"curl; rm -rf /\"]}}\n",
+			"projects[0].generate.python.system_packages[0]", "is not a Debian package name"},
+		{"reserved test name", minimal + "    tests: [{name: build, command: [x]}]\n", "projects[0].tests[0].name", "reserved for the build job"},
+		{"test name twice", minimal + "    tests: [{name: unit, command: [x]}, {name: unit, command: [y]}]\n", "projects[0].tests[1].name", "already used by projects[0].tests[0]"},
+		{"memory", minimal + "    tests: [{name: unit, command: [x], memory: 1m}]\n", "projects[0].tests[0].memory", "must be at least 6MiB"},
+		{"network", minimal + "    tests: [{name: unit, command: [x], network: host}]\n", "projects[0].tests[0].network", `"host" is not one of none, bridge`},
+		{"env name", minimal + "    tests: [{name: unit, command: [x], env: {\"1A\": x}}]\n", "projects[0].tests[0].env.1A", "is not a variable name"},
+		{"ref as branch", minimal + "    release: {branches: [refs/heads/master]}\n", "projects[0].release.branches[0]", "is a ref"},
+		{"tag template", minimal + "    release: {tags: [\"{{.Nope}}\"]}\n", "projects[0].release.tags[0]", "does not render"},
+		{"tag syntax", minimal + "    release: {tags: [\"{{.SHA\"]}\n", "projects[0].release.tags[0]", "is not a template"},
+		{"tag per branch", minimal + "    release: {branches: [master, release/1.x], tags: [\"{{.Ref}}\"]}\n",
+			"projects[0].release.tags[0]", `renders "release/1.x" for branch release/1.x, which is not a Docker tag`},
+		{"test tag", minimal + "    release: {tags: [\"test-{{.PipelineID}}\"]}\n", "projects[0].release.tags[0]", "test images"},
+		{"empty tags", minimal + "    release: {tags: []}\n", "projects[0].release.tags", "must not be empty"},
+		{"schedule ref", minimal + "    schedules: [{cron: \"@daily\"}]\n", "projects[0].schedules[0].ref", "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := configs.Load(writeConfig(t, tt.yaml), nil)
+			errs := fieldErrors(t, err)
+			if len(errs) != 1 || errs[0].Key != tt.key || !strings.Contains(errs[0].Message, tt.msg) {
+				t.Errorf("Load(%q) = %v, want one error %s: …%s…", tt.yaml, err, tt.key, tt.msg)
+			}
+		})
+	}
+}

@@ -1,0 +1,77 @@
+package configs_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gantry-ci/gantry/configs"
+)
+
+func TestLoadReadsSecretFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	token := write("gitlab-token", "glpat-abc\n")
+	write("hook", "hook-secret\r\n") // relative to the config file
+	password := write("registry-password", "pw\n\n")
+	tokens := write("api-tokens", "one\n\n  two  \n")
+	redis := write("redis-url", "redis://:pw@redis:6379/0\n")
+	write("ca.pem", "not checked beyond existing")
+	config := write("gantry.yaml", `
+redis: {url_file: `+redis+`}
+gitlab: {token_file: `+token+`}
+api: {tokens_file: `+tokens+`}
+registries: [{host: registry.example.com, username: ci, password_file: `+password+`, ca_file: ca.pem}]
+projects:
+  - path: group/app
+    webhook_secret_file: hook
+    image: registry.example.com/group/app
+`)
+	cfg, err := configs.Load(config, nil)
+	if err != nil {
+		t.Fatalf("Load(%s) = %v, want no error", config, err)
+	}
+	got := []string{
+		cfg.Redis.URL.Value(), cfg.GitLab.Token.Value(), cfg.Registries[0].Password.Value(),
+		cfg.Projects[0].WebhookSecret.Value(), cfg.Projects[0].WebhookSecretFile, cfg.Registries[0].CAFile,
+	}
+	for _, s := range cfg.API.Tokens {
+		got = append(got, s.Value())
+	}
+	want := []string{"redis://:pw@redis:6379/0", "glpat-abc", "pw", "hook-secret", filepath.Join(dir, "hook"), filepath.Join(dir, "ca.pem"), "one", "two"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Load(%s) secrets mismatch (-want +got):\n%s", config, diff)
+	}
+}
+
+func TestLoadSecretFileErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, key string
+	}{
+		{"missing file", `gitlab: {token_file: /nonexistent/token}`, "gitlab.token_file"},
+		{"both set", `gitlab: {token: abc, token_file: /nonexistent/token}`, "gitlab.token_file"},
+		{"project secret missing", `
+projects:
+  - {path: group/app, webhook_secret_file: nope, image: registry.example.com/group/app}`, "projects[0].webhook_secret_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := configs.Load(writeConfig(t, tt.yaml), nil)
+			errs := fieldErrors(t, err)
+			if len(errs) != 1 || errs[0].Key != tt.key {
+				t.Errorf("Load(%q) = %v, want an error for %s", tt.yaml, err, tt.key)
+			}
+		})
+	}
+}

@@ -1,0 +1,189 @@
+package configs
+
+import (
+	"cmp"
+	"time"
+)
+
+// Values accepted by Build.Pull.
+const (
+	// PullMissing pulls a base image only when the engine does not have it.
+	PullMissing = "missing"
+	// PullAlways pulls base images on every build, like docker build --pull.
+	PullAlways = "always"
+)
+
+// Values accepted by Test.Network.
+const (
+	// NetworkNone gives a test container only a loopback interface.
+	NetworkNone = "none"
+	// NetworkBridge gives a test container Docker's default bridge network.
+	NetworkBridge = "bridge"
+)
+
+// Per-project defaults.
+const (
+	defaultDockerfile   = "Dockerfile"
+	defaultContext      = "."
+	defaultPythonImage  = "python:3.11-slim"
+	defaultTestTimeout  = 10 * time.Minute
+	defaultTestMemory   = 512 * MiB
+	defaultTestCPUs     = 1.0
+	defaultTestPids     = 256
+	defaultReleaseRef   = "master"
+	defaultReleaseTag   = "latest"
+	defaultReleaseShort = "{{.ShortSHA}}"
+)
+
+// Project is one GitLab project gantry builds, tests and releases.
+type Project struct {
+	// Path is GitLab's path_with_namespace (group/app) or the numeric id.
+	Path string `yaml:"path" json:"path"`
+	// WebhookSecret is the token GitLab sends in X-Gitlab-Token.
+	WebhookSecret Secret `yaml:"webhook_secret" json:"webhook_secret"`
+	// WebhookSecretFile, when set, is read into WebhookSecret.
+	WebhookSecretFile string `yaml:"webhook_secret_file" json:"webhook_secret_file"`
+	// Image is the repository the app image is pushed to, without a tag.
+	Image string `yaml:"image" json:"image"`
+	// Build says how the app image is built.
+	Build Build `yaml:"build" json:"build"`
+	// Base, when set, makes the build two-tier: a base image rebuilt only
+	// when its inputs change.
+	Base *Base `yaml:"base" json:"base"`
+	// Generate renders Dockerfiles for projects that have none.
+	Generate Generate `yaml:"generate" json:"generate"`
+	// Supersede lets a newer push to a branch cancel the branch's older
+	// build and test jobs. Nil means true; use SupersedeEnabled.
+	Supersede *bool `yaml:"supersede" json:"supersede"`
+	// Tests run in parallel in containers from the built image.
+	Tests []Test `yaml:"tests" json:"tests"`
+	// Release says when and under which tags the tested image is pushed.
+	Release Release `yaml:"release" json:"release"`
+	// Schedules start pipelines on a cron schedule.
+	Schedules []Schedule `yaml:"schedules" json:"schedules"`
+}
+
+// SupersedeEnabled reports whether newer pushes cancel older work on the same
+// branch. It is true unless the project turned it off.
+func (p *Project) SupersedeEnabled() bool {
+	return p.Supersede == nil || *p.Supersede
+}
+
+// Build says how the app image is built. Paths are relative to the repository.
+type Build struct {
+	// Dockerfile is the app Dockerfile. Default "Dockerfile".
+	Dockerfile string `yaml:"dockerfile" json:"dockerfile"`
+	// Context is the build context directory. Default ".".
+	Context string `yaml:"context" json:"context"`
+	// Args are build arguments, given to both the base and the app build.
+	Args map[string]string `yaml:"args" json:"args"`
+	// Target is the multi-stage target to build; empty builds the last stage.
+	Target string `yaml:"target" json:"target"`
+	// Pull is PullMissing (default) or PullAlways.
+	Pull string `yaml:"pull" json:"pull"`
+}
+
+// Base is the first tier of a two-tier build: an image with the slow-changing
+// dependencies, tagged by a hash of its inputs and built only when that tag
+// does not exist yet. The app build receives it as build-arg BASE_IMAGE.
+type Base struct {
+	// Dockerfile is the base Dockerfile, relative to the repository.
+	Dockerfile string `yaml:"dockerfile" json:"dockerfile"`
+	// Inputs are the files whose content decides the base image's tag.
+	Inputs []string `yaml:"inputs" json:"inputs"`
+	// Image is the repository of the base image, without a tag.
+	Image string `yaml:"image" json:"image"`
+}
+
+// Generate holds the generators for projects without a Dockerfile.
+type Generate struct {
+	// Python renders Dockerfiles for projects with requirements.txt,
+	// pyproject.toml or setup.py.
+	Python *GeneratePython `yaml:"python" json:"python"`
+}
+
+// GeneratePython parameterises the Python Dockerfile templates.
+type GeneratePython struct {
+	// Image is the Python image to start from. Default "python:3.11-slim".
+	Image string `yaml:"image" json:"image"`
+	// IndexURL is a pip index mirror. It must not carry credentials,
+	// because it ends up in the image.
+	IndexURL string `yaml:"index_url" json:"index_url"`
+	// Wheels is a repository folder of wheels for offline installs.
+	Wheels string `yaml:"wheels" json:"wheels"`
+	// SystemPackages are Debian packages installed with apt-get.
+	SystemPackages []string `yaml:"system_packages" json:"system_packages"`
+	// SetupPy runs setup.py install for the project.
+	SetupPy bool `yaml:"setup_py" json:"setup_py"`
+	// Command is the image's CMD.
+	Command []string `yaml:"command" json:"command"`
+}
+
+// Test is one test job, run in a container from the test image.
+type Test struct {
+	// Name names the job and its commit status; unique within the project.
+	Name string `yaml:"name" json:"name"`
+	// Command is run without a shell; exit 0 passes.
+	Command []string `yaml:"command" json:"command"`
+	// Env is added to the container's environment.
+	Env map[string]string `yaml:"env" json:"env"`
+	// Timeout stops the test after this long. Default 10m.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Memory limits the container's memory (without swap). Default 512MiB.
+	Memory ByteSize `yaml:"memory" json:"memory"`
+	// CPUs limits the container's CPU share. Default 1.
+	CPUs float64 `yaml:"cpus" json:"cpus"`
+	// Pids limits the number of processes in the container. Default 256.
+	Pids int64 `yaml:"pids" json:"pids"`
+	// Network is NetworkNone (default) or NetworkBridge.
+	Network string `yaml:"network" json:"network"`
+}
+
+// Release says which pipelines push the tested image and under which tags.
+type Release struct {
+	// Branches are the branch names whose pushes release, matched exactly.
+	// Default [master].
+	Branches []string `yaml:"branches" json:"branches"`
+	// Tags are text/template strings over .SHA, .ShortSHA, .Ref and
+	// .PipelineID. Default ["latest", "{{.ShortSHA}}"].
+	Tags []string `yaml:"tags" json:"tags"`
+	// TagPushes also releases on tag pushes, under the tag's name.
+	TagPushes bool `yaml:"tag_pushes" json:"tag_pushes"`
+}
+
+// Schedule starts a pipeline for Ref whenever Cron fires.
+type Schedule struct {
+	// Cron is a standard five-field cron expression or a descriptor such as @daily.
+	Cron string `yaml:"cron" json:"cron"`
+	// Ref is the branch or tag to run.
+	Ref string `yaml:"ref" json:"ref"`
+}
+
+// setDefaults fills what the file left out. A nil list means the key was
+// absent and gets the default; an explicit empty list is kept so that
+// validation can refuse it rather than silently release from master.
+func (p *Project) setDefaults() {
+	p.Build.Dockerfile = cmp.Or(p.Build.Dockerfile, defaultDockerfile)
+	p.Build.Context = cmp.Or(p.Build.Context, defaultContext)
+	p.Build.Pull = cmp.Or(p.Build.Pull, PullMissing)
+	if py := p.Generate.Python; py != nil {
+		py.Image = cmp.Or(py.Image, defaultPythonImage)
+	}
+	if p.Supersede == nil {
+		p.Supersede = new(true)
+	}
+	for i := range p.Tests {
+		t := &p.Tests[i]
+		t.Timeout = cmp.Or(t.Timeout, Duration{defaultTestTimeout})
+		t.Memory = cmp.Or(t.Memory, defaultTestMemory)
+		t.CPUs = cmp.Or(t.CPUs, defaultTestCPUs)
+		t.Pids = cmp.Or(t.Pids, defaultTestPids)
+		t.Network = cmp.Or(t.Network, NetworkNone)
+	}
+	if p.Release.Branches == nil {
+		p.Release.Branches = []string{defaultReleaseRef}
+	}
+	if p.Release.Tags == nil {
+		p.Release.Tags = []string{defaultReleaseTag, defaultReleaseShort}
+	}
+}

@@ -1,0 +1,157 @@
+package configs
+
+import (
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// validate checks everything that decoding alone cannot: required values,
+// allowed words, references between keys, and files on this host. It runs on
+// a Config with defaults filled in, and messages never quote a Secret.
+func (c *Config) validate() Errors {
+	var errs Errors
+	if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil || !isPort(port) {
+		errs.add("server.listen", "%q is not a host:port address (e.g. :8080)", c.Server.Listen)
+	}
+	checkHTTPURL(&errs, "server.public_url", c.Server.PublicURL)
+	if u := c.Redis.URL.Value(); u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss" && p.Scheme != "unix") {
+			errs.add("redis.url", "must be a redis://, rediss:// or unix:// URL")
+		}
+	}
+	checkHTTPURL(&errs, "gitlab.url", c.GitLab.URL)
+	if strings.ContainsAny(c.GitLab.StatusPrefix, " \t\n") {
+		errs.add("gitlab.status_prefix", "%q must not contain spaces", c.GitLab.StatusPrefix)
+	}
+	c.Docker.validate(&errs)
+	if c.Workers.Concurrency < 1 {
+		errs.add("workers.concurrency", "must be at least 1, not %d", c.Workers.Concurrency)
+	}
+	if c.Workers.JobRetries < 0 {
+		errs.add("workers.job_retries", "must not be negative, not %d", c.Workers.JobRetries)
+	}
+	if c.Workers.ShutdownGrace.Duration < 0 {
+		errs.add("workers.shutdown_grace", "must not be negative, not %s", c.Workers.ShutdownGrace)
+	}
+
+	hosts := map[string]int{}
+	for i, r := range c.Registries {
+		key := index("registries", i)
+		switch h := strings.ToLower(r.Host); {
+		case h == "":
+			errs.add(field(key, "host"), "required")
+		case !registryHost.MatchString(h):
+			errs.add(field(key, "host"), "%q is not a registry host[:port], without scheme or path", r.Host)
+		default:
+			if j, dup := hosts[h]; dup {
+				errs.add(field(key, "host"), "%q is already configured in registries[%d]", r.Host, j)
+			} else {
+				hosts[h] = i
+			}
+		}
+		checkHostFile(&errs, field(key, "ca_file"), r.CAFile, false)
+	}
+
+	paths := map[string]int{}
+	for i := range c.Projects {
+		key := index("projects", i)
+		p := &c.Projects[i]
+		if p.Path != "" {
+			lower := strings.ToLower(p.Path)
+			if j, dup := paths[lower]; dup {
+				errs.add(field(key, "path"), "%q is already configured in projects[%d]", p.Path, j)
+			} else {
+				paths[lower] = i
+			}
+		}
+		p.validate(&errs, key)
+	}
+	return errs
+}
+
+func (d *Docker) validate(errs *Errors) {
+	if d.Host != "" {
+		proto, addr, ok := strings.Cut(d.Host, "://")
+		switch proto {
+		case "unix", "tcp", "npipe", "http", "https":
+		default:
+			ok = false
+		}
+		if !ok || addr == "" {
+			errs.add("docker.host", "%q is not a Docker host (unix:///var/run/docker.sock or tcp://host:2376)", d.Host)
+		}
+	}
+	if d.TLSVerify && d.CertPath == "" {
+		errs.add("docker.cert_path", "required when docker.tls_verify is true (a directory with ca.pem, cert.pem and key.pem)")
+	}
+	checkHostFile(errs, "docker.cert_path", d.CertPath, true)
+}
+
+var (
+	// registryHost is the host[:port] part of an image reference, following
+	// the grammar of github.com/distribution/reference.
+	registryHost = regexp.MustCompile(`^(?:` + domain + `|\[[0-9a-f:]+\])(?::[0-9]+)?$`)
+	domain       = `(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])(?:\.(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9]))*`
+)
+
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// checkHTTPURL accepts an empty value or an absolute http(s) URL without
+// credentials: these URLs end up in commit statuses, pages and images.
+func checkHTTPURL(errs *Errors, key, s string) {
+	if s == "" {
+		return
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		errs.add(key, "is not a URL") // the parse error would quote the value, which may hold a password
+	case u.User != nil:
+		errs.add(key, "must not contain credentials")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs.add(key, "%q is not an absolute http(s) URL", s)
+	}
+}
+
+// checkHostFile checks that a path on the gantry host exists, as a directory
+// or as a file, so that a typo fails at start-up and not at the first build.
+func checkHostFile(errs *Errors, key, path string, dir bool) {
+	if path == "" {
+		return
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		errs.add(key, "%v", err)
+	case dir && !fi.IsDir():
+		errs.add(key, "%s is not a directory", path)
+	case !dir && fi.IsDir():
+		errs.add(key, "%s is a directory, not a file", path)
+	}
+}
+
+// oneOf checks that s is one of the allowed words.
+func oneOf(errs *Errors, key, s string, allowed ...string) {
+	if !slices.Contains(allowed, s) {
+		errs.add(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+	}
+}
+
+// checkNames checks the keys of an environment or build-argument map, in a
+// stable order so that messages come out the same on every run.
+func checkNames(errs *Errors, key string, m map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if !envName.MatchString(name) {
+			errs.add(field(key, name), "%q is not a variable name ([A-Za-z_][A-Za-z0-9_]*)", name)
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package configs
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+
+	"github.com/robfig/cron/v3"
+)
+
+var (
+	projectPath = regexp.MustCompile(`^(?:[0-9]+|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$`)
+	testName    = regexp.MustCompile(`^[a-z0-9_.-]+$`)
+	// imageName, dockerTag and imageDigest follow the grammar of
+	// github.com/distribution/reference, which the engine applies.
+	imageName    = regexp.MustCompile(`^(?:(?i:` + domain + `|\[[0-9a-f:]+\])(?::[0-9]+)?/)?` + pathPart + `(?:/` + pathPart + `)*$`)
+	pathPart     = `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+	dockerTag    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	imageDigest  = regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$`)
+	debianPkg    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$`)
+	badRefRunes  = " \t~^:?*[\\"
+	minMemory    = 6 * MiB // the smallest limit Docker accepts
+	reservedJobs = []string{"build", "release"}
+)
+
+// tagData is what a release tag template sees. The release job must offer
+// the same fields; validation renders every tag with sample values.
+type tagData struct {
+	SHA, ShortSHA, Ref, PipelineID string
+}
+
+func (p *Project) validate(errs *Errors, key string) {
+	switch {
+	case p.Path == "":
+		errs.add(field(key, "path"), "required")
+	case !projectPath.MatchString(p.Path):
+		errs.add(field(key, "path"), "%q is not a GitLab project path (group/project) or id", p.Path)
+	}
+	if p.WebhookSecret == "" {
+		errs.add(field(key, "webhook_secret"), "required (set webhook_secret or webhook_secret_file)")
+	}
+	checkImage(errs, field(key, "image"), p.Image, false)
+
+	bk := field(key, "build")
+	checkRepoPath(errs, field(bk, "dockerfile"), p.Build.Dockerfile)
+	checkRepoPath(errs, field(bk, "context"), p.Build.Context)
+	checkNames(errs, field(bk, "args"), p.Build.Args)
+	if _, ok := p.Build.Args["BASE_IMAGE"]; ok {
+		errs.add(field(bk, "args.BASE_IMAGE"), "is reserved: gantry sets it to the base image of two-tier builds")
+	}
+	oneOf(errs, field(bk, "pull"), p.Build.Pull, PullMissing, PullAlways)
+
+	if b := p.Base; b != nil {
+		k := field(key, "base")
+		if b.Dockerfile == "" {
+			errs.add(field(k, "dockerfile"), "required")
+		}
+		checkRepoPath(errs, field(k, "dockerfile"), b.Dockerfile)
+		if len(b.Inputs) == 0 {
+			errs.add(field(k, "inputs"), "must not be empty: the inputs decide when the base image is rebuilt")
+		}
+		for i, in := range b.Inputs {
+			checkRepoPath(errs, index(field(k, "inputs"), i), in)
+		}
+		checkImage(errs, field(k, "image"), b.Image, false)
+		if b.Image != "" && b.Image == p.Image {
+			errs.add(field(k, "image"), "must differ from %s", field(key, "image"))
+		}
+	}
+	if py := p.Generate.Python; py != nil {
+		k := field(key, "generate.python")
+		checkImage(errs, field(k, "image"), py.Image, true)
+		checkHTTPURL(errs, field(k, "index_url"), py.IndexURL)
+		checkRepoPath(errs, field(k, "wheels"), py.Wheels)
+		for i, pkg := range py.SystemPackages {
+			if !debianPkg.MatchString(pkg) {
+				errs.add(index(field(k, "system_packages"), i), "%q is not a Debian package name", pkg)
+			}
+		}
+	}
+	p.validateTests(errs, field(key, "tests"))
+	p.Release.validate(errs, field(key, "release"))
+	for i, s := range p.Schedules {
+		k := index(field(key, "schedules"), i)
+		if s.Cron == "" {
+			errs.add(field(k, "cron"), "required")
+		} else if _, err := cron.ParseStandard(s.Cron); err != nil {
+			errs.add(field(k, "cron"), "%q is not a cron schedule: %v", s.Cron, err)
+		}
+		if s.Ref == "" {
+			errs.add(field(k, "ref"), "required")
+		}
+	}
+}
+
+func (p *Project) validateTests(errs *Errors, key string) {
+	names := map[string]int{}
+	for i, t := range p.Tests {
+		k := index(key, i)
+		switch j, dup := names[t.Name]; {
+		case t.Name == "":
+			errs.add(field(k, "name"), "required")
+		case !testName.MatchString(t.Name):
+			errs.add(field(k, "name"), "%q may only contain a-z, 0-9, '_', '.' and '-'", t.Name)
+		case slices.Contains(reservedJobs, t.Name):
+			errs.add(field(k, "name"), "%q is reserved for the %s job", t.Name, t.Name)
+		case dup:
+			errs.add(field(k, "name"), "%q is already used by %s", t.Name, index(key, j))
+		default:
+			names[t.Name] = i
+		}
+		if len(t.Command) == 0 {
+			errs.add(field(k, "command"), "required")
+		} else if t.Command[0] == "" {
+			errs.add(index(field(k, "command"), 0), "must not be empty")
+		}
+		checkNames(errs, field(k, "env"), t.Env)
+		if t.Timeout.Duration <= 0 {
+			errs.add(field(k, "timeout"), "must be positive, not %s", t.Timeout)
+		}
+		if t.Memory < minMemory {
+			errs.add(field(k, "memory"), "must be at least %s, Docker's minimum, not %s", minMemory, t.Memory)
+		}
+		if !(t.CPUs > 0) { // also catches .nan
+			errs.add(field(k, "cpus"), "must be more than 0, not %v", t.CPUs)
+		}
+		if t.Pids < 1 {
+			errs.add(field(k, "pids"), "must be at least 1, not %d", t.Pids)
+		}
+		oneOf(errs, field(k, "network"), t.Network, NetworkNone, NetworkBridge)
+	}
+}
+
+func (r *Release) validate(errs *Errors, key string) {
+	if len(r.Branches) == 0 {
+		errs.add(field(key, "branches"), "must not be empty")
+	}
+	for i, b := range r.Branches {
+		switch {
+		case strings.HasPrefix(b, "refs/"):
+			errs.add(index(field(key, "branches"), i), "%q is a ref; write the branch name alone", b)
+		case b == "" || strings.ContainsAny(b, badRefRunes) || strings.Contains(b, ".."):
+			errs.add(index(field(key, "branches"), i), "%q is not a branch name", b)
+		}
+	}
+	if len(r.Tags) == 0 {
+		errs.add(field(key, "tags"), "must not be empty")
+	}
+	for i, tag := range r.Tags {
+		if msg := checkTagTemplate(tag, r.Branches); msg != "" {
+			errs.add(index(field(key, "tags"), i), "%s", msg)
+		}
+	}
+}
+
+// checkTagTemplate renders tag as the release job will, once per release
+// branch, because a template such as {{.Ref}} is only a valid tag for some
+// branch names. It returns what is wrong, or "".
+func checkTagTemplate(tag string, branches []string) string {
+	tmpl, err := template.New("tag").Option("missingkey=error").Parse(tag)
+	if err != nil {
+		return fmt.Sprintf("%q is not a template: %v", tag, err)
+	}
+	if len(branches) == 0 {
+		branches = []string{defaultReleaseRef}
+	}
+	for _, b := range branches {
+		var out strings.Builder
+		data := tagData{SHA: strings.Repeat("0123456789", 4), ShortSHA: "01234567", Ref: b, PipelineID: "42"}
+		if err := tmpl.Execute(&out, data); err != nil {
+			return fmt.Sprintf("%q does not render: %v", tag, err)
+		}
+		switch s := out.String(); {
+		case !dockerTag.MatchString(s):
+			return fmt.Sprintf("%q renders %q for branch %s, which is not a Docker tag", tag, s, b)
+		case strings.HasPrefix(s, "test-"):
+			return fmt.Sprintf("%q renders %q: tags starting with test- name gantry's test images", tag, s)
+		}
+	}
+	return ""
+}
+
+// checkImage checks a repository reference; with allowTag it may also carry
+// a tag or digest, as a base image to build from does.
+func checkImage(errs *Errors, key, s string, allowTag bool) {
+	if s == "" {
+		errs.add(key, "required")
+		return
+	}
+	name, digest, hasDigest := strings.Cut(s, "@")
+	tag := ""
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name, tag = name[:i], name[i+1:]
+	}
+	switch {
+	case !imageName.MatchString(name) || (tag != "" && !dockerTag.MatchString(tag)) || (hasDigest && !imageDigest.MatchString(digest)):
+		errs.add(key, "%q is not an image reference (e.g. registry.example.com/group/app)", s)
+	case !allowTag && (tag != "" || hasDigest):
+		errs.add(key, "%q must not have a tag or digest: release.tags name the tags", s)
+	}
+}
+
+// checkRepoPath accepts an empty value or a relative path that stays inside
+// the repository: builds must not read files from the gantry host.
+func checkRepoPath(errs *Errors, key, p string) {
+	if p != "" && !filepath.IsLocal(filepath.FromSlash(p)) {
+		errs.add(key, "%q must be a relative path inside the repository", p)
+	}
+}
