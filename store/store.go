@@ -1,0 +1,206 @@
+// Package store keeps gantry's state in Redis: pipeline records, job logs, release marks, and
+// the asynq work queue. It implements orchestrator.Store and orchestrator.Queue.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Store is gantry's Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	queue  *asynq.Client
+	// retries is how many times a task is retried after an infrastructure failure.
+	retries int
+}
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key gantry writes; default "gantry".
+	Prefix string
+	// Retries is how many times a task is retried after an infrastructure failure; default 2.
+	Retries *int
+}
+
+// New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
+func New(rdb redis.UniversalClient, o Options) *Store {
+	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), retries: 2}
+	if s.prefix == "" {
+		s.prefix = "gantry"
+	}
+	if o.Retries != nil {
+		s.retries = *o.Retries
+	}
+	return s
+}
+
+// Close releases the queue client; the Redis client stays open.
+func (s *Store) Close() error { return s.queue.Close() }
+
+// Ping checks that Redis answers, for readiness.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// CreatePipeline stores a new pipeline and queues its first task. If the task cannot be queued
+// the record is removed again, so a caller that gets an error knows nothing was kept.
+func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, first orchestrator.Task) error {
+	id, err := s.rdb.Incr(ctx, s.keySeq()).Result()
+	if err != nil {
+		return fmt.Errorf("new pipeline id: %w", err)
+	}
+	p.ID = id
+	trig, err := json.Marshal(p.Trigger)
+	if err != nil {
+		return err
+	}
+	fields := map[string]any{fieldTrigger: trig, fieldCreatedAt: p.CreatedAt.UTC().Format(time.RFC3339Nano)}
+	names := make([]string, 0, len(p.Jobs))
+	for _, j := range p.Jobs {
+		b, err := json.Marshal(j)
+		if err != nil {
+			return err
+		}
+		fields[jobPrefix+j.Name], fields[statePrefix+j.Name] = b, string(j.State)
+		names = append(names, j.Name)
+	}
+	fields[fieldJobs] = strings.Join(names, ",")
+	key := s.keyPipeline(id)
+	_, err = s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		tx.HSet(ctx, key, fields)
+		tx.ZAdd(ctx, s.keyIndex(), redis.Z{Score: float64(id), Member: id})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store pipeline %d: %w", id, err)
+	}
+	first.PipelineID = id
+	if err := s.Enqueue(ctx, first); err != nil {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		s.rdb.Del(cleanup, key)
+		s.rdb.ZRem(cleanup, s.keyIndex(), id)
+		return fmt.Errorf("queue pipeline %d: %w", id, err)
+	}
+	return nil
+}
+
+// Pipeline loads one pipeline with its jobs.
+func (s *Store) Pipeline(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
+	h, err := s.rdb.HGetAll(ctx, s.keyPipeline(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("load pipeline %d: %w", id, err)
+	}
+	if len(h) == 0 {
+		return nil, fmt.Errorf("pipeline %d: %w", id, orchestrator.ErrNotFound)
+	}
+	p := &orchestrator.Pipeline{ID: id, Image: h[fieldImage], ImageRef: h[fieldImageRef], Digest: h[fieldDigest]}
+	if err := json.Unmarshal([]byte(h[fieldTrigger]), &p.Trigger); err != nil {
+		return nil, fmt.Errorf("pipeline %d trigger: %w", id, err)
+	}
+	p.CreatedAt, _ = time.Parse(time.RFC3339Nano, h[fieldCreatedAt])
+	p.GitLabPipelineID, _ = strconv.ParseInt(h[fieldGitLabID], 10, 64)
+	for _, name := range strings.Split(h[fieldJobs], ",") {
+		var j orchestrator.Job
+		if err := json.Unmarshal([]byte(h[jobPrefix+name]), &j); err != nil {
+			return nil, fmt.Errorf("pipeline %d job %s: %w", id, name, err)
+		}
+		p.Jobs = append(p.Jobs, j)
+	}
+	return p, nil
+}
+
+// UpdatePipeline stores the pipeline's image, digest and GitLab pipeline id. Only fields that
+// are set are written, so two workers updating different fields never undo each other.
+func (s *Store) UpdatePipeline(ctx context.Context, p *orchestrator.Pipeline) error {
+	fields := map[string]any{}
+	for k, v := range map[string]string{fieldImage: p.Image, fieldImageRef: p.ImageRef, fieldDigest: p.Digest} {
+		if v != "" {
+			fields[k] = v
+		}
+	}
+	if p.GitLabPipelineID != 0 {
+		fields[fieldGitLabID] = p.GitLabPipelineID
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	if err := s.rdb.HSet(ctx, s.keyPipeline(p.ID), fields).Err(); err != nil {
+		return fmt.Errorf("update pipeline %d: %w", p.ID, err)
+	}
+	return nil
+}
+
+// swapJob stores a job only if its state is still the expected one.
+//
+//	KEYS[1] pipeline hash
+//	ARGV[1] job name, ARGV[2] expected state, ARGV[3] new state, ARGV[4] job JSON
+//	returns 1 when stored, 0 when the job was in another state (or does not exist)
+var swapJob = redis.NewScript(`
+if redis.call("HGET", KEYS[1], "state:" .. ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call("HSET", KEYS[1], "state:" .. ARGV[1], ARGV[3], "job:" .. ARGV[1], ARGV[4])
+return 1
+`)
+
+// SwapJob implements orchestrator.Store.
+func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator.State, j orchestrator.Job) (bool, error) {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return false, err
+	}
+	n, err := swapJob.Run(ctx, s.rdb, []string{s.keyPipeline(pipelineID)}, j.Name, string(from), string(j.State), b).Int()
+	if err != nil {
+		return false, fmt.Errorf("swap job %s of pipeline %d: %w", j.Name, pipelineID, err)
+	}
+	return n == 1, nil
+}
+
+// AppendLog implements orchestrator.Store.
+func (s *Store) AppendLog(ctx context.Context, pipelineID int64, job string, attempt int, p []byte) error {
+	return s.rdb.Append(ctx, s.keyLog(pipelineID, job, attempt), string(p)).Err()
+}
+
+// Log returns a job attempt's log.
+func (s *Store) Log(ctx context.Context, pipelineID int64, job string, attempt int) (string, error) {
+	out, err := s.rdb.Get(ctx, s.keyLog(pipelineID, job, attempt)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return out, err
+}
+
+// Released implements orchestrator.Store.
+func (s *Store) Released(ctx context.Context, project, branch string) (int64, error) {
+	id, err := s.rdb.Get(ctx, s.keyReleased(project, branch)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return id, err
+}
+
+// markReleased raises the released mark of a branch, never lowers it.
+//
+//	KEYS[1] released key; ARGV[1] pipeline id
+//	returns 1 when raised, 0 when a newer release was already recorded
+var markReleased = redis.NewScript(`
+local cur = tonumber(redis.call("GET", KEYS[1]) or "0")
+if cur >= tonumber(ARGV[1]) then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+return 1
+`)
+
+// MarkReleased implements orchestrator.Store.
+func (s *Store) MarkReleased(ctx context.Context, project, branch string, pipelineID int64) error {
+	return markReleased.Run(ctx, s.rdb, []string{s.keyReleased(project, branch)}, pipelineID).Err()
+}

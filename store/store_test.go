@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/testenv"
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+)
+
+type testBundle struct {
+	rdb   *redis.Client
+	store *Store
+}
+
+func setup(t *testing.T) testBundle {
+	t.Helper()
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s := New(rdb, Options{})
+	t.Cleanup(func() { s.Close() })
+	return testBundle{rdb: rdb, store: s}
+}
+
+func samplePipeline() *orchestrator.Pipeline {
+	return &orchestrator.Pipeline{
+		Trigger:   orchestrator.Trigger{Project: "g/app", ProjectID: 7, Kind: orchestrator.TriggerPush, Ref: "master", SHA: "abc123"},
+		CreatedAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
+		Jobs: []orchestrator.Job{
+			{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StateCreated, Attempt: 1},
+			{Name: "test/unit", Stage: orchestrator.StageTest, State: orchestrator.StateCreated, Attempt: 1},
+			{Name: "release", Stage: orchestrator.StageRelease, State: orchestrator.StateCreated, Attempt: 1},
+		},
+	}
+}
+
+func TestPipelineRoundTrip(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	if err := b.store.CreatePipeline(ctx, p, orchestrator.Task{}); err != nil {
+		t.Fatal(err)
+	}
+	if p.ID == 0 {
+		t.Fatal("CreatePipeline left the id at 0")
+	}
+	p.Image, p.GitLabPipelineID = "sha256:feed", 99
+	if err := b.store.UpdatePipeline(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// An update that sets only the digest must not clear the image.
+	if err := b.store.UpdatePipeline(ctx, &orchestrator.Pipeline{ID: p.ID, Digest: "sha256:d"}); err != nil {
+		t.Fatal(err)
+	}
+	p.Digest = "sha256:d"
+	got, err := b.store.Pipeline(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(p, got); d != "" {
+		t.Errorf("Pipeline(%d) mismatch (-want +got):\n%s", p.ID, d)
+	}
+	if _, err := b.store.Pipeline(ctx, p.ID+100); err == nil {
+		t.Error("Pipeline(unknown) = nil error, want ErrNotFound")
+	}
+}
+
+// TestSwapJobOneWinner has many goroutines race to move the same job; exactly one may.
+func TestSwapJobOneWinner(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	if err := b.store.CreatePipeline(ctx, p, orchestrator.Task{}); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			ok, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, orchestrator.Job{Name: "release", Stage: orchestrator.StageRelease, State: orchestrator.StateSkipped, Attempt: 1})
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Errorf("SwapJob winners = %d, want 1", wins.Load())
+	}
+	got, _ := b.store.Pipeline(ctx, p.ID)
+	if j, _ := got.Job("release"); j.State != orchestrator.StateSkipped {
+		t.Errorf("release state = %s, want skipped", j.State)
+	}
+}
+
+func TestMarkReleasedNeverGoesBack(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for _, id := range []int64{5, 9, 7} {
+		if err := b.store.MarkReleased(ctx, "G/App", "master", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := b.store.Released(ctx, "g/app", "master"); err != nil || got != 9 {
+		t.Errorf("Released = %d, %v, want 9", got, err)
+	}
+	if got, _ := b.store.Released(ctx, "g/app", "dev"); got != 0 {
+		t.Errorf("Released(dev) = %d, want 0", got)
+	}
+}
+
+// TestEnqueueOnce queues the same task twice and checks the worker runs it once.
+func TestEnqueueOnce(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var runs atomic.Int32
+	release := make(chan struct{})
+	w := NewWorker(b.rdb, WorkerOptions{Concurrency: 2, ShutdownGrace: time.Second})
+	if err := w.Start(func(ctx context.Context, tk orchestrator.Task) error {
+		runs.Add(1)
+		<-release
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	task := orchestrator.Task{PipelineID: 1, Job: "test/unit", Attempt: 1}
+	for range 3 {
+		if err := b.store.Enqueue(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runs.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.store.Enqueue(ctx, task); err != nil { // while it runs
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	if got := runs.Load(); got != 1 {
+		t.Errorf("runs = %d, want 1", got)
+	}
+}
+
+func TestLogAppends(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for _, s := range []string{"step 1\n", "step 2\n"} {
+		if err := b.store.AppendLog(ctx, 3, "build", 1, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := b.store.Log(ctx, 3, "build", 1); got != "step 1\nstep 2\n" {
+		t.Errorf("Log = %q, want both steps", got)
+	}
+}
