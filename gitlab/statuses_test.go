@@ -1,0 +1,259 @@
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// update is a status of b.sha on main named gantry/build.
+func (b *testBundle) update(state orchestrator.State, pipelineID int64) orchestrator.StatusUpdate {
+	return orchestrator.StatusUpdate{
+		ProjectID: b.proj.ID, SHA: b.sha, Ref: "main", Name: "gantry/build", State: state,
+		Description: "building", TargetURL: "https://gantry.example.com/pipelines/7", PipelineID: pipelineID,
+	}
+}
+
+// history is what the double accepted for b.sha.
+func (b *testBundle) history() map[string][]string {
+	return b.srv.StatusHistory(b.proj.ID, b.sha)
+}
+
+func TestPostLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	pipeline, err := b.c.Post(ctx, b.update(orchestrator.StatePending, 0))
+	if err != nil || pipeline == 0 {
+		t.Fatalf("Post(pending) = %d, %v; want a pipeline id", pipeline, err)
+	}
+	for _, state := range []orchestrator.State{orchestrator.StateRunning, orchestrator.StateSuccess} {
+		if got, err := b.c.Post(ctx, b.update(state, pipeline)); err != nil || got != pipeline {
+			t.Fatalf("Post(%s) = %d, %v; want %d", state, got, err, pipeline)
+		}
+	}
+	want := map[string][]string{"gantry/build": {"pending", "running", "success"}}
+	if diff := cmp.Diff(want, b.history()); diff != "" {
+		t.Errorf("accepted statuses (-want +got):\n%s", diff)
+	}
+	calls := b.srv.Calls()
+	for i, c := range calls {
+		wantPipeline := map[bool]string{true: "", false: "501"}[i == 0]
+		if c.Body["ref"] != "main" || c.Body["pipeline_id"] != wantPipeline || c.Body["target_url"] == "" || c.Body["description"] != "building" {
+			t.Errorf("call %d body = %v, want ref main and pipeline_id %q", i, c.Body, wantPipeline)
+		}
+	}
+	if r := b.srv.Rejected(); len(calls) != 3 || len(r) != 0 {
+		t.Errorf("%d calls, rejected %v; want 3 calls, none rejected", len(calls), r)
+	}
+}
+
+// TestPostReplay covers a post repeated because the caller, or a retry after a lost answer,
+// sends a state the job is already in: GitLab refuses it and Post takes it as done.
+func TestPostReplay(t *testing.T) {
+	t.Parallel()
+	t.Run("running twice", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		pipeline, err := b.c.Post(context.Background(), b.update(orchestrator.StateRunning, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.c.Post(context.Background(), b.update(orchestrator.StateRunning, pipeline)); err != nil || got != pipeline {
+			t.Fatalf("second Post(running) = %d, %v; want %d, nil", got, err, pipeline)
+		}
+		if diff := cmp.Diff(map[string][]string{"gantry/build": {"running"}}, b.history()); diff != "" {
+			t.Errorf("accepted statuses (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("pending answer lost", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		// GitLab creates the job, the proxy answers 502, the retry is refused: the pipeline id
+		// comes from GitLab's list of statuses.
+		b.srv.FailNextAfter(1, 502)
+		got, err := b.c.Post(context.Background(), b.update(orchestrator.StatePending, 0))
+		if err != nil || got != 501 {
+			t.Fatalf("Post(pending) with its answer lost = %d, %v; want 501, nil", got, err)
+		}
+		if diff := cmp.Diff(map[string][]string{"gantry/build": {"pending"}}, b.history()); diff != "" {
+			t.Errorf("accepted statuses (-want +got):\n%s", diff)
+		}
+		if w := b.slept(); len(w) != 1 {
+			t.Errorf("waits = %v, want one backoff", w)
+		}
+	})
+}
+
+func TestPostRetries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		code, n   int
+		wantWaits []time.Duration
+	}{
+		{"502 twice", 502, 2, []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}},
+		{"500 once", 500, 1, []time.Duration{200 * time.Millisecond}},
+		{"409 lock", 409, 1, []time.Duration{200 * time.Millisecond}},
+		{"429 honours Retry-After", 429, 1, []time.Duration{time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.srv.FailNext(tt.n, tt.code)
+			if got, err := b.c.Post(context.Background(), b.update(orchestrator.StatePending, 0)); err != nil || got == 0 {
+				t.Fatalf("Post = %d, %v", got, err)
+			}
+			if diff := cmp.Diff(tt.wantWaits, b.slept()); diff != "" {
+				t.Errorf("waits (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(map[string][]string{"gantry/build": {"pending"}}, b.history()); diff != "" {
+				t.Errorf("accepted statuses (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPostGivesUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.srv.FailNext(10, 503)
+	_, err := b.c.Post(context.Background(), b.update(orchestrator.StatePending, 0))
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Post against a GitLab down = %v, want the 503", err)
+	}
+	if n := len(b.srv.Calls()); n != 5 {
+		t.Errorf("%d calls, want 5 attempts", n)
+	}
+
+	// The caller gives up while Post waits to retry: it stops at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.c.sleep = func(ctx context.Context, d time.Duration) error {
+		cancel()
+		return sleep(ctx, d)
+	}
+	before := len(b.srv.Calls())
+	_, err = b.c.Post(ctx, b.update(orchestrator.StatePending, 0))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "503") {
+		t.Errorf("Post canceled while waiting = %v, want the 503 and context.Canceled", err)
+	}
+	if n := len(b.srv.Calls()) - before; n != 1 {
+		t.Errorf("%d calls after the cancel, want 1", n)
+	}
+}
+
+func TestPostErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	pipeline, err := b.c.Post(ctx, b.update(orchestrator.StateRunning, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := New(b.srv.URL, "glpat-wrong", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownSHA := b.update(orchestrator.StatePending, 0)
+	unknownSHA.SHA = strings.Repeat("f", 40)
+	otherPipeline := b.update(orchestrator.StateSuccess, 4242)
+	noRef := b.update(orchestrator.StatePending, 0)
+	noRef.Ref = ""
+	tests := []struct {
+		name     string
+		c        *Client
+		u        orchestrator.StatusUpdate
+		notFound bool
+		contains string
+	}{
+		{"running to pending", b.c, b.update(orchestrator.StatePending, pipeline), false, "Cannot transition status via :enqueue from :running"},
+		{"running to skipped", b.c, b.update(orchestrator.StateSkipped, pipeline), false, ":skip from :running"},
+		{"not a GitLab state", b.c, b.update("failure", pipeline), false, "state does not have a valid value"},
+		{"unknown commit", b.c, unknownSHA, true, "project 1001 commit ffff"},
+		{"unknown pipeline", b.c, otherPipeline, true, "pipeline 4242"},
+		{"bad token", bad, b.update(orchestrator.StateSuccess, pipeline), false, "401 Unauthorized"},
+		{"no ref", b.c, noRef, false, "no ref"},
+	}
+	for _, tt := range tests {
+		before := len(b.srv.Calls())
+		_, err := tt.c.Post(ctx, tt.u)
+		switch {
+		case err == nil:
+			t.Errorf("%s: Post error = nil", tt.name)
+			continue
+		case errors.Is(err, orchestrator.ErrNotFound) != tt.notFound:
+			t.Errorf("%s: Post error %v, errors.Is(ErrNotFound) = %t, want %t", tt.name, err, !tt.notFound, tt.notFound)
+		case !strings.Contains(err.Error(), tt.contains):
+			t.Errorf("%s: Post error = %v, want it to say %q", tt.name, err, tt.contains)
+		case strings.Contains(err.Error(), b.srv.Token) || strings.Contains(err.Error(), "glpat-wrong"):
+			t.Errorf("%s: Post error %q shows the token", tt.name, err)
+		}
+		if n := len(b.srv.Calls()) - before; n > 1 {
+			t.Errorf("%s: %d calls, want no retry", tt.name, n)
+		}
+	}
+	if diff := cmp.Diff(map[string][]string{"gantry/build": {"running"}}, b.history()); diff != "" {
+		t.Errorf("accepted statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestPostDescriptionTruncated(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	u := b.update(orchestrator.StateFailed, 0)
+	u.Description = strings.Repeat("é", 300)
+	if _, err := b.c.Post(context.Background(), u); err != nil {
+		t.Fatalf("Post with a 300-character description: %v", err)
+	}
+	if got := b.srv.Calls()[0].Body["description"]; utf8.RuneCountInString(got) != 255 || !strings.HasPrefix(u.Description, got) {
+		t.Errorf("description sent has %d characters, want the first 255", utf8.RuneCountInString(got))
+	}
+}
+
+// TestPostPinned checks the pitfall of gitlab.md §3.1: a pipeline GitLab creates for the commit
+// between two posts does not capture the later one.
+func TestPostPinned(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	pipeline, err := b.c.Post(ctx, b.update(orchestrator.StateRunning, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv.NewPipeline(b.proj.ID, b.sha, "main")
+	if got, err := b.c.Post(ctx, b.update(orchestrator.StateSuccess, pipeline)); err != nil || got != pipeline {
+		t.Errorf("Post(success) = %d, %v; want it in pipeline %d", got, err, pipeline)
+	}
+}
+
+func TestLogStatuses(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.InfoLevel)
+	u := orchestrator.StatusUpdate{ProjectID: 7, SHA: "abc", Ref: "main", Name: "gantry/build",
+		State: orchestrator.StateRunning, Description: "building"}
+	if got, err := (LogStatuses{Logger: zap.New(core)}).Post(context.Background(), u); got != 0 || err != nil {
+		t.Errorf("LogStatuses.Post = %d, %v; want 0, nil", got, err)
+	}
+	if got, err := NewLogStatuses(nil).Post(context.Background(), u); got != 0 || err != nil {
+		t.Errorf("LogStatuses{}.Post = %d, %v; want 0, nil", got, err)
+	}
+	entries := logs.All()
+	if len(entries) != 1 {
+		t.Fatalf("%d log lines, want 1", len(entries))
+	}
+	want := map[string]any{"project": int64(7), "sha": "abc", "ref": "main", "name": "gantry/build",
+		"state": "running", "description": "building"}
+	if diff := cmp.Diff(want, entries[0].ContextMap()); diff != "" {
+		t.Errorf("log fields (-want +got):\n%s", diff)
+	}
+}
