@@ -1,0 +1,170 @@
+// Package jobs runs gantry's CI jobs — build, test and release — on a Docker engine through the
+// Engine API. It implements orchestrator.Executor.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+	"go.uber.org/zap"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+)
+
+// Labels gantry puts on what it creates, so that it can be found and cleaned up again.
+const (
+	LabelPipeline = "gantry.pipeline"
+	LabelProject  = "gantry.project"
+	LabelJob      = "gantry.job"
+)
+
+// DefaultMaxContextBytes bounds the unpacked source archive that is held in memory for a build.
+const DefaultMaxContextBytes int64 = 512 << 20
+
+// cleanupTimeout bounds removals that run after the job's context may have been cancelled.
+const cleanupTimeout = 30 * time.Second
+
+// Options configures Connect.
+type Options struct {
+	// Host is the engine's address; empty means DOCKER_HOST or the local socket. TLS comes
+	// from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH either way.
+	Host string
+	// Registries are the credentials used when pushing to a registry host.
+	Registries []Registry
+	// Logger receives what happens on the engine's side of gantry; nil logs nothing.
+	Logger *zap.Logger
+	// MaxContextBytes bounds the unpacked source archive; zero means DefaultMaxContextBytes.
+	MaxContextBytes int64
+}
+
+// Registry is a login for one registry host, e.g. "registry.example.com" or "127.0.0.1:5000".
+type Registry struct {
+	Host     string
+	Username string
+	Password string
+}
+
+// String keeps the password out of anything that formats a Registry.
+func (r Registry) String() string {
+	return fmt.Sprintf("{%s %s ***}", r.Host, r.Username)
+}
+
+// GoString keeps the password out of %#v as well.
+func (r Registry) GoString() string { return r.String() }
+
+// Docker runs jobs on one Docker engine.
+type Docker struct {
+	cli        *client.Client
+	log        *zap.Logger
+	registries []Registry
+	maxContext int64
+}
+
+var _ orchestrator.Executor = (*Docker)(nil)
+
+// Connect creates a client for the engine and pings it once, negotiating the API version, so
+// that an unreachable or too old engine is reported now rather than by the first job.
+func Connect(ctx context.Context, opts Options) (*Docker, error) {
+	clientOpts := []client.Opt{client.FromEnv, client.WithUserAgent("gantry")}
+	if opts.Host != "" {
+		clientOpts = append(clientOpts, client.WithHost(opts.Host))
+	}
+	cli, err := client.New(clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	// The client negotiates lazily otherwise, and that path swallows a negotiation failure.
+	ping, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("docker engine at %s: %w", cli.DaemonHost(), err)
+	}
+	d := &Docker{
+		cli:        cli,
+		log:        opts.Logger,
+		registries: opts.Registries,
+		maxContext: opts.MaxContextBytes,
+	}
+	if d.log == nil {
+		d.log = zap.NewNop()
+	}
+	if d.maxContext <= 0 {
+		d.maxContext = DefaultMaxContextBytes
+	}
+	d.log.Info("docker engine connected",
+		zap.String("host", cli.DaemonHost()), zap.String("api_version", ping.APIVersion))
+	return d, nil
+}
+
+// APIVersion is the Engine API version negotiated with the engine, e.g. "1.41".
+func (d *Docker) APIVersion() string { return d.cli.ClientVersion() }
+
+// Close releases the client's idle connections.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// Ping reports whether the engine answers, for readiness checks.
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("docker engine at %s: %w", d.cli.DaemonHost(), err)
+	}
+	return nil
+}
+
+// RemoveContainers force-removes every container, running or not, that carries all the given
+// labels, and reports how many it removed. It refuses an empty filter, which would match every
+// container on the host.
+func (d *Docker) RemoveContainers(ctx context.Context, labelFilter map[string]string) (int, error) {
+	if len(labelFilter) == 0 {
+		return 0, errors.New("remove containers: refusing an empty label filter")
+	}
+	filters := make(client.Filters)
+	for k, v := range labelFilter {
+		filters.Add("label", k+"="+v)
+	}
+	list, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
+	if err != nil {
+		return 0, fmt.Errorf("list containers: %w", err)
+	}
+	var errs []error
+	removed := 0
+	for _, c := range list.Items {
+		_, err := d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+		switch {
+		case err == nil:
+			removed++
+		case !cerrdefs.IsNotFound(err): // gone already is what we wanted
+			errs = append(errs, fmt.Errorf("remove container %.12s: %w", c.ID, err))
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// RemoveImage removes an image reference (a tag or an ID) and the untagged parents it leaves
+// behind. A reference that does not exist is not an error.
+func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
+	_, err := d.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// removeContainer force-removes a job's container. It runs on a context that survives the job's
+// cancellation, because a cancelled job must not leak its container.
+func (d *Docker) removeContainer(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		d.log.Warn("container not removed", zap.String("container", id), zap.Error(err))
+	}
+}
+
+// projectFault marks a failure as the project's own, so the orchestrator does not retry it.
+func projectFault(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, orchestrator.ErrProjectFault)...)
+}
