@@ -1,0 +1,72 @@
+package webhook
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/google/go-cmp/cmp"
+)
+
+// fixture reads a real GitLab payload shipped with the GitLab client module.
+func fixture(t *testing.T, rel string) []byte {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "gitlab.com/gitlab-org/api/client-go").Output()
+	if err != nil {
+		t.Fatalf("locate client-go: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "testdata", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestConvertRealPayloads(t *testing.T) {
+	tests := []struct {
+		file, header string
+		want         event
+	}{
+		{"webhooks/push.json", "Push Hook", event{Project: "mike/diaspora", Trigger: orchestrator.Trigger{
+			Project: "mike/diaspora", ProjectID: 15, ProjectURL: "http://example.com/mike/diaspora",
+			Kind: orchestrator.TriggerPush, Ref: "master", SHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}},
+		{"webhooks/tag_push.json", "Tag Push Hook", event{Project: "jsmith/example", Trigger: orchestrator.Trigger{
+			Project: "jsmith/example", ProjectID: 1, ProjectURL: "http://example.com/jsmith/example",
+			Kind: orchestrator.TriggerTag, Ref: "v1.0.0", SHA: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}}},
+		{"webhooks/note_commit.json", "Note Hook", event{Ignored: `event type "Note Hook" starts no pipeline`}},
+	}
+	for _, tt := range tests {
+		got, err := convert(tt.header, fixture(t, tt.file))
+		if err != nil {
+			t.Errorf("convert(%s) error: %v", tt.file, err)
+			continue
+		}
+		if d := cmp.Diff(tt.want, got); d != "" {
+			t.Errorf("convert(%s) mismatch (-want +got):\n%s", tt.file, d)
+		}
+	}
+}
+
+func TestConvertAnnotatedTagBuildsCheckoutSHA(t *testing.T) {
+	got, err := convert("Tag Push Hook", fixture(t, "systemhooks/tag_push.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.Trigger.SHA, "5937ac") {
+		t.Errorf("annotated tag SHA = %q, want checkout_sha 5937ac…", got.Trigger.SHA)
+	}
+}
+
+func TestConvertPushes(t *testing.T) {
+	deleted := `{"object_kind":"push","ref":"refs/heads/gone","before":"1111111111111111111111111111111111111111","after":"0000000000000000000000000000000000000000","checkout_sha":null,"project_id":3,"project":{"path_with_namespace":"g/app"},"commits":[]}`
+	got, err := convert("Push Hook", []byte(deleted))
+	if err != nil || got.Ignored != "branch gone deleted" || got.Project != "g/app" {
+		t.Errorf("convert(branch deletion) = %+v, %v, want ignored for g/app", got, err)
+	}
+	if _, err := convert("Push Hook", []byte("{not json")); err == nil {
+		t.Error("convert(broken JSON) = nil error, want one")
+	}
+}
