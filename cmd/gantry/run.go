@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+)
+
+const usage = `gantry — GitLab webhook pipeline orchestrator
+
+Usage:
+  gantry serve   [--config FILE]   HTTP, workers and scheduler in one process
+  gantry server  [--config FILE]   the HTTP side alone (webhooks, API, pages)
+  gantry worker  [--config FILE]   the worker side alone (runs jobs on the Docker engine)
+  gantry version                   version and build info
+
+The config file is --config, else $GANTRY_CONFIG, else configs/gantry.yaml; without one
+gantry starts with embedded defaults (an in-memory Redis, no projects).
+`
+
+// run is the whole program; main only adds the process's signals, arguments and environment,
+// so tests can run gantry in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve", "server", "worker":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		configPath := fs.String("config", "", "config file (default $GANTRY_CONFIG or configs/gantry.yaml)")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return serve(ctx, roles[cmd], *configPath, getenv, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// role says which halves of gantry a process runs.
+type role struct{ http, workers bool }
+
+var roles = map[string]role{
+	"serve":  {http: true, workers: true},
+	"server": {http: true},
+	"worker": {workers: true},
+}
+
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "gantry (unknown build)"
+	}
+	out := "gantry " + info.Main.Version + " " + info.GoVersion
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+			out += " " + s.Key + "=" + s.Value
+		}
+	}
+	return out
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gantry-ci/gantry/api"
+	"github.com/gantry-ci/gantry/configs"
+	"github.com/gantry-ci/gantry/gitlab"
+	"github.com/gantry-ci/gantry/jobs"
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/gantry-ci/gantry/store"
+	"github.com/gantry-ci/gantry/webhook"
+	"github.com/labstack/echo/v5"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// serve builds every part a process of this role needs, runs them until ctx ends, then stops
+// them in order: HTTP first (no new work comes in), then the workers (running jobs get the
+// grace period, then go back to the queue), then Redis.
+func serve(ctx context.Context, r role, configPath string, getenv func(string) string, stderr io.Writer) error {
+	log := newLogger(stderr)
+	defer log.Sync()
+
+	cfg, err := loadConfig(configPath, getenv, log)
+	if err != nil {
+		return err
+	}
+	rdb, closeRedis, err := openRedis(ctx, cfg.Redis.URL.Value(), log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	retries := cfg.Workers.JobRetries
+	st := store.New(rdb, store.Options{Retries: &retries})
+	defer st.Close()
+
+	statuses, source, err := openGitLab(cfg, log)
+	if err != nil {
+		return err
+	}
+	checks := map[string]api.Check{"redis": st.Ping}
+	var docker *jobs.Docker
+	if r.workers {
+		docker, err = jobs.Connect(ctx, jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log})
+		if err != nil {
+			return fmt.Errorf("docker engine: %w", err)
+		}
+		defer docker.Close()
+		checks["docker"] = docker.Ping
+		log.Info("docker engine ready", zap.String("api_version", docker.APIVersion()))
+	}
+	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
+		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
+		Projects: domainProjects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	var httpDone <-chan error
+	var srv *http.Server
+	if r.http {
+		srv, httpDone, err = startHTTP(cfg, engine, st, checks, log)
+		if err != nil {
+			return err
+		}
+	}
+	var worker *store.Worker
+	if r.workers {
+		worker = store.NewWorker(rdb, store.WorkerOptions{
+			Concurrency: cfg.Workers.Concurrency, ShutdownGrace: cfg.Workers.ShutdownGrace.Duration, Logger: log,
+		})
+		if err := worker.Start(engine.Handle); err != nil {
+			return fmt.Errorf("start workers: %w", err)
+		}
+		log.Info("workers started", zap.Int("concurrency", cfg.Workers.Concurrency))
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-httpDone:
+	}
+	log.Info("shutting down")
+	if srv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("http shutdown", zap.Error(err))
+		}
+		cancel()
+	}
+	if worker != nil {
+		worker.Shutdown()
+	}
+	return serveErr
+}
+
+// executor keeps a nil *jobs.Docker from becoming a non-nil interface.
+func executor(d *jobs.Docker) orchestrator.Executor {
+	if d == nil {
+		return nil
+	}
+	return d
+}
+
+func loadConfig(path string, getenv func(string) string, log *zap.Logger) (*configs.Config, error) {
+	explicit := path != "" || getenv("GANTRY_CONFIG") != ""
+	if path == "" {
+		path = getenv("GANTRY_CONFIG")
+	}
+	if path == "" {
+		path = "configs/gantry.yaml"
+	}
+	cfg, err := configs.Load(path, getenv)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		log.Warn("no config file: running with embedded defaults and no projects", zap.String("looked_for", path))
+		return configs.FromEnv(getenv)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// openRedis connects to the configured Redis, or starts an embedded one when none is set.
+func openRedis(ctx context.Context, url string, log *zap.Logger) (*redis.Client, func(), error) {
+	if url == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.Start(); err != nil {
+			return nil, nil, fmt.Errorf("embedded redis: %w", err)
+		}
+		log.Warn("NO REDIS CONFIGURED: using an embedded in-memory Redis. Every pipeline, log and " +
+			"queued job is lost when this process stops, and no other gantry process can share it. " +
+			"Set redis.url (or GANTRY_REDIS_URL) for anything but a trial.")
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		return rdb, func() { rdb.Close(); mr.Close() }, nil
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, errors.New("redis.url is not a valid Redis URL") // the URL may hold a password
+	}
+	rdb := redis.NewClient(opt)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return rdb, func() { rdb.Close() }, nil
+}
+
+// openGitLab returns where statuses go and where sources come from. Without a token, statuses
+// are only logged, which is enough to try gantry on public projects.
+func openGitLab(cfg *configs.Config, log *zap.Logger) (orchestrator.Statuses, orchestrator.Source, error) {
+	if cfg.GitLab.URL == "" {
+		if len(cfg.Projects) > 0 {
+			return nil, nil, errors.New("gitlab.url is required when projects are configured: sources are fetched from it")
+		}
+		return gitlab.NewLogStatuses(log), nil, nil
+	}
+	client, err := gitlab.New(cfg.GitLab.URL, cfg.GitLab.Token.Value(), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.GitLab.Token.Value() == "" {
+		log.Warn("no GitLab token: commit statuses are logged, not posted")
+		return gitlab.NewLogStatuses(log), client, nil
+	}
+	return client, client, nil
+}
+
+func registries(cfg *configs.Config) []jobs.Registry {
+	out := make([]jobs.Registry, 0, len(cfg.Registries))
+	for _, r := range cfg.Registries {
+		out = append(out, jobs.Registry{Host: r.Host, Username: r.Username, Password: r.Password.Value()})
+	}
+	return out
+}
+
+// startHTTP serves the webhook, the API and the pages.
+func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store, checks map[string]api.Check, log *zap.Logger) (*http.Server, <-chan error, error) {
+	e := echo.New()
+	webhook.New(engine, webhookSecrets(cfg), log).Register(e)
+	tokens := make([]string, 0, len(cfg.API.Tokens))
+	for _, t := range cfg.API.Tokens {
+		tokens = append(tokens, t.Value())
+	}
+	api.New(api.Options{Pipelines: st, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, Logger: log}).Register(e)
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { // ends with srv.Shutdown in serve
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			done <- err
+		}
+		close(done)
+	}()
+	log.Info("listening", zap.String("addr", ln.Addr().String()))
+	return srv, done, nil
+}
