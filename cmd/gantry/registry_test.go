@@ -61,7 +61,9 @@ func (r registryClient) labels(t *testing.T, repo, tag string) (map[string]strin
 	if cresp.StatusCode != http.StatusOK {
 		t.Fatalf("config blob %s: %d", m.Config.Digest, cresp.StatusCode)
 	}
-	var c struct{ Config struct{ Labels map[string]string } }
+	var c struct {
+		Config struct{ Labels map[string]string }
+	}
 	must(t, json.Unmarshal(cbody, &c))
 	return c.Config.Labels, resp.Header.Get("Docker-Content-Digest")
 }
