@@ -56,6 +56,7 @@ func TestEndToEnd(t *testing.T) {
 			"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "success"},
 			"gantry/test/lint": {"pending", "running", "success"}, "gantry/release": {"pending", "running", "success"},
 		})
+		assertPinned(t, g, master)
 	})
 
 	t.Run("code-only change on master reuses the base", func(t *testing.T) {
@@ -171,6 +172,26 @@ func assertStatuses(t *testing.T, g *gantryProc, sha string, want map[string][]s
 	t.Helper()
 	if d := cmp.Diff(want, g.gitlab.StatusHistory(g.project.ID, sha)); d != "" {
 		t.Errorf("statuses GitLab accepted for %s (-want +got):\n%s", sha[:8], d)
+	}
+}
+
+// assertPinned checks that every status post for a commit after the first carried the GitLab
+// pipeline id from the first answer, so no update can land in another pipeline.
+func assertPinned(t *testing.T, g *gantryProc, sha string) {
+	t.Helper()
+	var ids []string
+	for _, c := range g.gitlab.Calls() {
+		if c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/statuses/"+sha) {
+			ids = append(ids, c.Body["pipeline_id"])
+		}
+	}
+	if len(ids) < 2 {
+		t.Fatalf("%d status posts for %s, want several", len(ids), sha[:8])
+	}
+	for i, id := range ids[1:] {
+		if id == "" || id != ids[1] {
+			t.Errorf("status post %d for %s carried pipeline_id %q, want %q like the others", i+2, sha[:8], id, ids[1])
+		}
 	}
 }
 

@@ -34,6 +34,7 @@ type gantryProc struct {
 	registry testenv.Registry
 	image    string // repository of the app image, without tag
 	redisURL string
+	logs     *syncBuffer
 }
 
 func freeAddr(t *testing.T) string {
@@ -94,16 +95,21 @@ projects:
 		"TEST_REDIS_URL": g.redisURL, "TEST_GITLAB_TOKEN": g.gitlab.Token,
 		"TEST_API_TOKEN": g.apiToken, "TEST_HOOK_SECRET": g.secret,
 	}
+	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, env)
+	return g
+}
+
+// runServe runs gantry in-process until the test ends and waits until url answers /healthz.
+func runServe(t *testing.T, url string, args []string, env map[string]string) *syncBuffer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", path}, func(k string) string { return env[k] }, io.Discard, logs)
-	}()
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("gantry serve: %v", err)
+			t.Errorf("gantry %v: %v", args, err)
 		}
 		if t.Failed() {
 			t.Logf("gantry log:\n%s", logs.String())
@@ -111,14 +117,14 @@ projects:
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(g.url + "/healthz")
+		resp, err := http.Get(url + "/healthz")
 		if err == nil && resp.StatusCode == http.StatusOK {
 			resp.Body.Close()
-			return g
+			return logs
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("gantry serve ended before it was healthy: %v\n%s", err, logs.String())
+			t.Fatalf("gantry ended before it was healthy: %v\n%s", err, logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {

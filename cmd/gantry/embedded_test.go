@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
+	"github.com/gantry-ci/gantry/internal/testenv"
+)
+
+// TestServeEmbeddedDefaults is the README's first command: no config file, no Redis, and gantry
+// still serves, ready, and says loudly that nothing survives a restart.
+func TestServeEmbeddedDefaults(t *testing.T) {
+	addr := freeAddr(t)
+	logs := runServe(t, "http://"+addr, []string{"serve"}, map[string]string{"GANTRY_SERVER_LISTEN": addr})
+	resp, err := http.Get("http://" + addr + "/readyz")
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz = %d, want 200 (embedded Redis and the local engine)", resp.StatusCode)
+	}
+	for _, want := range []string{"NO REDIS CONFIGURED", "no config file"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// TestServeWithoutGitLabToken runs a whole pipeline on the embedded Redis (asynq included) with
+// no GitLab token: the source of a public project is fetched anonymously and every status gantry
+// would post is logged instead.
+func TestServeWithoutGitLabToken(t *testing.T) {
+	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
+	gl := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	sha := repo.Commit("busybox app", map[string]string{
+		"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n",
+		"check.sh":   "#!/bin/sh\necho checked\n",
+	})
+	proj := gl.AddProject("group/tiny", repo.Dir)
+	gl.MakePublic(proj.ID)
+	image := "gantry-e2e/tiny-" + randomName()
+	t.Cleanup(func() { removeImages(t, image) })
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`
+server: {listen: %q}
+gitlab: {url: %q}
+projects:
+  - path: group/tiny
+    webhook_secret: s3cret
+    image: %s
+    tests:
+      - {name: check, command: ["sh", "/app/check.sh"], timeout: 30s}
+    release: {branches: [master]}
+`, addr, gl.URL, image)
+	path := filepath.Join(t.TempDir(), "gantry.yaml")
+	must(t, os.WriteFile(path, []byte(cfg), 0o600))
+	g := &gantryProc{url: "http://" + addr, secret: "s3cret", gitlab: gl, project: proj}
+	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
+
+	code, ans, _ := g.hook(t, "Push Hook", g.secret, g.pushPayload("feature", zero, sha, "busybox app"))
+	if code != http.StatusAccepted {
+		t.Fatalf("push answered %d %v, want 202", code, ans)
+	}
+	// The API has no token configured, so the test reads the page GitLab would link to.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(g.logs.String(), `"pipeline finished"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pipeline did not finish:\n%s", g.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	page := getBody(t, g.url+"/pipelines/1")
+	for _, want := range []string{`data-job="build"`, `data-job="test/check"`, `class="state success">success</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("pipeline page lacks %s:\n%s", want, page)
+		}
+	}
+	logged := 0
+	for line := range strings.Lines(g.logs.String()) {
+		if strings.Contains(line, "not posted: no GitLab token") {
+			logged++
+		}
+	}
+	if logged != 6 { // build and test/check: pending, running, success
+		t.Errorf("logged %d statuses, want 6:\n%s", logged, g.logs.String())
+	}
+	for _, c := range gl.Calls() {
+		if c.Method == http.MethodPost {
+			t.Errorf("GitLab got a POST without a token configured: %+v", c)
+		}
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return string(b)
+}
