@@ -1,0 +1,312 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// memStore is an in-memory Store for engine tests; the real one is tested against Redis in store.
+type memStore struct {
+	mu        sync.Mutex
+	pipelines map[int64]*Pipeline
+	released  map[string]int64
+	logs      map[string]string
+	queue     *memQueue
+}
+
+func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, first Task) error {
+	m.mu.Lock()
+	p.ID = int64(len(m.pipelines) + 1)
+	m.pipelines[p.ID] = clone(p)
+	m.mu.Unlock()
+	first.PipelineID = p.ID
+	return m.queue.Enqueue(context.Background(), first)
+}
+
+func clone(p *Pipeline) *Pipeline {
+	c := *p
+	c.Jobs = append([]Job(nil), p.Jobs...)
+	return &c
+}
+
+func (m *memStore) Pipeline(_ context.Context, id int64) (*Pipeline, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pipelines[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return clone(p), nil
+}
+
+func (m *memStore) UpdatePipeline(_ context.Context, p *Pipeline) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.pipelines[p.ID]
+	s.Image, s.ImageRef, s.Digest, s.GitLabPipelineID = p.Image, p.ImageRef, p.Digest, p.GitLabPipelineID
+	return nil
+}
+
+func (m *memStore) SwapJob(_ context.Context, id int64, from State, j Job) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, _ := m.pipelines[id].Job(j.Name)
+	if cur.State != from {
+		return false, nil
+	}
+	*cur = j
+	return true, nil
+}
+
+func (m *memStore) AppendLog(_ context.Context, id int64, job string, attempt int, p []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logs[fmt.Sprintf("%d/%s/%d", id, job, attempt)] += string(p)
+	return nil
+}
+
+func (m *memStore) Released(_ context.Context, project, branch string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.released[project+"/"+branch], nil
+}
+
+func (m *memStore) MarkReleased(_ context.Context, project, branch string, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.released[project+"/"+branch] = max(m.released[project+"/"+branch], id)
+	return nil
+}
+
+// memQueue collects tasks; the test hands them to the engine one by one.
+type memQueue struct {
+	mu    sync.Mutex
+	tasks []Task
+}
+
+func (q *memQueue) Enqueue(_ context.Context, t Task) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.tasks = append(q.tasks, t)
+	return nil
+}
+
+func (q *memQueue) pop() (Task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.tasks) == 0 {
+		return Task{}, false
+	}
+	t := q.tasks[0]
+	q.tasks = q.tasks[1:]
+	return t, true
+}
+
+// fakeExecutor's funcs stand in for the Docker engine.
+type fakeExecutor struct {
+	BuildFunc   func(BuildRequest) (BuildResult, error)
+	TestFunc    func(TestRequest, io.Writer) (TestResult, error)
+	ReleaseFunc func(ReleaseRequest) (ReleaseResult, error)
+}
+
+func (f *fakeExecutor) Build(_ context.Context, r BuildRequest, _ io.Writer) (BuildResult, error) {
+	return f.BuildFunc(r)
+}
+func (f *fakeExecutor) Test(_ context.Context, r TestRequest, log io.Writer) (TestResult, error) {
+	return f.TestFunc(r, log)
+}
+func (f *fakeExecutor) Release(_ context.Context, r ReleaseRequest, _ io.Writer) (ReleaseResult, error) {
+	return f.ReleaseFunc(r)
+}
+
+type fakeSource struct{}
+
+func (fakeSource) Archive(context.Context, int64, string) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader("")), nil
+}
+
+// recordedStatuses keeps every post, per status name.
+type recordedStatuses struct {
+	mu    sync.Mutex
+	posts map[string][]string
+	descs map[string]string
+}
+
+func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.posts[u.Name] = append(r.posts[u.Name], string(u.State))
+	r.descs[u.Name] = u.Description
+	return 501, nil
+}
+
+type engineBundle struct {
+	engine   *Engine
+	store    *memStore
+	queue    *memQueue
+	exec     *fakeExecutor
+	statuses *recordedStatuses
+}
+
+func setupEngine(t *testing.T) engineBundle {
+	t.Helper()
+	q := &memQueue{}
+	b := engineBundle{
+		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]int64{}, logs: map[string]string{}, queue: q},
+		queue: q,
+		exec: &fakeExecutor{
+			BuildFunc: func(BuildRequest) (BuildResult, error) { return BuildResult{ImageID: "sha256:img"}, nil },
+			TestFunc: func(_ TestRequest, log io.Writer) (TestResult, error) {
+				io.WriteString(log, "2 passed in 0.10s\n")
+				return TestResult{}, nil
+			},
+			ReleaseFunc: func(ReleaseRequest) (ReleaseResult, error) {
+				return ReleaseResult{Digest: "sha256:dig", Pushed: []string{"r:latest"}}, nil
+			},
+		},
+		statuses: &recordedStatuses{posts: map[string][]string{}, descs: map[string]string{}},
+	}
+	e, err := NewEngine(EngineOptions{
+		Store: b.store, Queue: q, Executor: b.exec, Source: fakeSource{}, Statuses: b.statuses,
+		Projects:  []Project{{Path: "g/app", Image: "r/app", Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}}},
+		PublicURL: "https://gantry.example.com", Now: func() time.Time { return time.Unix(1e9, 0) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.engine = e
+	return b
+}
+
+// drain runs queued tasks until none are left, as workers would, retrying failed ones up to
+// maxRetry times the way the queue does.
+func (b engineBundle) drain(t *testing.T, maxRetry int) {
+	t.Helper()
+	tries := map[Task]int{}
+	for n := 0; n < 100; n++ {
+		task, ok := b.queue.pop()
+		if !ok {
+			return
+		}
+		task.Retried, task.MaxRetry = tries[task], maxRetry
+		if err := b.engine.Handle(context.Background(), task); err != nil {
+			if tries[task] < maxRetry {
+				tries[task]++
+				b.queue.Enqueue(context.Background(), task)
+			}
+		}
+	}
+	t.Fatal("tasks never ran out")
+}
+
+func (b engineBundle) push(t *testing.T, ref string) *Pipeline {
+	t.Helper()
+	p, err := b.engine.Accept(context.Background(), Trigger{Project: "G/App", ProjectID: 7, Kind: TriggerPush, Ref: ref, SHA: "0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEngineHappyPath(t *testing.T) {
+	b := setupEngine(t)
+	p := b.push(t, "master")
+	b.drain(t, 0)
+	want := map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "success"},
+		"gantry/test/lint": {"pending", "running", "success"}, "gantry/release": {"pending", "running", "success"},
+	}
+	if d := cmp.Diff(want, b.statuses.posts); d != "" {
+		t.Errorf("statuses (-want +got):\n%s", d)
+	}
+	if got := b.statuses.descs["gantry/test/unit"]; got != "2 passed in 0.10s" {
+		t.Errorf("test/unit description = %q, want pytest's summary", got)
+	}
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if got.State() != StateSuccess || got.Digest != "sha256:dig" || got.GitLabPipelineID != 501 {
+		t.Errorf("pipeline = %s digest %s gitlab id %d, want success, the digest and 501", got.State(), got.Digest, got.GitLabPipelineID)
+	}
+	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != p.ID {
+		t.Errorf("Released = %d, want %d", r, p.ID)
+	}
+}
+
+// TestEngineGuardRightBeforePush is the guard's second point: a newer pipeline of the branch
+// released while this one was testing, so this one must not push.
+func TestEngineGuardRightBeforePush(t *testing.T) {
+	b := setupEngine(t)
+	p := b.push(t, "master")
+	b.store.MarkReleased(context.Background(), "g/app", "master", p.ID+1)
+	b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+		t.Error("Release called for an outdated pipeline")
+		return ReleaseResult{}, nil
+	}
+	b.drain(t, 0)
+	if got := b.statuses.posts["gantry/release"]; !cmp.Equal(got, []string{"pending", "skipped"}) {
+		t.Errorf("release statuses = %v, want pending, skipped", got)
+	}
+	if d := b.statuses.descs["gantry/release"]; !strings.HasPrefix(d, "outdated") {
+		t.Errorf("release description = %q, want outdated…", d)
+	}
+}
+
+func TestEngineFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		build      error
+		test       TestResult
+		testErr    error
+		retries    int
+		wantUnit   []string
+		wantClass  ErrorClass
+		wantDesc   string
+		buildCalls int
+	}{
+		{name: "test exits 1", test: TestResult{ExitCode: 1}, wantUnit: []string{"pending", "running", "failed"}, wantClass: ClassProject, wantDesc: "exit 1: 2 passed in 0.10s", buildCalls: 1},
+		{name: "test out of memory, retried then failed", test: TestResult{ExitCode: 137, OOMKilled: true}, retries: 2, wantUnit: []string{"pending", "running", "failed"}, wantClass: ClassInfrastructure, wantDesc: "infrastructure: out of memory", buildCalls: 1},
+		{name: "engine gone once, then back", testErr: errors.New("engine unreachable"), retries: 2, wantUnit: []string{"pending", "running", "success"}, buildCalls: 1},
+		{name: "build step fails", build: fmt.Errorf("RUN false: %w", ErrProjectFault), wantUnit: []string{"pending", "skipped"}, buildCalls: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := setupEngine(t)
+			builds, testCalls := 0, 0
+			b.exec.BuildFunc = func(BuildRequest) (BuildResult, error) { builds++; return BuildResult{ImageID: "sha256:img"}, tt.build }
+			b.exec.TestFunc = func(r TestRequest, log io.Writer) (TestResult, error) {
+				io.WriteString(log, "2 passed in 0.10s\n")
+				if r.Test.Name != "unit" {
+					return TestResult{}, nil
+				}
+				testCalls++
+				if tt.testErr != nil && testCalls == 1 {
+					return TestResult{}, tt.testErr
+				}
+				return tt.test, nil
+			}
+			p := b.push(t, "feature")
+			b.drain(t, tt.retries)
+			if got := b.statuses.posts["gantry/test/unit"]; !cmp.Equal(got, tt.wantUnit) {
+				t.Errorf("test/unit statuses = %v, want %v", got, tt.wantUnit)
+			}
+			got, _ := b.store.Pipeline(context.Background(), p.ID)
+			j, _ := got.Job("test/unit")
+			if j.ErrorClass != tt.wantClass || !strings.HasPrefix(j.Description, tt.wantDesc) {
+				t.Errorf("test/unit = class %q %q, want class %q %q…", j.ErrorClass, j.Description, tt.wantClass, tt.wantDesc)
+			}
+			if builds != tt.buildCalls {
+				t.Errorf("builds = %d, want %d", builds, tt.buildCalls)
+			}
+			if !got.State().Terminal() {
+				t.Errorf("pipeline ended %s, want a terminal state", got.State())
+			}
+		})
+	}
+}
