@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/gantry-ci/gantry/orchestrator"
@@ -78,14 +77,6 @@ func (s *Server) fail(c *echo.Context, err error) error {
 	}
 	s.log.Error("api error", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	return c.JSON(http.StatusInternalServerError, apiError{Error: "internal error"})
-}
-
-func pathID(c *echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, c.JSON(http.StatusBadRequest, apiError{Error: "bad request", Detail: "pipeline id must be a positive number"})
-	}
-	return id, nil
 }
 
 // authorized checks the bearer token. It compares every configured token so the time taken does

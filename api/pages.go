@@ -16,13 +16,9 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{}).ParseFS(tem
 
 // pipelinePage is the page a commit status links to.
 func (s *Server) pipelinePage(c *echo.Context) error {
-	id, err := pathID(c)
-	if id == 0 {
+	p, err := s.pipeline(c)
+	if p == nil {
 		return err
-	}
-	p, err := s.pipelines.Pipeline(c.Request().Context(), id)
-	if err != nil {
-		return s.fail(c, err)
 	}
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, "pipeline.html", pipelineView(p)); err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -48,15 +50,25 @@ func (s *Server) readyz(c *echo.Context) error {
 }
 
 func (s *Server) showPipeline(c *echo.Context) error {
-	id, err := pathID(c)
-	if id == 0 {
+	p, err := s.pipeline(c)
+	if p == nil {
 		return err
+	}
+	return c.JSON(http.StatusOK, pipelineView(p))
+}
+
+// pipeline loads the pipeline of the path's :id. When it returns nil, the answer was written
+// and the error is what the handler returns.
+func (s *Server) pipeline(c *echo.Context) (*orchestrator.Pipeline, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, c.JSON(http.StatusBadRequest, apiError{Error: "bad request", Detail: "pipeline id must be a positive number"})
 	}
 	p, err := s.pipelines.Pipeline(c.Request().Context(), id)
 	if err != nil {
-		return s.fail(c, err)
+		return nil, s.fail(c, err)
 	}
-	return c.JSON(http.StatusOK, pipelineView(p))
+	return p, nil
 }
 
 func constantTimeEqual(a, b string) bool {

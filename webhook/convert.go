@@ -47,35 +47,38 @@ func convert(eventType string, payload []byte) (event, error) {
 }
 
 func convertPush(ev *gl.PushEvent) event {
-	out := event{Project: ev.Project.PathWithNamespace}
-	branch, ok := strings.CutPrefix(ev.Ref, "refs/heads/")
-	switch {
-	case !ok:
-		out.Ignored = fmt.Sprintf("ref %q is not a branch", ev.Ref)
-	case ev.After == zeroSHA || ev.CheckoutSHA == "":
-		out.Ignored = "branch " + branch + " deleted"
-	default:
-		out.Trigger = orchestrator.Trigger{
-			Project: ev.Project.PathWithNamespace, ProjectID: ev.ProjectID, ProjectURL: ev.Project.WebURL,
-			Kind: orchestrator.TriggerPush, Ref: branch, SHA: ev.CheckoutSHA,
-		}
-	}
-	return out
+	return convertRef(orchestrator.TriggerPush, "refs/heads/", "branch", refEvent{
+		project: ev.Project.PathWithNamespace, projectID: ev.ProjectID, webURL: ev.Project.WebURL,
+		ref: ev.Ref, after: ev.After, checkout: ev.CheckoutSHA,
+	})
 }
 
 func convertTag(ev *gl.TagEvent) event {
-	out := event{Project: ev.Project.PathWithNamespace}
-	tag, ok := strings.CutPrefix(ev.Ref, "refs/tags/")
+	return convertRef(orchestrator.TriggerTag, "refs/tags/", "tag", refEvent{
+		project: ev.Project.PathWithNamespace, projectID: ev.ProjectID, webURL: ev.Project.WebURL,
+		ref: ev.Ref, after: ev.After, checkout: ev.CheckoutSHA,
+	})
+}
+
+// refEvent is what a push and a tag push have in common.
+type refEvent struct {
+	project, webURL, ref, after, checkout string
+	projectID                             int64
+}
+
+// convertRef builds checkout_sha, never `after`: for an annotated tag `after` is the tag object
+// (gitlab.md §2.2), and a deleted ref has `after` all zeros and no checkout_sha.
+func convertRef(kind orchestrator.TriggerKind, prefix, noun string, ev refEvent) event {
+	out := event{Project: ev.project}
+	name, ok := strings.CutPrefix(ev.ref, prefix)
 	switch {
 	case !ok:
-		out.Ignored = fmt.Sprintf("ref %q is not a tag", ev.Ref)
-	case ev.After == zeroSHA || ev.CheckoutSHA == "":
-		out.Ignored = "tag " + tag + " deleted"
+		out.Ignored = fmt.Sprintf("ref %q is not a %s", ev.ref, noun)
+	case ev.after == zeroSHA || ev.checkout == "":
+		out.Ignored = noun + " " + name + " deleted"
 	default:
-		// checkout_sha, not after: for an annotated tag `after` is the tag object (gitlab.md §2.2).
 		out.Trigger = orchestrator.Trigger{
-			Project: ev.Project.PathWithNamespace, ProjectID: ev.ProjectID, ProjectURL: ev.Project.WebURL,
-			Kind: orchestrator.TriggerTag, Ref: tag, SHA: ev.CheckoutSHA,
+			Project: ev.project, ProjectID: ev.projectID, ProjectURL: ev.webURL, Kind: kind, Ref: name, SHA: ev.checkout,
 		}
 	}
 	return out
