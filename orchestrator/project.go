@@ -8,9 +8,12 @@ type Project struct {
 	// Path is GitLab's path_with_namespace, e.g. "group/app".
 	Path string
 	// Image is the repository the images go to, without a tag, e.g. "registry.example.com/group/app".
-	Image     string
-	Build     BuildSpec
-	Base      *BaseSpec
+	Image string
+	Build BuildSpec
+	Base  *BaseSpec
+	// Generate, when set, renders base and app Dockerfiles for a Python project that has no
+	// Dockerfile of its own.
+	Generate  *GenerateSpec
 	Tests     []TestSpec
 	Release   ReleasePolicy
 	Supersede bool
@@ -31,6 +34,23 @@ type BaseSpec struct {
 	Dockerfile string
 	Inputs     []string
 	Image      string
+}
+
+// GenerateSpec holds the options of the origin document's generated Python images.
+type GenerateSpec struct {
+	// Image is the Python image the base starts from.
+	Image string
+	// IndexURL is a pip index mirror (pip -i).
+	IndexURL string
+	// Wheels is a folder of wheels in the repository for offline installs
+	// (pip --no-index --find-links).
+	Wheels string
+	// SystemPackages are Debian packages installed with apt-get in the base.
+	SystemPackages []string
+	// SetupPy installs the project itself with pip install . (setup.py or pyproject.toml).
+	SetupPy bool
+	// Command is the app image's CMD.
+	Command []string
 }
 
 // TestSpec is one configured test job.

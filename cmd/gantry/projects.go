@@ -23,6 +23,12 @@ func domainProjects(cfg *configs.Config) []orchestrator.Project {
 		if p.Base != nil {
 			dp.Base = &orchestrator.BaseSpec{Dockerfile: p.Base.Dockerfile, Inputs: p.Base.Inputs, Image: p.Base.Image}
 		}
+		if g := p.Generate.Python; g != nil {
+			dp.Generate = &orchestrator.GenerateSpec{
+				Image: g.Image, IndexURL: g.IndexURL, Wheels: g.Wheels, SystemPackages: g.SystemPackages,
+				SetupPy: g.SetupPy, Command: g.Command,
+			}
+		}
 		for _, t := range p.Tests {
 			dp.Tests = append(dp.Tests, orchestrator.TestSpec{
 				Name: t.Name, Command: t.Command, Env: t.Env, Timeout: t.Timeout.Duration,
