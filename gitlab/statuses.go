@@ -72,9 +72,22 @@ func (c *Client) Post(ctx context.Context, u orchestrator.StatusUpdate) (int64, 
 		return c.knownPipeline(ctx, u), nil
 	case errors.Is(err, gl.ErrNotFound):
 		// client-go drops the 404's body: the project, the commit or the pinned pipeline is gone.
-		return 0, fmt.Errorf("%s: project, commit or pipeline missing: %w", what, orchestrator.ErrNotFound)
+		return 0, fmt.Errorf("%s: project, commit or pipeline missing: %w: %w", what, orchestrator.ErrNotFound, orchestrator.ErrRejected)
+	case refusedForGood(err):
+		return 0, fmt.Errorf("%s: %w: %w", what, err, orchestrator.ErrRejected)
 	}
 	return 0, fmt.Errorf("%s: %w", what, err)
+}
+
+// refusedForGood reports a 4xx answer that sending the same request again cannot change; 408,
+// 409 (the commit status lock) and 429 are passing.
+func refusedForGood(err error) bool {
+	var er *gl.ErrorResponse
+	if !errors.As(err, &er) || er.Response == nil {
+		return false
+	}
+	code := er.Response.StatusCode
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusConflict && code != http.StatusTooManyRequests
 }
 
 // knownPipeline is the pipeline of a status GitLab already holds: the one the caller knows, else

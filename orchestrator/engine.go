@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ type Engine struct {
 	projects  map[string]Project
 	prefix    string
 	publicURL string
+	dedup     time.Duration
 	now       func() time.Time
 	log       *zap.Logger
 }
@@ -43,8 +43,11 @@ type EngineOptions struct {
 	StatusPrefix string
 	// PublicURL is where gantry's pages are reached; statuses link to PublicURL/pipelines/{id}.
 	PublicURL string
-	Now       func() time.Time
-	Logger    *zap.Logger
+	// DedupWindow is how long a second trigger for the same project, kind, ref and SHA yields
+	// the first one's pipeline; default 10 minutes.
+	DedupWindow time.Duration
+	Now         func() time.Time
+	Logger      *zap.Logger
 }
 
 // NewEngine checks the options and builds an Engine.
@@ -57,6 +60,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		projects:  make(map[string]Project, len(o.Projects)),
 		prefix:    cmp.Or(o.StatusPrefix, "gantry"),
 		publicURL: strings.TrimRight(o.PublicURL, "/"),
+		dedup:     cmp.Or(o.DedupWindow, 10*time.Minute),
 		now:       o.Now,
 		log:       o.Logger,
 	}
@@ -78,21 +82,46 @@ func (e *Engine) Project(path string) (Project, bool) {
 	return p, ok
 }
 
-// Accept plans a pipeline for a trigger and stores it with its first task queued. It makes no
-// GitLab or Docker call, so a webhook can answer as soon as it returns.
-func (e *Engine) Accept(ctx context.Context, t Trigger) (*Pipeline, error) {
+// deliveryTTL is how long a delivery id is remembered: GitLab resends a delivery with the same
+// Idempotency-Key only when someone asks it to, which can be much later than the dedup window.
+const deliveryTTL = 7 * 24 * time.Hour
+
+// Accepted is the outcome of Accept: the pipeline for the trigger, and whether it existed.
+type Accepted struct {
+	Pipeline  *Pipeline
+	Duplicate bool
+}
+
+// Accept plans a pipeline for a trigger and stores it with its first task queued, unless the
+// same delivery or the same (project, kind, ref, SHA) inside the dedup window already has one:
+// then that pipeline is returned. It makes no GitLab or Docker call, so a webhook can answer as
+// soon as it returns.
+func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 	proj, ok := e.Project(t.Project)
 	if !ok {
-		return nil, fmt.Errorf("accept %s: %w", t.Project, ErrUnknownProject)
+		return Accepted{}, fmt.Errorf("accept %s: %w", t.Project, ErrUnknownProject)
 	}
 	t.Project = proj.Path
 	p := Plan(proj, t, e.now())
-	if err := e.store.CreatePipeline(ctx, p, Task{}); err != nil {
-		return nil, fmt.Errorf("accept %s@%s: %w", t.Project, t.ShortSHA(), err)
+	d := Dedup{
+		Content:    strings.Join([]string{strings.ToLower(t.Project), string(t.Kind), t.Ref, t.SHA}, "|"),
+		ContentTTL: e.dedup,
+	}
+	if t.DeliveryID != "" {
+		d.Delivery, d.DeliveryTTL = t.DeliveryID, deliveryTTL
+	}
+	existing, err := e.store.CreatePipeline(ctx, p, Task{Kind: TaskStart}, d)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("accept %s@%s: %w", t.Project, t.ShortSHA(), err)
+	}
+	if existing != 0 {
+		e.log.Info("duplicate trigger", zap.Int64("pipeline", existing), zap.String("project", t.Project),
+			zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.String("delivery", t.DeliveryID))
+		return Accepted{Pipeline: &Pipeline{ID: existing}, Duplicate: true}, nil
 	}
 	e.log.Info("pipeline accepted", zap.Int64("pipeline", p.ID), zap.String("project", t.Project),
 		zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.Int("jobs", len(p.Jobs)))
-	return p, nil
+	return Accepted{Pipeline: p}, nil
 }
 
 // Handle runs one queued task. It returns an error only when the task should be tried again
@@ -106,22 +135,43 @@ func (e *Engine) Handle(ctx context.Context, t Task) error {
 	if err != nil {
 		return err
 	}
-	if t.Job == "" {
+	switch t.Kind {
+	case TaskStart:
 		return e.announce(ctx, p)
+	case TaskStatuses:
+		return e.postStatuses(ctx, p.ID)
 	}
 	return e.runJob(ctx, p, t)
 }
 
 // announce posts every planned job as pending, so that a merge request cannot merge before all
-// of gantry's checks exist, then queues the jobs whose turn has come.
+// of gantry's checks exist, then queues the jobs whose turn has come. A pipeline whose head
+// commit asks to skip CI ends here, every job skipped and nothing posted.
 func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
+	ev, reason := EventEnqueue, ""
+	if p.Trigger.CheckSkip && p.Jobs[0].State == StateCreated {
+		msg, err := e.source.CommitMessage(ctx, p.Trigger.ProjectID, p.Trigger.SHA)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("read commit message of %s: %w", p.Trigger.ShortSHA(), err)
+		}
+		if SkipCI(msg) {
+			ev, reason = EventSkip, "skipped: [skip ci] in the commit message"
+		}
+	}
 	for _, j := range p.Jobs {
 		if j.State != StateCreated {
 			continue
 		}
-		if _, err := e.transition(ctx, p, j.Name, EventEnqueue, func(*Job) {}); err != nil {
+		if _, err := e.transition(ctx, p, j.Name, ev, func(j *Job) { j.Description = reason }); err != nil {
 			return err
 		}
+	}
+	if err := e.store.Started(ctx, p.ID); err != nil {
+		return err
+	}
+	if ev == EventSkip {
+		e.log.Info("pipeline skipped", zap.Int64("pipeline", p.ID), zap.String("reason", reason))
+		return nil
 	}
 	return e.dispatch(ctx, p.ID)
 }
@@ -135,7 +185,7 @@ func (e *Engine) dispatch(ctx context.Context, id int64) error {
 	for _, s := range NextSteps(p) {
 		j, _ := p.Job(s.Job)
 		if s.Run {
-			if err := e.queue.Enqueue(ctx, Task{PipelineID: p.ID, Job: j.Name, Attempt: j.Attempt}); err != nil {
+			if err := e.queue.Enqueue(ctx, Task{Kind: TaskJob, PipelineID: p.ID, Job: j.Name, Attempt: j.Attempt}); err != nil {
 				return fmt.Errorf("queue %s of pipeline %d: %w", j.Name, p.ID, err)
 			}
 			continue
@@ -150,8 +200,10 @@ func (e *Engine) dispatch(ctx context.Context, id int64) error {
 	return nil
 }
 
-// transition moves one job by an event, stores it only if no one else moved it first, and posts
-// the new state to GitLab. It reports whether this call made the move.
+// transition moves one job by an event and stores it only if no one else moved it first. A
+// move GitLab must hear about goes into the pipeline's status outbox in the same step, and a
+// task is queued to post it: statuses are posted in the background, in order, and a slow or
+// failing GitLab never holds up the pipeline. It reports whether this call made the move.
 func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Event, edit func(*Job)) (bool, error) {
 	j, ok := p.Job(name)
 	if !ok {
@@ -171,41 +223,22 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 		moved.FinishedAt = now
 	}
 	edit(&moved)
-	swapped, err := e.store.SwapJob(ctx, p.ID, from, moved)
+	var post *StatusEntry
+	// A pipeline skipped before anything was posted stays invisible in GitLab, like GitLab's own
+	// [skip ci].
+	if ev.Posted() && !(ev == EventSkip && from == StateCreated) {
+		post = &StatusEntry{Job: moved.Name, Attempt: moved.Attempt, State: next, Description: moved.Description}
+	}
+	swapped, seq, err := e.store.SwapJob(ctx, p.ID, from, moved, post)
 	if err != nil || !swapped {
 		return false, err
 	}
 	*j = moved
-	if ev.Posted() {
-		e.post(ctx, p, moved)
-	}
-	return true, nil
-}
-
-// post tells GitLab a job's state. A status that cannot be posted is logged, not fatal: the
-// pipeline goes on, and the next post of the job carries its current state.
-func (e *Engine) post(ctx context.Context, p *Pipeline, j Job) {
-	u := StatusUpdate{
-		ProjectID: p.Trigger.ProjectID, SHA: p.Trigger.SHA, Ref: p.Trigger.Ref,
-		Name: StatusName(e.prefix, j.Name), State: j.State, Description: j.Description,
-		PipelineID: p.GitLabPipelineID,
-	}
-	if e.publicURL != "" { // without one, GitLab would refuse a relative link
-		u.TargetURL = e.publicURL + "/pipelines/" + strconv.FormatInt(p.ID, 10)
-	}
-	// Terminal posts must reach GitLab even when the job's context was cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	glID, err := e.statuses.Post(ctx, u)
-	if err != nil {
-		e.log.Error("commit status not posted", zap.Int64("pipeline", p.ID), zap.String("job", j.Name),
-			zap.String("state", string(j.State)), zap.Error(err))
-		return
-	}
-	if glID != 0 && p.GitLabPipelineID == 0 {
-		p.GitLabPipelineID = glID
-		if err := e.store.UpdatePipeline(ctx, p); err != nil {
-			e.log.Error("gitlab pipeline id not stored", zap.Int64("pipeline", p.ID), zap.Error(err))
+	if post != nil {
+		if err := e.queue.Enqueue(ctx, Task{Kind: TaskStatuses, PipelineID: p.ID, Seq: seq}); err != nil {
+			// The entry waits in the outbox; the next transition's task, or the sweep, posts it.
+			e.log.Warn("status task not queued", zap.Int64("pipeline", p.ID), zap.Error(err))
 		}
 	}
+	return true, nil
 }

@@ -19,16 +19,75 @@ type memStore struct {
 	pipelines map[int64]*Pipeline
 	released  map[string]int64
 	logs      map[string]string
+	dedup     map[string]int64
+	outbox    map[int64][]StatusEntry
+	seq       int64
+	locked    map[int64]bool
+	unstarted map[int64]bool
 	queue     *memQueue
 }
 
-func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, first Task) error {
+func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, first Task, d Dedup) (int64, error) {
 	m.mu.Lock()
+	for _, k := range []string{"d:" + d.Delivery, "c:" + d.Content} {
+		if id := m.dedup[k]; id != 0 && k != "d:" {
+			m.mu.Unlock()
+			return id, nil
+		}
+	}
 	p.ID = int64(len(m.pipelines) + 1)
 	m.pipelines[p.ID] = clone(p)
+	m.dedup["d:"+d.Delivery], m.dedup["c:"+d.Content] = p.ID, p.ID
+	m.unstarted[p.ID] = true
 	m.mu.Unlock()
 	first.PipelineID = p.ID
-	return m.queue.Enqueue(context.Background(), first)
+	return 0, m.queue.Enqueue(context.Background(), first)
+}
+
+func (m *memStore) NextStatus(_ context.Context, id int64) (*StatusEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.outbox[id]) == 0 {
+		return nil, nil
+	}
+	e := m.outbox[id][0]
+	return &e, nil
+}
+
+func (m *memStore) AckStatus(_ context.Context, id, seq int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.outbox[id]) > 0 && m.outbox[id][0].Seq == seq {
+		m.outbox[id] = m.outbox[id][1:]
+	}
+	return nil
+}
+
+func (m *memStore) LockStatuses(_ context.Context, id int64) (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.locked[id] {
+		return nil, ErrLocked
+	}
+	m.locked[id] = true
+	return func() { m.mu.Lock(); delete(m.locked, id); m.mu.Unlock() }, nil
+}
+
+func (m *memStore) Started(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.unstarted, id)
+	return nil
+}
+
+func (m *memStore) Unstarted(context.Context, time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id := range m.unstarted {
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 func clone(p *Pipeline) *Pipeline {
@@ -55,15 +114,22 @@ func (m *memStore) UpdatePipeline(_ context.Context, p *Pipeline) error {
 	return nil
 }
 
-func (m *memStore) SwapJob(_ context.Context, id int64, from State, j Job) (bool, error) {
+func (m *memStore) SwapJob(_ context.Context, id int64, from State, j Job, post *StatusEntry) (bool, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, _ := m.pipelines[id].Job(j.Name)
 	if cur.State != from {
-		return false, nil
+		return false, 0, nil
 	}
 	*cur = j
-	return true, nil
+	if post == nil {
+		return true, 0, nil
+	}
+	m.seq++
+	e := *post
+	e.Seq = m.seq
+	m.outbox[id] = append(m.outbox[id], e)
+	return true, m.seq, nil
 }
 
 func (m *memStore) AppendLog(_ context.Context, id int64, job string, attempt int, p []byte) error {
@@ -133,6 +199,14 @@ func (fakeSource) Archive(context.Context, int64, string) (io.ReadCloser, error)
 	return io.NopCloser(strings.NewReader("")), nil
 }
 
+// CommitMessage answers with a skip marker for SHAs that start with "5k1p".
+func (fakeSource) CommitMessage(_ context.Context, _ int64, sha string) (string, error) {
+	if strings.HasPrefix(sha, "5k1p") {
+		return "wip [skip ci]", nil
+	}
+	return "a change", nil
+}
+
 // recordedStatuses keeps every post, per status name.
 type recordedStatuses struct {
 	mu    sync.Mutex
@@ -160,7 +234,8 @@ func setupEngine(t *testing.T) engineBundle {
 	t.Helper()
 	q := &memQueue{}
 	b := engineBundle{
-		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]int64{}, logs: map[string]string{}, queue: q},
+		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]int64{}, logs: map[string]string{},
+			dedup: map[string]int64{}, outbox: map[int64][]StatusEntry{}, locked: map[int64]bool{}, unstarted: map[int64]bool{}, queue: q},
 		queue: q,
 		exec: &fakeExecutor{
 			BuildFunc: func(BuildRequest) (BuildResult, error) { return BuildResult{ImageID: "sha256:img"}, nil },
@@ -197,8 +272,11 @@ func (b engineBundle) drain(t *testing.T, maxRetry int) {
 			return
 		}
 		task.Retried, task.MaxRetry = tries[task], maxRetry
+		if task.Kind == TaskStatuses {
+			task.MaxRetry = 10
+		}
 		if err := b.engine.Handle(context.Background(), task); err != nil {
-			if tries[task] < maxRetry {
+			if tries[task] < task.MaxRetry {
 				tries[task]++
 				b.queue.Enqueue(context.Background(), task)
 			}
@@ -209,11 +287,16 @@ func (b engineBundle) drain(t *testing.T, maxRetry int) {
 
 func (b engineBundle) push(t *testing.T, ref string) *Pipeline {
 	t.Helper()
-	p, err := b.engine.Accept(context.Background(), Trigger{Project: "G/App", ProjectID: 7, Kind: TriggerPush, Ref: ref, SHA: "0123456789"})
+	return b.pushTrigger(t, Trigger{Project: "G/App", ProjectID: 7, Kind: TriggerPush, Ref: ref, SHA: "0123456789"})
+}
+
+func (b engineBundle) pushTrigger(t *testing.T, tr Trigger) *Pipeline {
+	t.Helper()
+	a, err := b.engine.Accept(context.Background(), tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return a.Pipeline
 }
 
 func TestEngineHappyPath(t *testing.T) {
@@ -309,4 +392,69 @@ func TestEngineFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestEngineDuplicates(t *testing.T) {
+	b := setupEngine(t)
+	tr := Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d1"}
+	first := b.pushTrigger(t, tr)
+	for _, again := range []Trigger{
+		tr, // the same delivery
+		{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d2"}, // same content
+	} {
+		a, err := b.engine.Accept(context.Background(), again)
+		if err != nil || !a.Duplicate || a.Pipeline.ID != first.ID {
+			t.Errorf("Accept(%+v) = %+v, %v, want duplicate of %d", again, a, err, first.ID)
+		}
+	}
+	other, _ := b.engine.Accept(context.Background(), Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerMergeRequest, Ref: "dev", SHA: "abc", DeliveryID: "d3"})
+	if other.Duplicate {
+		t.Error("a merge request pipeline for the same SHA counted as a duplicate of the push")
+	}
+}
+
+// TestEngineSkipFromCommitMessage: the webhook could not see the head commit, so the engine
+// reads it; a [skip ci] there skips every job and posts nothing.
+func TestEngineSkipFromCommitMessage(t *testing.T) {
+	b := setupEngine(t)
+	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "5k1p000", CheckSkip: true})
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if got.State() != StateSkipped || len(b.statuses.posts) != 0 {
+		t.Errorf("pipeline = %s with posts %v, want skipped and nothing posted", got.State(), b.statuses.posts)
+	}
+}
+
+// TestEngineStatusesSurviveGitLabOutage: posts fail for a while; the pipeline does not wait for
+// them, and every status still reaches GitLab, in order, ending terminal.
+func TestEngineStatusesSurviveGitLabOutage(t *testing.T) {
+	b := setupEngine(t)
+	failures := 5
+	real := b.statuses
+	flaky := &flakyStatuses{next: real, fail: &failures}
+	b.engine.statuses = flaky
+	p := b.push(t, "feature")
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if got.State() != StateSuccess {
+		t.Fatalf("pipeline = %s, want success", got.State())
+	}
+	for _, name := range []string{"gantry/build", "gantry/test/unit", "gantry/test/lint"} {
+		if want := []string{"pending", "running", "success"}; !cmp.Equal(real.posts[name], want) {
+			t.Errorf("%s posts = %v, want %v", name, real.posts[name], want)
+		}
+	}
+}
+
+type flakyStatuses struct {
+	next Statuses
+	fail *int
+}
+
+func (f *flakyStatuses) Post(ctx context.Context, u StatusUpdate) (int64, error) {
+	if *f.fail > 0 {
+		*f.fail--
+		return 0, errors.New("502 Bad Gateway")
+	}
+	return f.next.Post(ctx, u)
 }

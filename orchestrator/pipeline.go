@@ -42,6 +42,9 @@ type Trigger struct {
 	MergeRequestIID int64 `json:"merge_request_iid,omitempty"`
 	// DeliveryID identifies the webhook delivery (Idempotency-Key or X-Gitlab-Event-UUID).
 	DeliveryID string `json:"delivery_id,omitempty"`
+	// CheckSkip asks the engine to read the head commit's message for [skip ci] before running
+	// anything, because the webhook did not carry it (more than 20 commits, or a tag push).
+	CheckSkip bool `json:"check_skip,omitempty"`
 }
 
 // ShortSHA is the first eight characters of the commit, as GitLab shows it.

@@ -75,9 +75,10 @@ type Executor interface {
 	Release(ctx context.Context, req ReleaseRequest, log io.Writer) (ReleaseResult, error)
 }
 
-// Source fetches a project's repository archive at a commit.
+// Source fetches a project's repository archive at a commit, and a commit's message.
 type Source interface {
 	Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error)
+	CommitMessage(ctx context.Context, projectID int64, sha string) (string, error)
 }
 
 // StatusUpdate is one commit status post.
@@ -93,22 +94,63 @@ type StatusUpdate struct {
 	PipelineID int64
 }
 
+// ErrRejected marks a status post GitLab refused for good (a 4xx that retrying cannot fix): the
+// engine logs it and goes on with the next one. Any other error is retried later.
+var ErrRejected = errors.New("rejected by GitLab")
+
 // Statuses posts commit statuses to GitLab and returns GitLab's pipeline id.
 type Statuses interface {
 	Post(ctx context.Context, u StatusUpdate) (gitlabPipelineID int64, err error)
 }
 
+// Dedup names a new pipeline's duplicates: a pipeline already stored under either key is
+// returned instead of a new one.
+type Dedup struct {
+	// Delivery is the webhook delivery's id (kept for DeliveryTTL), "" when there is none.
+	Delivery    string
+	DeliveryTTL time.Duration
+	// Content is (project, trigger kind, ref, SHA) (kept for ContentTTL, the dedup window).
+	Content    string
+	ContentTTL time.Duration
+}
+
+// StatusEntry is one commit status waiting in a pipeline's outbox, in the order the job
+// transitions happened.
+type StatusEntry struct {
+	Seq         int64  `json:"seq"`
+	Job         string `json:"job"`
+	Attempt     int    `json:"attempt"`
+	State       State  `json:"state"`
+	Description string `json:"description,omitempty"`
+}
+
+// ErrLocked is returned when another worker holds a lock.
+var ErrLocked = errors.New("locked")
+
 // Store keeps pipelines and their jobs.
 type Store interface {
-	// CreatePipeline gives p an ID and stores it, with its trigger and planned jobs, and queues
-	// task: both happen or neither.
-	CreatePipeline(ctx context.Context, p *Pipeline, first Task) error
+	// CreatePipeline checks the dedup keys and, when neither names a stored pipeline, gives p an
+	// ID, stores it with its trigger and planned jobs, and queues first. It returns the id of the
+	// existing pipeline for a duplicate (p is then left alone), 0 for a new one.
+	CreatePipeline(ctx context.Context, p *Pipeline, first Task, d Dedup) (existing int64, err error)
 	Pipeline(ctx context.Context, id int64) (*Pipeline, error)
 	// UpdatePipeline stores the pipeline's own fields (not its jobs).
 	UpdatePipeline(ctx context.Context, p *Pipeline) error
-	// SwapJob stores job only when the stored job is still in state from; it reports whether it did.
-	// It is how two workers finishing at once agree on who moves a job.
-	SwapJob(ctx context.Context, pipelineID int64, from State, job Job) (bool, error)
+	// SwapJob stores job only when the stored job is still in state from, and then appends post
+	// (when not nil) to the pipeline's status outbox, in the same step. It reports whether it
+	// stored the job, and the outbox sequence number given to post. It is how two workers
+	// finishing at once agree on who moves a job, and why statuses reach GitLab in order.
+	SwapJob(ctx context.Context, pipelineID int64, from State, job Job, post *StatusEntry) (swapped bool, seq int64, err error)
+	// NextStatus is the oldest entry of the pipeline's status outbox, nil when it is empty.
+	NextStatus(ctx context.Context, pipelineID int64) (*StatusEntry, error)
+	// AckStatus removes the outbox's oldest entry if it is seq.
+	AckStatus(ctx context.Context, pipelineID, seq int64) error
+	// LockStatuses takes the pipeline's status lock, or returns ErrLocked.
+	LockStatuses(ctx context.Context, pipelineID int64) (unlock func(), err error)
+	// Started records that a pipeline's first task ran; Unstarted lists pipelines stored before
+	// the given time whose first task never ran (its queueing failed), to queue them again.
+	Started(ctx context.Context, pipelineID int64) error
+	Unstarted(ctx context.Context, before time.Time) ([]int64, error)
 	// AppendLog adds output to a job attempt's log.
 	AppendLog(ctx context.Context, pipelineID int64, job string, attempt int, p []byte) error
 	// Released is the highest pipeline ID released from a project's branch, 0 if none.
@@ -117,11 +159,27 @@ type Store interface {
 	MarkReleased(ctx context.Context, project, branch string, pipelineID int64) error
 }
 
-// Task is one unit of queued work: a pipeline to start (Job == "") or a job attempt to run.
+// TaskKind says what a task does.
+type TaskKind string
+
+// The kinds of task.
+const (
+	// TaskStart announces a pipeline's jobs and queues the first ones.
+	TaskStart TaskKind = "start"
+	// TaskJob runs one attempt of one job.
+	TaskJob TaskKind = "job"
+	// TaskStatuses posts what is waiting in a pipeline's status outbox, in order.
+	TaskStatuses TaskKind = "statuses"
+)
+
+// Task is one unit of queued work.
 type Task struct {
-	PipelineID int64  `json:"pipeline"`
-	Job        string `json:"job,omitempty"`
-	Attempt    int    `json:"attempt,omitempty"`
+	Kind       TaskKind `json:"kind"`
+	PipelineID int64    `json:"pipeline"`
+	Job        string   `json:"job,omitempty"`
+	Attempt    int      `json:"attempt,omitempty"`
+	// Seq is the outbox entry a statuses task was queued for.
+	Seq int64 `json:"seq,omitempty"`
 	// Retried and MaxRetry come from the queue when the task is handed over: how many times it
 	// was already tried, and how many retries it is allowed.
 	Retried  int `json:"-"`

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 )
@@ -13,14 +15,34 @@ func (s *Store) keySeq() string { return s.prefix + ":pipeline:seq" }
 
 // keyPipeline is the hash of one pipeline: its trigger, its own fields, and one field per job.
 func (s *Store) keyPipeline(id int64) string {
-	return s.prefix + ":pipeline:" + strconv.FormatInt(id, 10)
+	return s.keyPipelinePrefix() + strconv.FormatInt(id, 10)
 }
+
+// keyPipelinePrefix is keyPipeline without the id, for the script that makes up the id.
+func (s *Store) keyPipelinePrefix() string { return s.prefix + ":pipeline:" }
 
 // keyIndex is the sorted set of all pipeline ids (score = id), newest last.
 func (s *Store) keyIndex() string { return s.prefix + ":pipelines" }
 
 func (s *Store) keyLog(id int64, job string, attempt int) string {
 	return s.keyPipeline(id) + ":log:" + job + ":" + strconv.Itoa(attempt)
+}
+
+// keyOutbox is the list of commit statuses of a pipeline waiting to be posted, oldest first.
+func (s *Store) keyOutbox(id int64) string { return s.keyPipeline(id) + ":outbox" }
+
+// keyStatusLock is held by the one worker posting a pipeline's statuses.
+func (s *Store) keyStatusLock(id int64) string { return s.keyPipeline(id) + ":status-lock" }
+
+// keyUnstarted is the sorted set of pipelines whose first task has not run (score = stored at,
+// unix milliseconds).
+func (s *Store) keyUnstarted() string { return s.prefix + ":unstarted" }
+
+// keyDedup remembers the pipeline of a delivery or of a (project, kind, ref, SHA); the value is
+// hashed so any text makes a tidy key.
+func (s *Store) keyDedup(kind, value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return s.prefix + ":dedup:" + kind + ":" + hex.EncodeToString(sum[:16])
 }
 
 // keyReleased holds the id of the newest pipeline released from a project's branch.
@@ -37,6 +59,7 @@ const (
 	fieldImage     = "image"
 	fieldImageRef  = "image_ref"
 	fieldDigest    = "digest"
+	fieldStatusSeq = "status_seq" // last outbox sequence number given out
 	jobPrefix      = "job:"
 	statePrefix    = "state:"
 )

@@ -24,11 +24,18 @@ const (
 // taskID names a task so that asynq refuses a second copy while the first is queued or
 // running: two workers that both see a job's turn has come start it once.
 func taskID(t orchestrator.Task) string {
-	if t.Job == "" {
+	switch t.Kind {
+	case orchestrator.TaskStart:
 		return fmt.Sprintf("p%d:start", t.PipelineID)
+	case orchestrator.TaskStatuses:
+		return fmt.Sprintf("p%d:statuses:%d", t.PipelineID, t.Seq)
 	}
 	return fmt.Sprintf("p%d:%s:%d", t.PipelineID, t.Job, t.Attempt)
 }
+
+// statusRetries lets a statuses task outlast a GitLab outage of about a day (retries back off
+// to one a minute): a status is only dropped when GitLab refuses it for good.
+const statusRetries = 1500
 
 // Enqueue implements orchestrator.Queue.
 func (s *Store) Enqueue(ctx context.Context, t orchestrator.Task) error {
@@ -36,8 +43,12 @@ func (s *Store) Enqueue(ctx context.Context, t orchestrator.Task) error {
 	if err != nil {
 		return err
 	}
+	retries := s.retries
+	if t.Kind == orchestrator.TaskStatuses {
+		retries = statusRetries
+	}
 	_, err = s.queue.EnqueueContext(ctx, asynq.NewTask(taskType, b),
-		asynq.TaskID(taskID(t)), asynq.Queue(queueName), asynq.MaxRetry(s.retries), asynq.Timeout(taskTimeout))
+		asynq.TaskID(taskID(t)), asynq.Queue(queueName), asynq.MaxRetry(retries), asynq.Timeout(taskTimeout))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}

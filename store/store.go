@@ -51,49 +51,6 @@ func (s *Store) Close() error { return s.queue.Close() }
 // Ping checks that Redis answers, for readiness.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
-// CreatePipeline stores a new pipeline and queues its first task. If the task cannot be queued
-// the record is removed again, so a caller that gets an error knows nothing was kept.
-func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, first orchestrator.Task) error {
-	id, err := s.rdb.Incr(ctx, s.keySeq()).Result()
-	if err != nil {
-		return fmt.Errorf("new pipeline id: %w", err)
-	}
-	p.ID = id
-	trig, err := json.Marshal(p.Trigger)
-	if err != nil {
-		return err
-	}
-	fields := map[string]any{fieldTrigger: trig, fieldCreatedAt: p.CreatedAt.UTC().Format(time.RFC3339Nano)}
-	names := make([]string, 0, len(p.Jobs))
-	for _, j := range p.Jobs {
-		b, err := json.Marshal(j)
-		if err != nil {
-			return err
-		}
-		fields[jobPrefix+j.Name], fields[statePrefix+j.Name] = b, string(j.State)
-		names = append(names, j.Name)
-	}
-	fields[fieldJobs] = strings.Join(names, ",")
-	key := s.keyPipeline(id)
-	_, err = s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
-		tx.HSet(ctx, key, fields)
-		tx.ZAdd(ctx, s.keyIndex(), redis.Z{Score: float64(id), Member: id})
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store pipeline %d: %w", id, err)
-	}
-	first.PipelineID = id
-	if err := s.Enqueue(ctx, first); err != nil {
-		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		s.rdb.Del(cleanup, key)
-		s.rdb.ZRem(cleanup, s.keyIndex(), id)
-		return fmt.Errorf("queue pipeline %d: %w", id, err)
-	}
-	return nil
-}
-
 // Pipeline loads one pipeline with its jobs.
 func (s *Store) Pipeline(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
 	h, err := s.rdb.HGetAll(ctx, s.keyPipeline(id)).Result()
@@ -138,32 +95,6 @@ func (s *Store) UpdatePipeline(ctx context.Context, p *orchestrator.Pipeline) er
 		return fmt.Errorf("update pipeline %d: %w", p.ID, err)
 	}
 	return nil
-}
-
-// swapJob stores a job only if its state is still the expected one.
-//
-//	KEYS[1] pipeline hash
-//	ARGV[1] job name, ARGV[2] expected state, ARGV[3] new state, ARGV[4] job JSON
-//	returns 1 when stored, 0 when the job was in another state (or does not exist)
-var swapJob = redis.NewScript(`
-if redis.call("HGET", KEYS[1], "state:" .. ARGV[1]) ~= ARGV[2] then
-  return 0
-end
-redis.call("HSET", KEYS[1], "state:" .. ARGV[1], ARGV[3], "job:" .. ARGV[1], ARGV[4])
-return 1
-`)
-
-// SwapJob implements orchestrator.Store.
-func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator.State, j orchestrator.Job) (bool, error) {
-	b, err := json.Marshal(j)
-	if err != nil {
-		return false, err
-	}
-	n, err := swapJob.Run(ctx, s.rdb, []string{s.keyPipeline(pipelineID)}, j.Name, string(from), string(j.State), b).Int()
-	if err != nil {
-		return false, fmt.Errorf("swap job %s of pipeline %d: %w", j.Name, pipelineID, err)
-	}
-	return n == 1, nil
 }
 
 // AppendLog implements orchestrator.Store.

@@ -39,13 +39,21 @@ func samplePipeline() *orchestrator.Pipeline {
 	}
 }
 
+// create stores a pipeline with no dedup keys in common with any other.
+func create(t *testing.T, s *Store, p *orchestrator.Pipeline) {
+	t.Helper()
+	existing, err := s.CreatePipeline(context.Background(), p, orchestrator.Task{Kind: orchestrator.TaskStart},
+		orchestrator.Dedup{Content: time.Now().String() + p.Trigger.SHA, ContentTTL: time.Minute})
+	if err != nil || existing != 0 {
+		t.Fatalf("CreatePipeline = %d, %v, want a new pipeline", existing, err)
+	}
+}
+
 func TestPipelineRoundTrip(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	p := samplePipeline()
-	if err := b.store.CreatePipeline(ctx, p, orchestrator.Task{}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, b.store, p)
 	if p.ID == 0 {
 		t.Fatal("CreatePipeline left the id at 0")
 	}
@@ -75,14 +83,12 @@ func TestSwapJobOneWinner(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	p := samplePipeline()
-	if err := b.store.CreatePipeline(ctx, p, orchestrator.Task{}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, b.store, p)
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			ok, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, orchestrator.Job{Name: "release", Stage: orchestrator.StageRelease, State: orchestrator.StateSkipped, Attempt: 1})
+			ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, orchestrator.Job{Name: "release", Stage: orchestrator.StageRelease, State: orchestrator.StateSkipped, Attempt: 1}, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -132,7 +138,7 @@ func TestEnqueueOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Shutdown()
-	task := orchestrator.Task{PipelineID: 1, Job: "test/unit", Attempt: 1}
+	task := orchestrator.Task{Kind: orchestrator.TaskJob, PipelineID: 1, Job: "test/unit", Attempt: 1}
 	for range 3 {
 		if err := b.store.Enqueue(ctx, task); err != nil {
 			t.Fatal(err)

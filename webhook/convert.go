@@ -3,6 +3,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,13 @@ type event struct {
 // convert parses a payload with the GitLab client and translates it. It is pure, so it is
 // tested with GitLab's real payloads.
 func convert(eventType string, payload []byte) (event, error) {
+	if gl.EventType(eventType) == gl.EventTypeSystemHook {
+		// System hooks come from the instance, not a project's hook with its token.
+		if !json.Valid(payload) {
+			return event{}, fmt.Errorf("%w: body is not JSON", errNotAnEvent)
+		}
+		return event{Ignored: "system hooks start no pipeline"}, nil
+	}
 	parsed, err := gl.ParseHook(gl.EventType(eventType), payload)
 	if err != nil {
 		if strings.Contains(err.Error(), "unexpected event type") {
@@ -35,15 +43,80 @@ func convert(eventType string, payload []byte) (event, error) {
 		}
 		return event{}, fmt.Errorf("%w: %v", errNotAnEvent, err)
 	}
+	var out event
 	switch ev := parsed.(type) {
 	case *gl.PushEvent:
-		return convertPush(ev), nil
+		out = convertPush(ev)
+		out.skip(headMessage(ev.CheckoutSHA, ev.Commits), pushOptionSkip(payload))
 	case *gl.TagEvent:
-		return convertTag(ev), nil
+		out = convertTag(ev)
+		out.skip(headMessage(ev.CheckoutSHA, ev.Commits), pushOptionSkip(payload))
 	case *gl.MergeEvent:
-		return convertMerge(ev), nil
+		out = convertMerge(ev)
+		msg := ev.ObjectAttributes.LastCommit.Message
+		out.skip(&msg, false)
+	default:
+		return event{Ignored: fmt.Sprintf("event type %q starts no pipeline", eventType)}, nil
 	}
-	return event{Ignored: fmt.Sprintf("event type %q starts no pipeline", eventType)}, nil
+	return out, nil
+}
+
+// skip applies GitLab's skip conventions (gitlab.md §2.4) to an event that would start a
+// pipeline. A head commit message the payload did not carry is left for the engine to read.
+func (ev *event) skip(message *string, optionSkip bool) {
+	switch {
+	case ev.Ignored != "":
+	case optionSkip:
+		ev.Ignored = "skipped: push option ci.skip"
+	case message == nil:
+		ev.Trigger.CheckSkip = true
+	case orchestrator.SkipCI(*message):
+		ev.Ignored = "skipped: [skip ci] in the commit message"
+	}
+}
+
+// headMessage finds the message of the commit at sha among the (at most 20, newest) commits a
+// push carries, nil when it is not there.
+func headMessage[C interface{ *gl.PushEventCommit | *gl.TagEventCommit }](sha string, commits []C) *string {
+	for _, c := range commits {
+		id, msg := commitOf(c)
+		if id == sha {
+			return &msg
+		}
+	}
+	return nil
+}
+
+func commitOf[C interface{ *gl.PushEventCommit | *gl.TagEventCommit }](c C) (string, string) {
+	switch c := any(c).(type) {
+	case *gl.PushEventCommit:
+		return c.ID, c.Message
+	case *gl.TagEventCommit:
+		return c.ID, c.Message
+	}
+	return "", ""
+}
+
+// pushOptionSkip reads `git push -o ci.skip` from the raw payload: client-go's PushEvent has no
+// push_options field (gitlab.md §2.1).
+func pushOptionSkip(payload []byte) bool {
+	var raw struct {
+		PushOptions struct {
+			CI struct {
+				Skip any `json:"skip"`
+			} `json:"ci"`
+		} `json:"push_options"`
+	}
+	if json.Unmarshal(payload, &raw) != nil {
+		return false
+	}
+	switch v := raw.PushOptions.CI.Skip.(type) {
+	case bool:
+		return v
+	case string:
+		return v == "" || strings.EqualFold(v, "true")
+	}
+	return false
 }
 
 func convertPush(ev *gl.PushEvent) event {

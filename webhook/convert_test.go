@@ -11,14 +11,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// fixture reads a real GitLab payload shipped with the GitLab client module.
-func fixture(t *testing.T, rel string) []byte {
+// clientGoDir is where the GitLab client module, with its real payload fixtures, was downloaded.
+func clientGoDir(t *testing.T) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "gitlab.com/gitlab-org/api/client-go").Output()
 	if err != nil {
 		t.Fatalf("locate client-go: %v", err)
 	}
-	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "testdata", rel))
+	return strings.TrimSpace(string(out))
+}
+
+// fixture reads a real GitLab payload shipped with the GitLab client module.
+func fixture(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(clientGoDir(t), "testdata", rel))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 // Acceptor turns a trigger into a stored, queued pipeline. orchestrator.Engine is one.
 type Acceptor interface {
-	Accept(ctx context.Context, t orchestrator.Trigger) (*orchestrator.Pipeline, error)
+	Accept(ctx context.Context, t orchestrator.Trigger) (orchestrator.Accepted, error)
 }
 
 // DefaultMaxBody is GitLab's own limit on a webhook body (gitlab.md §1.3).
@@ -85,12 +85,15 @@ func (h *Handler) receive(c *echo.Context) error {
 		return c.JSON(http.StatusOK, answer{Ignored: ev.Ignored})
 	}
 	ev.Trigger.DeliveryID = deliveryID(r)
-	p, err := h.accept.Accept(r.Context(), ev.Trigger)
+	a, err := h.accept.Accept(r.Context(), ev.Trigger)
 	if err != nil {
 		h.log.Error("webhook not stored", zap.String("project", ev.Project), zap.String("sha", ev.Trigger.SHA), zap.Error(err))
 		return c.JSON(http.StatusServiceUnavailable, answer{Error: "not stored", Detail: "the event could not be stored; resend it"})
 	}
-	return c.JSON(http.StatusAccepted, answer{PipelineID: p.ID})
+	if a.Duplicate {
+		return c.JSON(http.StatusOK, answer{Ignored: "duplicate", PipelineID: a.Pipeline.ID})
+	}
+	return c.JSON(http.StatusAccepted, answer{PipelineID: a.Pipeline.ID})
 }
 
 // deliveryID identifies a delivery across GitLab's resends (gitlab.md §1.1).

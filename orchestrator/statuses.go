@@ -1,0 +1,116 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// skipPattern is GitLab CI's own SKIP_PATTERN (gitlab.md §2.4).
+var skipPattern = regexp.MustCompile(`(?i)\[(ci[ _-]skip|skip[ _-]ci)\]`)
+
+// SkipCI reports whether a commit message asks for no pipeline.
+func SkipCI(message string) bool { return skipPattern.MatchString(message) }
+
+// lockWait bounds how long a statuses task waits for another worker posting the same
+// pipeline's statuses; after that the queue retries it.
+const lockWait = 15 * time.Second
+
+// postStatuses posts a pipeline's status outbox to GitLab, oldest first, one worker at a time.
+// An entry leaves the outbox only once GitLab took it (or refused it for good), so a GitLab
+// that is down delays statuses but never loses or reorders them.
+func (e *Engine) postStatuses(ctx context.Context, id int64) error {
+	unlock, err := e.lockStatuses(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var p *Pipeline
+	for {
+		entry, err := e.store.NextStatus(ctx, id)
+		if err != nil || entry == nil {
+			return err
+		}
+		if p == nil || (p.GitLabPipelineID == 0) {
+			if p, err = e.store.Pipeline(ctx, id); err != nil {
+				return err
+			}
+		}
+		if err := e.post(ctx, p, *entry); err != nil {
+			return err
+		}
+		if err := e.store.AckStatus(ctx, id, entry.Seq); err != nil {
+			return err
+		}
+	}
+}
+
+func (e *Engine) lockStatuses(ctx context.Context, id int64) (func(), error) {
+	deadline := e.now().Add(lockWait)
+	for {
+		unlock, err := e.store.LockStatuses(ctx, id)
+		if !errors.Is(err, ErrLocked) {
+			return unlock, err
+		}
+		if e.now().After(deadline) {
+			return nil, fmt.Errorf("statuses of pipeline %d: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// post sends one status. A refusal for good is logged and dropped; any other error is returned
+// so the task is retried with backoff.
+func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
+	u := StatusUpdate{
+		ProjectID: p.Trigger.ProjectID, SHA: p.Trigger.SHA, Ref: p.Trigger.Ref,
+		Name: StatusName(e.prefix, s.Job), State: s.State, Description: s.Description,
+		PipelineID: p.GitLabPipelineID,
+	}
+	if e.publicURL != "" { // without one, GitLab would refuse a relative link
+		u.TargetURL = e.publicURL + "/pipelines/" + strconv.FormatInt(p.ID, 10)
+	}
+	glID, err := e.statuses.Post(ctx, u)
+	if errors.Is(err, ErrRejected) {
+		e.log.Error("GitLab refused a commit status", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
+			zap.String("state", string(s.State)), zap.Error(err))
+		return nil
+	}
+	if err != nil {
+		e.log.Warn("commit status not posted yet", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
+			zap.String("state", string(s.State)), zap.Error(err))
+		return err
+	}
+	if glID != 0 && p.GitLabPipelineID == 0 {
+		p.GitLabPipelineID = glID
+		if err := e.store.UpdatePipeline(ctx, p); err != nil {
+			return fmt.Errorf("store GitLab pipeline id: %w", err)
+		}
+	}
+	return nil
+}
+
+// Sweep queues again the first task of pipelines whose queueing failed after they were stored,
+// so an event that was stored is never left behind. Run it periodically on worker processes.
+func (e *Engine) Sweep(ctx context.Context) error {
+	ids, err := e.store.Unstarted(ctx, e.now().Add(-30*time.Second))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		e.log.Warn("pipeline never started, queueing it again", zap.Int64("pipeline", id))
+		if err := e.queue.Enqueue(ctx, Task{Kind: TaskStart, PipelineID: id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+)
+
+// TestCreateDedup races the same event in through several deliveries: one pipeline results, and
+// every duplicate names it.
+func TestCreateDedup(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	d := orchestrator.Dedup{Delivery: "delivery-1", DeliveryTTL: time.Hour, Content: "g/app|push|master|abc", ContentTTL: time.Minute}
+	ids := make([]int64, 10)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			p := samplePipeline()
+			existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Task{Kind: orchestrator.TaskStart}, d)
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = max(existing, p.ID)
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] || id == 0 {
+			t.Fatalf("pipelines = %v, want one id for all", ids)
+		}
+	}
+	if n, _ := b.rdb.ZCard(ctx, b.store.keyIndex()).Result(); n != 1 {
+		t.Errorf("stored pipelines = %d, want 1", n)
+	}
+	// A resend of another delivery of the same content, and the same delivery after the content
+	// window, both name the first pipeline.
+	other := d
+	other.Delivery = "delivery-2"
+	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Task{Kind: orchestrator.TaskStart}, other); existing != ids[0] {
+		t.Errorf("same content, other delivery: existing = %d, want %d", existing, ids[0])
+	}
+	b.rdb.Del(ctx, b.store.keyDedup("content", d.Content))
+	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Task{Kind: orchestrator.TaskStart}, d); existing != ids[0] {
+		t.Errorf("same delivery after the window: existing = %d, want %d", existing, ids[0])
+	}
+	fresh := orchestrator.Dedup{Content: "g/app|push|master|def", ContentTTL: time.Minute}
+	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Task{Kind: orchestrator.TaskStart}, fresh); existing != 0 {
+		t.Errorf("new content: existing = %d, want a new pipeline", existing)
+	}
+}
+
+func TestUnstarted(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	create(t, b.store, p)
+	ids, err := b.store.Unstarted(ctx, time.Now().Add(time.Second))
+	if err != nil || len(ids) != 1 || ids[0] != p.ID {
+		t.Fatalf("Unstarted = %v, %v, want [%d]", ids, err, p.ID)
+	}
+	if ids, _ := b.store.Unstarted(ctx, time.Now().Add(-time.Minute)); len(ids) != 0 {
+		t.Errorf("Unstarted(a minute ago) = %v, want none", ids)
+	}
+	b.store.Started(ctx, p.ID)
+	if ids, _ := b.store.Unstarted(ctx, time.Now().Add(time.Second)); len(ids) != 0 {
+		t.Errorf("Unstarted after Started = %v, want none", ids)
+	}
+}
+
+// TestOutboxInOrder: entries come out in the order of their transitions and leave only when
+// acknowledged; a stale ack removes nothing.
+func TestOutboxInOrder(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	create(t, b.store, p)
+	steps := []orchestrator.State{orchestrator.StatePending, orchestrator.StateRunning, orchestrator.StateSuccess}
+	from := orchestrator.StateCreated
+	for _, st := range steps {
+		ok, seq, err := b.store.SwapJob(ctx, p.ID, from, orchestrator.Job{Name: "build", State: st, Attempt: 1},
+			&orchestrator.StatusEntry{Job: "build", Attempt: 1, State: st})
+		if err != nil || !ok || seq == 0 {
+			t.Fatalf("SwapJob(%s) = %v, %d, %v", st, ok, seq, err)
+		}
+		from = st
+	}
+	if err := b.store.AckStatus(ctx, p.ID, 99); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		e, err := b.store.NextStatus(ctx, p.ID)
+		if err != nil || e == nil || e.State != st {
+			t.Fatalf("NextStatus = %+v, %v, want %s", e, err, st)
+		}
+		must(t, b.store.AckStatus(ctx, p.ID, e.Seq))
+	}
+	if e, _ := b.store.NextStatus(ctx, p.ID); e != nil {
+		t.Errorf("NextStatus after all acks = %+v, want nil", e)
+	}
+}
+
+func TestStatusLock(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	unlock, err := b.store.LockStatuses(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.LockStatuses(ctx, 5); err != orchestrator.ErrLocked {
+		t.Errorf("second LockStatuses = %v, want ErrLocked", err)
+	}
+	unlock()
+	again, err := b.store.LockStatuses(ctx, 5)
+	if err != nil {
+		t.Errorf("LockStatuses after unlock = %v", err)
+	} else {
+		again()
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

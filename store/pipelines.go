@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/redis/go-redis/v9"
+)
+
+// createPipeline stores a new pipeline unless a duplicate exists, in one step so that two
+// deliveries of the same event racing each other still make one pipeline.
+//
+//	KEYS[1] pipeline id counter     KEYS[2] delivery dedup key    KEYS[3] content dedup key
+//	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines
+//	ARGV[1] delivery TTL (ms)       ARGV[2] content TTL (ms)      ARGV[3] "1" when there is a delivery id
+//	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6…] field, value, … of the hash
+//	returns {1, new id} or {0, id of the existing pipeline}
+//
+// The pipeline's own key is built inside from ARGV[5] and the new id, which a single Redis (the
+// only kind gantry supports) allows.
+var createPipeline = redis.NewScript(`
+if ARGV[3] == "1" then
+  local id = redis.call("GET", KEYS[2])
+  if id then return {0, tonumber(id)} end
+end
+local id = redis.call("GET", KEYS[3])
+if id then
+  if ARGV[3] == "1" then redis.call("SET", KEYS[2], id, "PX", ARGV[1]) end
+  return {0, tonumber(id)}
+end
+id = redis.call("INCR", KEYS[1])
+redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 6))
+redis.call("ZADD", KEYS[4], id, id)
+redis.call("ZADD", KEYS[5], ARGV[4], id)
+if ARGV[3] == "1" then redis.call("SET", KEYS[2], id, "PX", ARGV[1]) end
+redis.call("SET", KEYS[3], id, "PX", ARGV[2])
+return {1, id}
+`)
+
+// CreatePipeline implements orchestrator.Store. If the first task cannot be queued the record
+// and its dedup keys are removed again, so a caller that gets an error knows nothing was kept
+// (and if even that fails, the sweep queues the pipeline later).
+func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, first orchestrator.Task, d orchestrator.Dedup) (int64, error) {
+	trig, err := json.Marshal(p.Trigger)
+	if err != nil {
+		return 0, err
+	}
+	args := []any{d.DeliveryTTL.Milliseconds(), d.ContentTTL.Milliseconds(), boolArg(d.Delivery != ""),
+		time.Now().UnixMilli(), s.keyPipelinePrefix(),
+		fieldTrigger, trig, fieldCreatedAt, p.CreatedAt.UTC().Format(time.RFC3339Nano)}
+	names := make([]string, 0, len(p.Jobs))
+	for _, j := range p.Jobs {
+		b, err := json.Marshal(j)
+		if err != nil {
+			return 0, err
+		}
+		args = append(args, jobPrefix+j.Name, b, statePrefix+j.Name, string(j.State))
+		names = append(names, j.Name)
+	}
+	args = append(args, fieldJobs, strings.Join(names, ","))
+	delivery, content := s.keyDedup("delivery", d.Delivery), s.keyDedup("content", d.Content)
+	res, err := createPipeline.Run(ctx, s.rdb, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted()}, args...).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("store pipeline: %w", err)
+	}
+	if res[0] == 0 {
+		return res[1], nil
+	}
+	p.ID = res[1]
+	first.PipelineID = p.ID
+	if err := s.Enqueue(ctx, first); err != nil {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		s.rdb.Del(cleanup, s.keyPipeline(p.ID), content)
+		if d.Delivery != "" {
+			s.rdb.Del(cleanup, delivery)
+		}
+		s.rdb.ZRem(cleanup, s.keyIndex(), p.ID)
+		s.rdb.ZRem(cleanup, s.keyUnstarted(), p.ID)
+		return 0, fmt.Errorf("queue pipeline %d: %w", p.ID, err)
+	}
+	return 0, nil
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// Started implements orchestrator.Store.
+func (s *Store) Started(ctx context.Context, id int64) error {
+	return s.rdb.ZRem(ctx, s.keyUnstarted(), id).Err()
+}
+
+// Unstarted implements orchestrator.Store.
+func (s *Store) Unstarted(ctx context.Context, before time.Time) ([]int64, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keyUnstarted(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}

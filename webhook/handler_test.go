@@ -1,0 +1,201 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/labstack/echo/v5"
+)
+
+// fakeAcceptor records triggers; AcceptFunc decides the answer.
+type fakeAcceptor struct {
+	AcceptFunc func(orchestrator.Trigger) (orchestrator.Accepted, error)
+	got        []orchestrator.Trigger
+}
+
+func (f *fakeAcceptor) Accept(_ context.Context, t orchestrator.Trigger) (orchestrator.Accepted, error) {
+	f.got = append(f.got, t)
+	if f.AcceptFunc != nil {
+		return f.AcceptFunc(t)
+	}
+	return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: int64(len(f.got))}}, nil
+}
+
+// fixtureProjects are the projects of client-go's payload fixtures, all configured here with
+// the same secret so every fixture reaches conversion.
+var fixtureProjects = []string{"mike/diaspora", "jsmith/example", "gitlabhq/gitlab-test", "gitlab-org/gitlab-test",
+	"awesome_space/awesome_project", "group1/project1", "twitter/flight", "root/example"}
+
+func newHandler(acc Acceptor) *echo.Echo {
+	secrets := map[string]string{}
+	for _, p := range fixtureProjects {
+		secrets[p] = "tok"
+	}
+	e := echo.New()
+	New(acc, secrets, nil).Register(e)
+	return e
+}
+
+func post(e *echo.Echo, event, token string, body []byte, headers ...string) (int, map[string]any) {
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if event != "" {
+		req.Header.Set("X-Gitlab-Event", event)
+	}
+	if token != "" {
+		req.Header.Set("X-Gitlab-Token", token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+// eventHeader is the X-Gitlab-Event GitLab sends with each fixture (gitlab.md §1.2).
+func eventHeader(dir, file string) string {
+	if dir == "systemhooks" {
+		return "System Hook"
+	}
+	name := strings.TrimSuffix(file, ".json")
+	for prefix, header := range map[string]string{
+		"build": "Build Hook", "deployment": "Deployment Hook", "emoji": "Emoji Hook", "feature_flag": "Feature Flag Hook",
+		"group_merge_request": "Merge Request Hook", "issue": "Issue Hook", "job": "Job Hook", "member": "Member Hook",
+		"merge_request": "Merge Request Hook", "milestone": "Milestone Hook", "note": "Note Hook", "pipeline": "Pipeline Hook",
+		"project": "Project Hook", "push": "Push Hook", "release": "Release Hook", "resource_access_token": "Resource Access Token Hook",
+		"service_merge_request": "Service Hook", "subgroup": "Subgroup Hook", "tag_push": "Tag Push Hook",
+		"vulnerability": "Vulnerability Hook", "wiki_page": "Wiki Page Hook",
+	} {
+		if strings.HasPrefix(name, prefix) {
+			return header
+		}
+	}
+	return "Unknown Hook"
+}
+
+// TestEveryRealPayload posts every payload fixture of the GitLab client with its header: each
+// gets a pipeline or a 200 ignored, never a 4xx or 5xx that would get the hook disabled.
+func TestEveryRealPayload(t *testing.T) {
+	root := clientGoDir(t)
+	seen := 0
+	for _, dir := range []string{"webhooks", "systemhooks"} {
+		files, err := os.ReadDir(filepath.Join(root, "testdata", dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			body, err := os.ReadFile(filepath.Join(root, "testdata", dir, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen++
+			acc := &fakeAcceptor{}
+			code, ans := post(newHandler(acc), eventHeader(dir, f.Name()), "tok", body)
+			if code != http.StatusAccepted && code != http.StatusOK {
+				t.Errorf("%s/%s answered %d %v, want 200 or 202", dir, f.Name(), code, ans)
+			}
+			if code == http.StatusAccepted && len(acc.got) != 1 {
+				t.Errorf("%s/%s answered 202 with %d triggers accepted", dir, f.Name(), len(acc.got))
+			}
+		}
+	}
+	if seen < 30 {
+		t.Errorf("saw %d fixtures, expected client-go's whole testdata", seen)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	push := string(fixture(t, "webhooks/push.json"))
+	tests := []struct {
+		name, event, token, body string
+		acceptErr                error
+		dup                      bool
+		code                     int
+		want                     string
+	}{
+		{name: "push", event: "Push Hook", token: "tok", body: push, code: 202, want: "pipeline_id"},
+		{name: "wrong token", event: "Push Hook", token: "nope", body: push, code: 401, want: "unauthorized"},
+		{name: "no token", event: "Push Hook", body: push, code: 401, want: "unauthorized"},
+		{name: "no event header", token: "tok", body: push, code: 400, want: "not a GitLab event"},
+		{name: "broken JSON", event: "Push Hook", token: "tok", body: "{", code: 400, want: "not a GitLab event"},
+		{name: "unknown event type", event: "Frobnicate Hook", token: "tok", body: push, code: 200, want: "ignored"},
+		{name: "unknown project", event: "Push Hook", token: "tok", body: strings.Replace(push, "mike/diaspora", "nobody/else", -1), code: 200, want: "not configured"},
+		{name: "store down", event: "Push Hook", token: "tok", body: push, acceptErr: errors.New("dial tcp: connection refused"), code: 503, want: "not stored"},
+		{name: "duplicate", event: "Push Hook", token: "tok", body: push, dup: true, code: 200, want: "duplicate"},
+		{name: "system hook", event: "System Hook", token: "", body: push, code: 200, want: "system hooks"},
+	}
+	for _, tt := range tests {
+		acc := &fakeAcceptor{AcceptFunc: func(orchestrator.Trigger) (orchestrator.Accepted, error) {
+			return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 7}, Duplicate: tt.dup}, tt.acceptErr
+		}}
+		code, ans := post(newHandler(acc), tt.event, tt.token, []byte(tt.body))
+		b, _ := json.Marshal(ans)
+		if code != tt.code || !strings.Contains(string(b), tt.want) {
+			t.Errorf("%s: answered %d %s, want %d with %q", tt.name, code, b, tt.code, tt.want)
+		}
+		if tt.dup && ans["pipeline_id"] != float64(7) {
+			t.Errorf("%s: duplicate answer %s does not name the pipeline", tt.name, b)
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	h := New(&fakeAcceptor{}, map[string]string{"g/app": "tok"}, nil)
+	h.maxBody = 1 << 10
+	e := echo.New()
+	h.Register(e)
+	code, _ := post(e, "Push Hook", "tok", bytes.Repeat([]byte(" "), 2<<10))
+	if code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body answered %d, want 413", code)
+	}
+}
+
+// TestSkipRules covers GitLab's skip conventions and the deferred check.
+func TestSkipRules(t *testing.T) {
+	head := "1111111111111111111111111111111111111111"
+	pushWith := func(message string, commitID string, options string) string {
+		return `{"object_kind":"push","ref":"refs/heads/dev","before":"` + zeroSHA + `","after":"` + head + `","checkout_sha":"` + head + `",
+			"project_id":1,"project":{"path_with_namespace":"g/app"},"push_options":` + options + `,
+			"commits":[{"id":"` + commitID + `","message":` + jsonString(message) + `}]}`
+	}
+	tests := []struct {
+		name, body string
+		ignored    string
+		checkSkip  bool
+	}{
+		{"plain", pushWith("fix it", head, "{}"), "", false},
+		{"[skip ci]", pushWith("fix it [skip ci]", head, "{}"), "[skip ci]", false},
+		{"[CI SKIP] any case", pushWith("docs\n\n[CI SKIP]", head, "{}"), "[skip ci]", false},
+		{"[skip-ci] dash", pushWith("x [skip-ci]", head, "{}"), "[skip ci]", false},
+		{"[ci_skip] underscore", pushWith("x [ci_skip]", head, "{}"), "[skip ci]", false},
+		{"skip ci without brackets", pushWith("skip ci please", head, "{}"), "", false},
+		{"push option ci.skip", pushWith("fix", head, `{"ci":{"skip":true}}`), "ci.skip", false},
+		{"head commit not in payload", pushWith("[skip ci] on an older commit", "2222222222222222222222222222222222222222", "{}"), "", true},
+	}
+	for _, tt := range tests {
+		ev, err := convert("Push Hook", []byte(tt.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if (tt.ignored == "") != (ev.Ignored == "") || !strings.Contains(ev.Ignored, tt.ignored) || ev.Trigger.CheckSkip != tt.checkSkip {
+			t.Errorf("%s: convert = ignored %q check %v, want ignored %q check %v", tt.name, ev.Ignored, ev.Trigger.CheckSkip, tt.ignored, tt.checkSkip)
+		}
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
