@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: brings up the real Redis, registry and images (scripts/testenv.sh, quick
-# when they are already up), then vets and runs every test against them.
+# when they are already up), then vets and runs every test against them, then fuzzes the
+# webhook intake for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/testenv.sh up
 eval "$(scripts/testenv.sh env)"
 go vet ./...
 go test -count=1 -timeout 25m ./... "$@"
+# -fuzzminimizetime: minimising each new input for the default minute would eat the budget.
+go test ./webhook -run '^$' -fuzz FuzzIntake -fuzztime "${GANTRY_FUZZTIME:-30s}" -fuzzminimizetime 2s

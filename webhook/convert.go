@@ -47,10 +47,12 @@ func convert(eventType string, payload []byte) (event, error) {
 	switch ev := parsed.(type) {
 	case *gl.PushEvent:
 		out = convertPush(ev)
-		out.skip(headMessage(ev.CheckoutSHA, ev.Commits), pushOptionSkip(payload))
+		ids, messages := pushCommits(ev.Commits)
+		out.skip(headMessage(ev.CheckoutSHA, ids, messages), pushOptionSkip(payload))
 	case *gl.TagEvent:
 		out = convertTag(ev)
-		out.skip(headMessage(ev.CheckoutSHA, ev.Commits), pushOptionSkip(payload))
+		ids, messages := tagCommits(ev.Commits)
+		out.skip(headMessage(ev.CheckoutSHA, ids, messages), pushOptionSkip(payload))
 	case *gl.MergeEvent:
 		out = convertMerge(ev)
 		msg := ev.ObjectAttributes.LastCommit.Message
@@ -77,24 +79,32 @@ func (ev *event) skip(message *string, optionSkip bool) {
 
 // headMessage finds the message of the commit at sha among the (at most 20, newest) commits a
 // push carries, nil when it is not there.
-func headMessage[C interface{ *gl.PushEventCommit | *gl.TagEventCommit }](sha string, commits []C) *string {
-	for _, c := range commits {
-		id, msg := commitOf(c)
+func headMessage(sha string, ids, messages []string) *string {
+	for i, id := range ids {
 		if id == sha {
-			return &msg
+			return &messages[i]
 		}
 	}
 	return nil
 }
 
-func commitOf[C interface{ *gl.PushEventCommit | *gl.TagEventCommit }](c C) (string, string) {
-	switch c := any(c).(type) {
-	case *gl.PushEventCommit:
-		return c.ID, c.Message
-	case *gl.TagEventCommit:
-		return c.ID, c.Message
+// pushCommits and tagCommits list the ids and messages of a payload's commits.
+func pushCommits(cs []*gl.PushEventCommit) (ids, messages []string) {
+	for _, c := range cs {
+		if c != nil {
+			ids, messages = append(ids, c.ID), append(messages, c.Message)
+		}
 	}
-	return "", ""
+	return ids, messages
+}
+
+func tagCommits(cs []*gl.TagEventCommit) (ids, messages []string) {
+	for _, c := range cs {
+		if c != nil {
+			ids, messages = append(ids, c.ID), append(messages, c.Message)
+		}
+	}
+	return ids, messages
 }
 
 // pushOptionSkip reads `git push -o ci.skip` from the raw payload: client-go's PushEvent has no

@@ -12,7 +12,7 @@ import (
 )
 
 // clientGoDir is where the GitLab client module, with its real payload fixtures, was downloaded.
-func clientGoDir(t *testing.T) string {
+func clientGoDir(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "gitlab.com/gitlab-org/api/client-go").Output()
 	if err != nil {
@@ -22,7 +22,7 @@ func clientGoDir(t *testing.T) string {
 }
 
 // fixture reads a real GitLab payload shipped with the GitLab client module.
-func fixture(t *testing.T, rel string) []byte {
+func fixture(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(clientGoDir(t), "testdata", rel))
 	if err != nil {

@@ -138,13 +138,19 @@ func runServe(t *testing.T, url string, args []string, env map[string]string) *s
 // long the answer took.
 func (g *gantryProc) hook(t *testing.T, event, token string, payload any) (int, map[string]any, time.Duration) {
 	t.Helper()
+	return g.delivery(t, event, token, randomName(), payload)
+}
+
+// delivery posts a webhook with a given Idempotency-Key, as GitLab's "Resend request" does.
+func (g *gantryProc) delivery(t *testing.T, event, token, key string, payload any) (int, map[string]any, time.Duration) {
+	t.Helper()
 	body, err := json.Marshal(payload)
 	must(t, err)
 	req, _ := http.NewRequest(http.MethodPost, g.url+"/webhooks/gitlab", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Gitlab-Event", event)
 	req.Header.Set("User-Agent", "GitLab/18.6.0")
-	req.Header.Set("Idempotency-Key", randomName())
+	req.Header.Set("Idempotency-Key", key)
 	if token != "" {
 		req.Header.Set("X-Gitlab-Token", token)
 	}

@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,4 +83,20 @@ func NeedRegistry(t testing.TB) Registry {
 		User:     Need(t, "GANTRY_TEST_REGISTRY_USER"),
 		Password: Need(t, "GANTRY_TEST_REGISTRY_PASSWORD"),
 	}
+}
+
+// NeedBinary returns the path of a program scripts/testenv.sh installs, or stops the test the
+// way Need does.
+func NeedBinary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	msg := name + " is not installed: run scripts/testenv.sh up"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }

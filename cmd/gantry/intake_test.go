@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
+	"github.com/gantry-ci/gantry/internal/testenv"
+)
+
+// startTiny runs gantry serve for a busybox project "group/tiny" with a real Redis (redisURL)
+// and the GitLab double, for intake tests that need a pipeline but not a Python build.
+func startTiny(t *testing.T, redisURL string) (*gantryProc, *gitlabtest.Repo) {
+	t.Helper()
+	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
+	gl := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	repo.Commit("busybox app", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n", "check.sh": "echo checked\n"})
+	proj := gl.AddProject("group/tiny", repo.Dir)
+	image := "gantry-e2e/tiny-" + randomName()
+	t.Cleanup(func() { removeImages(t, image) })
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`
+server: {listen: %q, public_url: "http://%s"}
+redis: {url: %q}
+gitlab: {url: %q, token: %q}
+api: {tokens: [tiny-token]}
+projects:
+  - path: group/tiny
+    webhook_secret: s3cret
+    image: %s
+    tests:
+      - {name: check, command: ["sh", "/app/check.sh"], timeout: 30s}
+`, addr, addr, redisURL, gl.URL, gl.Token, image)
+	path := filepath.Join(t.TempDir(), "gantry.yaml")
+	must(t, os.WriteFile(path, []byte(cfg), 0o600))
+	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "tiny-token", gitlab: gl, project: proj, redisURL: redisURL}
+	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
+	return g, repo
+}
+
+// mrPayload is a merge request hook shaped like GitLab's (gitlab.md §2.3).
+func mrPayload(target, source gitlabtest.Project, iid int64, action, oldrev, sha, branch string) map[string]any {
+	attrs := map[string]any{
+		"id": 9000 + iid, "iid": iid, "action": action, "state": "opened", "title": "a change",
+		"source_branch": branch, "target_branch": "master",
+		"source_project_id": source.ID, "target_project_id": target.ID,
+		"last_commit": map[string]any{"id": sha, "message": "a change", "title": "a change"},
+		"source":      map[string]any{"path_with_namespace": source.PathWithNamespace, "web_url": "https://gitlab.example.com/" + source.PathWithNamespace},
+		"target":      map[string]any{"path_with_namespace": target.PathWithNamespace, "web_url": "https://gitlab.example.com/" + target.PathWithNamespace},
+	}
+	if oldrev != "" {
+		attrs["oldrev"] = oldrev
+	}
+	return map[string]any{
+		"object_kind": "merge_request", "event_type": "merge_request",
+		"user":              map[string]any{"username": "dev"},
+		"project":           map[string]any{"id": target.ID, "path_with_namespace": target.PathWithNamespace, "web_url": "https://gitlab.example.com/" + target.PathWithNamespace},
+		"object_attributes": attrs, "changes": map[string]any{},
+	}
+}
+
+// TestOnePushOnePipeline: one push to a merge request's branch makes GitLab send its double MR
+// hook, and someone presses "Resend request" on the first: exactly one pipeline runs.
+func TestOnePushOnePipeline(t *testing.T) {
+	g, repo := startTiny(t, testenv.RedisURL(t))
+	old := repo.Git("rev-parse", "HEAD")
+	sha := repo.Commit("second", map[string]string{"more.txt": "x"})
+	mr := mrPayload(g.project, g.project, 3, "update", old, sha, "main")
+	var ids []float64
+	for _, key := range []string{"delivery-a", "delivery-b", "delivery-a"} {
+		code, ans, _ := g.delivery(t, "Merge Request Hook", g.secret, key, mr)
+		if code != http.StatusAccepted && code != http.StatusOK {
+			t.Fatalf("MR hook %s answered %d %v", key, code, ans)
+		}
+		ids = append(ids, ans["pipeline_id"].(float64))
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("pipeline ids %v, want one pipeline named by every answer", ids)
+	}
+	p := g.waitFinished(t, int64(ids[0]), 2*time.Minute)
+	if p.State != "success" {
+		t.Errorf("pipeline = %s: %+v", p.State, p.Jobs)
+	}
+	if n := g.pipelineCount(t); n != 1 {
+		t.Errorf("stored pipelines = %d, want 1", n)
+	}
+	assertStatuses(t, g, sha, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
+	})
+}
+
+// TestForkMergeRequest: statuses go to the fork, the source comes from the fork, and the
+// pipeline has no release job even though it targets master.
+func TestForkMergeRequest(t *testing.T) {
+	g, repo := startTiny(t, testenv.RedisURL(t))
+	forkRepo := gitlabtest.NewRepo(t)
+	forkRepo.Git("pull", "-q", repo.Dir, "main")
+	sha := forkRepo.Commit("from a fork", map[string]string{"fork.txt": "hello"})
+	fork := g.gitlab.AddProject("someone/tiny", forkRepo.Dir)
+	code, ans, _ := g.hook(t, "Merge Request Hook", g.secret, mrPayload(g.project, fork, 4, "open", "", sha, "master"))
+	if code != http.StatusAccepted {
+		t.Fatalf("fork MR answered %d %v", code, ans)
+	}
+	p := g.waitFinished(t, int64(ans["pipeline_id"].(float64)), 2*time.Minute)
+	if p.State != "success" {
+		t.Errorf("fork pipeline = %s: %+v", p.State, p.Jobs)
+	}
+	if st, _ := p.job("release"); st != "" {
+		t.Errorf("fork pipeline has a release job (%s)", st)
+	}
+	if got := g.gitlab.StatusHistory(fork.ID, sha); len(got["gantry/build"]) == 0 {
+		t.Errorf("no statuses on the fork: %v", got)
+	}
+	if got := g.gitlab.StatusHistory(g.project.ID, sha); len(got) != 0 {
+		t.Errorf("statuses on the target project: %v", got)
+	}
+}
+
+// TestRedisDown: with Redis gone the webhook answers 503 (GitLab keeps the delivery to resend),
+// and once Redis is back the same delivery is accepted.
+func TestRedisDown(t *testing.T) {
+	bin := testenv.NeedBinary(t, "redis-server")
+	port := strings.Split(freeAddr(t), ":")[1]
+	dir := t.TempDir()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir)
+		must(t, cmd.Start())
+		for i := 0; i < 100; i++ {
+			if out, _ := exec.Command("redis-cli", "-p", port, "ping").Output(); strings.TrimSpace(string(out)) == "PONG" {
+				return cmd
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("redis did not start")
+		return nil
+	}
+	redis := start()
+	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
+	g, repo := startTiny(t, "redis://127.0.0.1:"+port+"/0")
+	sha := repo.Git("rev-parse", "HEAD")
+	push := g.pushPayload("main", zero, sha, "busybox app")
+
+	redis.Process.Kill()
+	redis.Wait()
+	code, ans, took := g.delivery(t, "Push Hook", g.secret, "delivery-1", push)
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("with Redis down the hook answered %d %v, want 503", code, ans)
+	}
+	t.Logf("503 answered in %s", took)
+
+	redis = start()
+	code, ans, _ = g.delivery(t, "Push Hook", g.secret, "delivery-1", push)
+	if code != http.StatusAccepted {
+		t.Fatalf("after Redis came back the hook answered %d %v, want 202", code, ans)
+	}
+	id := int64(ans["pipeline_id"].(float64))
+	if p := g.waitFinished(t, id, 2*time.Minute); p.State != "success" {
+		t.Errorf("pipeline = %s", p.State)
+	}
+	if n := g.pipelineCount(t); n != 1 {
+		t.Errorf("stored pipelines = %d, want 1 (nothing half-written from the failed delivery)", n)
+	}
+}
