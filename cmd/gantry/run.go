@@ -15,6 +15,10 @@ Usage:
   gantry serve   [--config FILE]   HTTP, workers and scheduler in one process
   gantry server  [--config FILE]   the HTTP side alone (webhooks, API, pages)
   gantry worker  [--config FILE]   the worker side alone (runs jobs on the Docker engine)
+  gantry hooks register --project <path> [--config FILE] [--url URL]
+                                   create or update the project's GitLab webhook
+  gantry hooks check [--config FILE]
+                                   report hooks GitLab has disabled; fails if there are any
   gantry version                   version and build info
 
 The config file is --config, else $GANTRY_CONFIG, else configs/gantry.yaml; without one
@@ -38,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return serve(ctx, roles[cmd], *configPath, getenv, stderr)
+	case "hooks":
+		return hooksCommand(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

@@ -32,6 +32,8 @@ type Server struct {
 	pipelines []*pipeline
 	jobs      []*job
 	calls     []Call
+	hooks     []*Hook
+	hookCount int64
 	accepted  []acceptance
 	faults    []fault
 	cutNext   bool
@@ -165,7 +167,7 @@ func (s *Server) route(w http.ResponseWriter, req *request) {
 		}
 	}
 	req.tail = segs[2:]
-	handler, method := s.handler(req.tail)
+	handler, method := s.handler(req.r.Method, req.tail)
 	switch {
 	case handler == nil:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
@@ -189,9 +191,12 @@ func (s *Server) route(w http.ResponseWriter, req *request) {
 	handler(w, req)
 }
 
-// handler picks the endpoint for the path after /projects/:id/ and the method it answers.
-func (s *Server) handler(tail []string) (func(http.ResponseWriter, *request), string) {
+// handler picks the endpoint for the path after /projects/:id/ and the method it answers;
+// where a path answers several methods, the request's method picks among them.
+func (s *Server) handler(method string, tail []string) (func(http.ResponseWriter, *request), string) {
 	switch {
+	case len(tail) >= 1 && tail[0] == "hooks":
+		return s.hookHandler(method, tail)
 	case len(tail) == 2 && tail[0] == "statuses":
 		return s.postStatus, http.MethodPost
 	case len(tail) == 2 && tail[0] == "repository" &&
