@@ -24,7 +24,9 @@ import (
 // with the classic builder. When the project declares a base tier, the base image is built
 // first unless an image for the same content hash exists, and is handed to the app build as
 // build-arg BASE_IMAGE; like the app's Dockerfile, the base Dockerfile and inputs are paths in
-// the build context. Failures caused by the project wrap orchestrator.ErrProjectFault.
+// the build context. A project with Generate and no Dockerfile is built from generated base and
+// app Dockerfiles (see generatePython). Failures caused by the project wrap
+// orchestrator.ErrProjectFault.
 func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log io.Writer) (orchestrator.BuildResult, error) {
 	p := req.Project
 	bc, err := readContext(req.Source, p.Build.Context, p.Base, d.maxContext)
@@ -33,6 +35,12 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	}
 	// Checked here as well as by the engine, to name the file the way the project configured it.
 	dockerfile := relPath(cmp.Or(p.Build.Dockerfile, "Dockerfile"))
+	if typ, ok := bc.names[dockerfile]; p.Generate != nil && (!ok || typ == tar.TypeDir) {
+		if p, err = generatePython(d.templates, p, dockerfile, bc, log); err != nil {
+			return orchestrator.BuildResult{}, err
+		}
+		dockerfile = p.Build.Dockerfile
+	}
 	if typ, ok := bc.names[dockerfile]; !ok || typ == tar.TypeDir {
 		return orchestrator.BuildResult{}, projectFault("build: Dockerfile %q not found in build context %q",
 			dockerfile, relPath(p.Build.Context))
@@ -69,6 +77,11 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	if p.Build.Target == "" {
 		if buildCtx, err = withLabels(&bc.tar, dockerfile, labels); err != nil {
 			return orchestrator.BuildResult{}, err
+		}
+		if dockerfile == generatedApp {
+			if buildCtx, err = withoutGenerated(buildCtx); err != nil {
+				return orchestrator.BuildResult{}, err
+			}
 		}
 		opts.Dockerfile, opts.Labels = labelDockerfile, nil
 	}

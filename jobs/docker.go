@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"text/template"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -39,6 +41,10 @@ type Options struct {
 	Logger *zap.Logger
 	// MaxContextBytes bounds the unpacked source archive; zero means DefaultMaxContextBytes.
 	MaxContextBytes int64
+	// Templates holds the Dockerfile templates for projects without a Dockerfile, laid out like
+	// configs.Templates (templates/python-base.Dockerfile.tmpl and
+	// templates/python-app.Dockerfile.tmpl). Nil leaves such projects failing their build.
+	Templates fs.FS
 }
 
 // Registry is a login for one registry host, e.g. "registry.example.com" or "127.0.0.1:5000".
@@ -62,6 +68,7 @@ type Docker struct {
 	log        *zap.Logger
 	registries []Registry
 	maxContext int64
+	templates  *template.Template // nil without Options.Templates
 }
 
 var _ orchestrator.Executor = (*Docker)(nil)
@@ -69,6 +76,14 @@ var _ orchestrator.Executor = (*Docker)(nil)
 // Connect creates a client for the engine and pings it once, negotiating the API version, so
 // that an unreachable or too old engine is reported now rather than by the first job.
 func Connect(ctx context.Context, opts Options) (*Docker, error) {
+	// Parsed first, so that broken templates stop the worker at startup, not one build at a time.
+	var templates *template.Template
+	if opts.Templates != nil {
+		var err error
+		if templates, err = parseTemplates(opts.Templates); err != nil {
+			return nil, err
+		}
+	}
 	clientOpts := []client.Opt{client.FromEnv, client.WithUserAgent("gantry")}
 	if opts.Host != "" {
 		clientOpts = append(clientOpts, client.WithHost(opts.Host))
@@ -88,6 +103,7 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 		log:        opts.Logger,
 		registries: opts.Registries,
 		maxContext: opts.MaxContextBytes,
+		templates:  templates,
 	}
 	if d.log == nil {
 		d.log = zap.NewNop()
