@@ -31,3 +31,44 @@ func (c *Client) CommitMessage(ctx context.Context, projectID int64, sha string)
 	}
 	return commit.Message, nil
 }
+
+// Project returns a project's id and web URL, for pipelines started by the API.
+func (c *Client) Project(ctx context.Context, path string) (int64, string, error) {
+	var p *gl.Project
+	err := c.retry(ctx, nil, func(ctx context.Context) (*gl.Response, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+		defer cancel()
+		var resp *gl.Response
+		var err error
+		p, resp, err = c.api.Projects.GetProject(path, nil, gl.WithContext(ctx))
+		return resp, err
+	})
+	if errors.Is(err, gl.ErrNotFound) {
+		return 0, "", fmt.Errorf("project %s: %w", path, orchestrator.ErrNotFound)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("project %s: %w", path, err)
+	}
+	return p.ID, p.WebURL, nil
+}
+
+// ResolveRef returns the commit a branch or tag points to; GitLab's single-commit endpoint
+// takes a ref name as well as a SHA.
+func (c *Client) ResolveRef(ctx context.Context, projectID int64, ref string) (string, error) {
+	var commit *gl.Commit
+	err := c.retry(ctx, nil, func(ctx context.Context) (*gl.Response, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+		defer cancel()
+		var resp *gl.Response
+		var err error
+		commit, resp, err = c.api.Commits.GetCommit(projectID, ref, nil, gl.WithContext(ctx))
+		return resp, err
+	})
+	if errors.Is(err, gl.ErrNotFound) {
+		return "", fmt.Errorf("ref %s of project %d: %w", ref, projectID, orchestrator.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("ref %s of project %d: %w", ref, projectID, err)
+	}
+	return commit.ID, nil
+}

@@ -27,6 +27,7 @@ type Engine struct {
 	prefix    string
 	publicURL string
 	dedup     time.Duration
+	running   runningJobs
 	now       func() time.Time
 	log       *zap.Logger
 }
@@ -168,6 +169,9 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 	}
 	if err := e.store.Started(ctx, p.ID); err != nil {
 		return err
+	}
+	if err := e.supersede(ctx, p); err != nil {
+		return fmt.Errorf("supersede older pipelines of %s: %w", p.Trigger.Ref, err)
 	}
 	if ev == EventSkip {
 		e.log.Info("pipeline skipped", zap.Int64("pipeline", p.ID), zap.String("reason", reason))

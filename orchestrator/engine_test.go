@@ -152,6 +152,25 @@ func (m *memStore) MarkReleased(_ context.Context, project, branch string, id in
 	return nil
 }
 
+func (m *memStore) LockRelease(context.Context, string, string) (func(), error) {
+	return func() {}, nil
+}
+
+func (m *memStore) BranchPipelines(_ context.Context, project, branch string, before int64) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id, p := range m.pipelines {
+		if id < before && p.Trigger.Kind == TriggerPush && strings.EqualFold(p.Trigger.Project, project) && p.Trigger.Ref == branch {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func (m *memStore) PublishCancel(context.Context, int64) error { return nil }
+func (m *memStore) Cancellations(context.Context) <-chan int64 { return nil }
+
 // memQueue collects tasks; the test hands them to the engine one by one.
 type memQueue struct {
 	mu    sync.Mutex
@@ -192,11 +211,20 @@ func (f *fakeExecutor) Test(_ context.Context, r TestRequest, log io.Writer) (Te
 func (f *fakeExecutor) Release(_ context.Context, r ReleaseRequest, _ io.Writer) (ReleaseResult, error) {
 	return f.ReleaseFunc(r)
 }
+func (f *fakeExecutor) Cleanup(context.Context, int64, string) error { return nil }
 
 type fakeSource struct{}
 
 func (fakeSource) Archive(context.Context, int64, string) (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader("")), nil
+}
+
+func (fakeSource) Project(_ context.Context, path string) (int64, string, error) {
+	return 7, "https://gitlab.example.com/" + path, nil
+}
+
+func (fakeSource) ResolveRef(_ context.Context, _ int64, ref string) (string, error) {
+	return "head-of-" + ref, nil
 }
 
 // CommitMessage answers with a skip marker for SHAs that start with "5k1p".
@@ -251,7 +279,7 @@ func setupEngine(t *testing.T) engineBundle {
 	}
 	e, err := NewEngine(EngineOptions{
 		Store: b.store, Queue: q, Executor: b.exec, Source: fakeSource{}, Statuses: b.statuses,
-		Projects:  []Project{{Path: "g/app", Image: "r/app", Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}}},
+		Projects:  []Project{{Path: "g/app", Image: "r/app", Supersede: true, Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}}},
 		PublicURL: "https://gantry.example.com", Now: func() time.Time { return time.Unix(1e9, 0) },
 	})
 	if err != nil {

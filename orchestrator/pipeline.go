@@ -91,8 +91,19 @@ type Job struct {
 	Description string     `json:"description,omitempty"`
 	ErrorClass  ErrorClass `json:"error_class,omitempty"`
 	ExitCode    *int       `json:"exit_code,omitempty"`
-	StartedAt   time.Time  `json:"started_at,omitzero"`
-	FinishedAt  time.Time  `json:"finished_at,omitzero"`
+	// Limits are the resource limits a test job ran under, as the engine enforced them.
+	Limits     *Limits   `json:"limits,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Limits are a test container's limits, recorded on its job.
+type Limits struct {
+	Timeout     string  `json:"timeout"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPUs        float64 `json:"cpus,omitempty"`
+	Pids        int64   `json:"pids"`
+	Network     string  `json:"network"`
 }
 
 // TestName is the configured test's name of a test job, or "" for other jobs.

@@ -73,12 +73,19 @@ type Executor interface {
 	Build(ctx context.Context, req BuildRequest, log io.Writer) (BuildResult, error)
 	Test(ctx context.Context, req TestRequest, log io.Writer) (TestResult, error)
 	Release(ctx context.Context, req ReleaseRequest, log io.Writer) (ReleaseResult, error)
+	// Cleanup removes whatever a lost attempt of a job left on the engine (its containers).
+	Cleanup(ctx context.Context, pipelineID int64, job string) error
 }
 
-// Source fetches a project's repository archive at a commit, and a commit's message.
+// Source fetches a project's repository archive at a commit, and a commit's message; it
+// resolves a project path and a ref for pipelines started without a webhook.
 type Source interface {
 	Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error)
 	CommitMessage(ctx context.Context, projectID int64, sha string) (string, error)
+	// Project returns a project's id and web URL.
+	Project(ctx context.Context, path string) (id int64, webURL string, err error)
+	// ResolveRef returns the commit a branch or tag points to.
+	ResolveRef(ctx context.Context, projectID int64, ref string) (string, error)
 }
 
 // StatusUpdate is one commit status post.
@@ -157,6 +164,14 @@ type Store interface {
 	Released(ctx context.Context, project, branch string) (int64, error)
 	// MarkReleased records a release of a branch by a pipeline, unless a newer one is recorded.
 	MarkReleased(ctx context.Context, project, branch string, pipelineID int64) error
+	// LockRelease takes the lock of a project branch's releases, or returns ErrLocked.
+	LockRelease(ctx context.Context, project, branch string) (unlock func(), err error)
+	// BranchPipelines lists the push pipelines of a project's branch older than pipeline before.
+	BranchPipelines(ctx context.Context, project, branch string, before int64) ([]int64, error)
+	// PublishCancel tells every gantry process to stop its running jobs of a pipeline that are
+	// no longer running in the store; Cancellations delivers those announcements.
+	PublishCancel(ctx context.Context, pipelineID int64) error
+	Cancellations(ctx context.Context) <-chan int64
 }
 
 // TaskKind says what a task does.

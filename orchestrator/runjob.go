@@ -17,36 +17,62 @@ import (
 // Executor, records the outcome, and dispatches what comes next.
 func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	j, ok := p.Job(t.Job)
-	if !ok || j.Attempt != t.Attempt {
-		return nil // a task of a job or attempt that no longer exists
+	if !ok || j.Attempt != t.Attempt || j.State.Terminal() {
+		return nil // a task of a job or attempt that no longer exists, or already ran
 	}
-	if j.Name == JobRelease && j.State == StatePending {
-		if skip, reason, err := e.releaseOutdated(ctx, p); err != nil {
+	if j.Name == JobRelease {
+		// Releases of one branch run one at a time, and the guard is asked again under the lock:
+		// a newer pipeline may have released while this one waited.
+		unlock, err := e.lockRelease(ctx, p)
+		if err != nil {
 			return err
-		} else if skip {
-			if _, err := e.transition(ctx, p, j.Name, EventSkip, func(j *Job) { j.Description = reason }); err != nil {
+		}
+		defer unlock()
+		if p, err = e.store.Pipeline(ctx, p.ID); err != nil {
+			return err
+		}
+		j, _ = p.Job(t.Job)
+		if j.State == StatePending {
+			if skip, reason, err := e.releaseOutdated(ctx, p); err != nil {
 				return err
+			} else if skip {
+				if _, err := e.transition(ctx, p, j.Name, EventSkip, func(j *Job) { j.Description = reason }); err != nil {
+					return err
+				}
+				return e.dispatch(ctx, p.ID)
 			}
-			return e.dispatch(ctx, p.ID)
 		}
 	}
 	switch j.State {
 	case StatePending:
-		moved, err := e.transition(ctx, p, j.Name, EventRun, func(j *Job) { j.Description = "running" })
+		moved, err := e.transition(ctx, p, j.Name, EventRun, func(j *Job) {
+			j.Description, j.Limits = "running", e.limits(p, j.Name)
+		})
 		if err != nil || !moved {
 			return err
 		}
 	case StateRunning:
-		// The queue handed the task over again: its worker died or it failed for the
-		// infrastructure. GitLab already shows it running.
+		// The queue handed the task over again: its worker died, or it failed for the
+		// infrastructure. GitLab already shows it running. Whatever the lost attempt left on
+		// the engine goes first.
 		if _, err := e.transition(ctx, p, j.Name, EventResume, func(*Job) {}); err != nil {
 			return err
+		}
+		if err := e.exec.Cleanup(ctx, p.ID, j.Name); err != nil {
+			return fmt.Errorf("clean up after the lost attempt of %s: %w", j.Name, err)
 		}
 	default:
 		return nil
 	}
+	jobCtx, cancel := context.WithCancel(ctx)
+	defer e.running.add(p.ID, j.Name, cancel)()
 	log := &logWriter{ctx: ctx, store: e.store, pipeline: p.ID, job: j.Name, attempt: j.Attempt}
-	out := e.execute(ctx, p, *j, log)
+	out := e.execute(jobCtx, p, *j, log)
+	if jobCtx.Err() != nil && ctx.Err() == nil {
+		// Cancelled through Cancel (or superseded): the job's state is already set.
+		fmt.Fprint(log, "\ncanceled\n")
+		return e.dispatch(ctx, p.ID)
+	}
 	if out.err != nil && !errors.Is(out.err, ErrProjectFault) {
 		if ctx.Err() != nil || t.Retried < t.MaxRetry {
 			fmt.Fprintf(log, "\ninfrastructure error (attempt %d of %d, will retry): %v\n", t.Retried+1, t.MaxRetry+1, out.err)

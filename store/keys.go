@@ -45,6 +45,19 @@ func (s *Store) keyDedup(kind, value string) string {
 	return s.prefix + ":dedup:" + kind + ":" + hex.EncodeToString(sum[:16])
 }
 
+// keyBranch is the sorted set of a project branch's push pipelines (score = id), for superseding.
+func (s *Store) keyBranch(project, branch string) string {
+	return s.prefix + ":branch:" + strings.ToLower(project) + ":" + branch
+}
+
+// keyReleaseLock is held while a release of a project branch runs.
+func (s *Store) keyReleaseLock(project, branch string) string {
+	return s.prefix + ":release-lock:" + strings.ToLower(project) + ":" + branch
+}
+
+// channelCancel is the pub/sub channel announcing pipelines whose jobs were cancelled.
+func (s *Store) channelCancel() string { return s.prefix + ":cancel" }
+
 // keyReleased holds the id of the newest pipeline released from a project's branch.
 func (s *Store) keyReleased(project, branch string) string {
 	return s.prefix + ":released:" + strings.ToLower(project) + ":" + branch

@@ -16,7 +16,7 @@ import (
 // deliveries of the same event racing each other still make one pipeline.
 //
 //	KEYS[1] pipeline id counter     KEYS[2] delivery dedup key    KEYS[3] content dedup key
-//	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines
+//	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines   KEYS[6] branch index of a push, or ""
 //	ARGV[1] delivery TTL (ms)       ARGV[2] content TTL (ms)      ARGV[3] "1" when there is a delivery id
 //	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6…] field, value, … of the hash
 //	returns {1, new id} or {0, id of the existing pipeline}
@@ -37,6 +37,7 @@ id = redis.call("INCR", KEYS[1])
 redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 6))
 redis.call("ZADD", KEYS[4], id, id)
 redis.call("ZADD", KEYS[5], ARGV[4], id)
+if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], id, id) end
 if ARGV[3] == "1" then redis.call("SET", KEYS[2], id, "PX", ARGV[1]) end
 redis.call("SET", KEYS[3], id, "PX", ARGV[2])
 return {1, id}
@@ -64,7 +65,11 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, fi
 	}
 	args = append(args, fieldJobs, strings.Join(names, ","))
 	delivery, content := s.keyDedup("delivery", d.Delivery), s.keyDedup("content", d.Content)
-	res, err := createPipeline.Run(ctx, s.rdb, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted()}, args...).Int64Slice()
+	branch := ""
+	if p.Trigger.Kind == orchestrator.TriggerPush {
+		branch = s.keyBranch(p.Trigger.Project, p.Trigger.Ref)
+	}
+	res, err := createPipeline.Run(ctx, s.rdb, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch}, args...).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("store pipeline: %w", err)
 	}
@@ -105,12 +110,5 @@ func (s *Store) Unstarted(ctx context.Context, before time.Time) ([]int64, error
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int64, 0, len(ids))
-	for _, id := range ids {
-		n, err := strconv.ParseInt(id, 10, 64)
-		if err == nil {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return parseIDs(ids), nil
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,19 +105,5 @@ return 0
 
 // LockStatuses implements orchestrator.Store.
 func (s *Store) LockStatuses(ctx context.Context, pipelineID int64) (func(), error) {
-	b := make([]byte, 12)
-	rand.Read(b)
-	token, key := hex.EncodeToString(b), s.keyStatusLock(pipelineID)
-	ok, err := s.rdb.SetNX(ctx, key, token, statusLockTTL).Result()
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, orchestrator.ErrLocked
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		unlock.Run(ctx, s.rdb, []string{key}, token)
-	}, nil
+	return s.lock(ctx, s.keyStatusLock(pipelineID), statusLockTTL)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/webhook"
 	"github.com/labstack/echo/v5"
 	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
 )
 
@@ -50,7 +51,7 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	checks := map[string]api.Check{"redis": st.Ping}
 	var docker *jobs.Docker
 	if r.workers {
-		docker, err = jobs.Connect(ctx, jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log})
+		docker, err = jobs.Connect(ctx, jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log, Templates: configs.Templates})
 		if err != nil {
 			return fmt.Errorf("docker engine: %w", err)
 		}
@@ -84,6 +85,23 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		}
 		log.Info("workers started", zap.Int("concurrency", cfg.Workers.Concurrency))
 	}
+	listenCtx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	if r.workers {
+		// Ends with listenCtx: stops this process's jobs that any process cancelled.
+		go engine.ListenForCancels(listenCtx)
+	}
+	sched := cron.New()
+	if r.workers {
+		// The sweep queues again any stored pipeline whose first task was lost, so that an
+		// event answered 2xx is always run.
+		sched.AddFunc("@every 30s", func() {
+			if err := engine.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sweep", zap.Error(err))
+			}
+		})
+	}
+	sched.Start()
 
 	var serveErr error
 	select {
@@ -98,6 +116,7 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		}
 		cancel()
 	}
+	<-sched.Stop().Done()
 	if worker != nil {
 		worker.Shutdown()
 	}

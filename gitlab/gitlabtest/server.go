@@ -157,7 +157,7 @@ type request struct {
 // path as one segment with its slash escaped (group%2Fapp).
 func (s *Server) route(w http.ResponseWriter, req *request) {
 	segs := strings.Split(strings.TrimPrefix(req.r.URL.EscapedPath(), "/api/v4/"), "/")
-	if !strings.HasPrefix(req.r.URL.EscapedPath(), "/api/v4/") || len(segs) < 3 || segs[0] != "projects" {
+	if !strings.HasPrefix(req.r.URL.EscapedPath(), "/api/v4/") || len(segs) < 2 || segs[0] != "projects" {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
 		return
 	}
@@ -195,6 +195,8 @@ func (s *Server) route(w http.ResponseWriter, req *request) {
 // where a path answers several methods, the request's method picks among them.
 func (s *Server) handler(method string, tail []string) (func(http.ResponseWriter, *request), string) {
 	switch {
+	case len(tail) == 0:
+		return s.showProject, http.MethodGet
 	case len(tail) >= 1 && tail[0] == "hooks":
 		return s.hookHandler(method, tail)
 	case len(tail) == 2 && tail[0] == "statuses":

@@ -1,0 +1,112 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Retry gives the failed and canceled jobs of a finished pipeline a new attempt, with the jobs
+// that did not run because of them; every job that succeeded is kept, so a test re-runs from
+// the very image the build produced.
+func (e *Engine) Retry(ctx context.Context, id int64) (*Pipeline, error) {
+	p, err := e.store.Pipeline(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.State().Terminal() {
+		return nil, fmt.Errorf("pipeline %d is %s: %w", id, p.State(), ErrInvalidTransition)
+	}
+	var again []string
+	for _, j := range p.Jobs {
+		if j.State == StateFailed || j.State == StateCanceled || (j.State == StateSkipped && strings.HasPrefix(j.Description, "not run: ")) {
+			again = append(again, j.Name)
+		}
+	}
+	if len(again) == 0 {
+		return nil, fmt.Errorf("pipeline %d has nothing failed or canceled: %w", id, ErrInvalidTransition)
+	}
+	return e.retry(ctx, p, again)
+}
+
+// RetryJob gives one finished job a new attempt, with what depends on it: after a build, every
+// later job (the image changes); after a test, the release unless it already succeeded.
+func (e *Engine) RetryJob(ctx context.Context, id int64, name string) (*Pipeline, error) {
+	p, err := e.store.Pipeline(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	target, ok := p.Job(name)
+	if !ok {
+		return nil, fmt.Errorf("pipeline %d has no job %s: %w", id, name, ErrNotFound)
+	}
+	if !target.State.Terminal() {
+		return nil, fmt.Errorf("job %s of pipeline %d is %s: %w", name, id, target.State, ErrInvalidTransition)
+	}
+	again := []string{name}
+	for _, j := range p.Jobs {
+		if stageOrder[j.Stage] <= stageOrder[target.Stage] {
+			continue
+		}
+		if !j.State.Terminal() {
+			return nil, fmt.Errorf("job %s of pipeline %d is still %s: %w", j.Name, id, j.State, ErrInvalidTransition)
+		}
+		if target.Stage == StageBuild || j.State != StateSuccess {
+			again = append(again, j.Name)
+		}
+	}
+	return e.retry(ctx, p, again)
+}
+
+// retry moves the named jobs to a new pending attempt, posted to GitLab as a new status (GitLab
+// accepts any state after a terminal one as a new job), and queues what can run.
+func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipeline, error) {
+	for _, name := range names {
+		_, err := e.transition(ctx, p, name, EventRetry, func(j *Job) {
+			j.Attempt++
+			j.Description, j.ErrorClass, j.ExitCode, j.Limits = "retry", ClassNone, nil, nil
+			j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	e.log.Info("pipeline retried", zap.Int64("pipeline", p.ID), zap.Strings("jobs", names))
+	if err := e.dispatch(ctx, p.ID); err != nil {
+		return nil, err
+	}
+	return e.store.Pipeline(ctx, p.ID)
+}
+
+// Trigger starts a pipeline for a ref of a configured project, as the API asks; the commit is
+// resolved through GitLab when sha is empty.
+func (e *Engine) Trigger(ctx context.Context, project, ref, sha string) (Accepted, error) {
+	proj, ok := e.Project(project)
+	if !ok {
+		return Accepted{}, fmt.Errorf("trigger %s: %w", project, ErrUnknownProject)
+	}
+	id, webURL, err := e.source.Project(ctx, proj.Path)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("trigger %s: %w", project, err)
+	}
+	if sha == "" {
+		if sha, err = e.source.ResolveRef(ctx, id, ref); err != nil {
+			return Accepted{}, fmt.Errorf("trigger %s@%s: %w", project, ref, err)
+		}
+	}
+	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: id, ProjectURL: webURL, Kind: TriggerAPI, Ref: ref, SHA: sha})
+}
+
+// limits are the limits a job runs under, for its record.
+func (e *Engine) limits(p *Pipeline, job string) *Limits {
+	proj, _ := e.Project(p.Trigger.Project)
+	j, _ := p.Job(job)
+	spec, ok := testSpec(proj, j.TestName())
+	if !ok {
+		return nil
+	}
+	return &Limits{Timeout: spec.Timeout.String(), MemoryBytes: spec.Memory, CPUs: spec.CPUs, Pids: spec.Pids, Network: spec.Network}
+}

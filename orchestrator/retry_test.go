@@ -1,0 +1,138 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestRetryReusesWhatPassed: a flaky test fails, the pipeline is retried: only that test and
+// the release after it run again, from the same image; the build is neither run nor posted again.
+func TestRetryReusesWhatPassed(t *testing.T) {
+	b := setupEngine(t)
+	builds, unitRuns := 0, 0
+	b.exec.BuildFunc = func(BuildRequest) (BuildResult, error) { builds++; return BuildResult{ImageID: "sha256:img"}, nil }
+	b.exec.TestFunc = func(r TestRequest, log io.Writer) (TestResult, error) {
+		if r.ImageID != "sha256:img" {
+			t.Errorf("test ran from %s, want the built image", r.ImageID)
+		}
+		if r.Test.Name == "unit" {
+			unitRuns++
+			if unitRuns == 1 {
+				return TestResult{ExitCode: 1}, nil
+			}
+		}
+		return TestResult{}, nil
+	}
+	p := b.push(t, "master")
+	b.drain(t, 0)
+	if _, err := b.engine.RetryJob(context.Background(), p.ID, "build"); err != nil {
+		t.Fatalf("RetryJob(build) of a finished pipeline: %v", err)
+	}
+	b.drain(t, 0)
+	// Now a plain retry of the pipeline after a second, different failure.
+	unitRuns = 0
+	if _, err := b.engine.RetryJob(context.Background(), p.ID, "test/unit"); err != nil {
+		t.Fatal(err)
+	}
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	unit, _ := got.Job("test/unit")
+	if unit.State != StateFailed || unit.Attempt != 3 {
+		t.Fatalf("test/unit = %s attempt %d, want failed attempt 3", unit.State, unit.Attempt)
+	}
+	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.drain(t, 0)
+	got, _ = b.store.Pipeline(context.Background(), p.ID)
+	if got.State() != StateSuccess {
+		t.Errorf("pipeline after retry = %s, want success", got.State())
+	}
+	if builds != 2 {
+		t.Errorf("builds = %d, want 2 (the first and the explicit build retry only)", builds)
+	}
+	if lint, _ := got.Job("test/lint"); lint.Attempt != 2 {
+		t.Errorf("test/lint attempt = %d, want 2 (re-run only with the build)", lint.Attempt)
+	}
+	// attempt 1 failed, 2 (with the build retry) passed, 3 (retried alone) failed, 4 passed.
+	want := []string{"pending", "running", "failed", "pending", "running", "success", "pending", "running", "failed", "pending", "running", "success"}
+	if d := cmp.Diff(want, b.statuses.posts["gantry/test/unit"]); d != "" {
+		t.Errorf("test/unit posts (-want +got):\n%s", d)
+	}
+	if _, err := b.engine.Retry(context.Background(), p.ID); !errors.Is(err, ErrInvalidTransition) {
+		t.Errorf("Retry of a successful pipeline = %v, want ErrInvalidTransition", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	b := setupEngine(t)
+	p := b.push(t, "master")
+	// Announce only: the build is queued, nothing ran.
+	task, _ := b.queue.pop()
+	if err := b.engine.Handle(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.engine.Cancel(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.drain(t, 0)
+	if got.State() != StateCanceled {
+		t.Errorf("pipeline = %s, want canceled", got.State())
+	}
+	for name, posts := range b.statuses.posts {
+		if posts[len(posts)-1] != "canceled" {
+			t.Errorf("%s ended %v in GitLab, want canceled", name, posts)
+		}
+	}
+	if _, err := b.engine.Cancel(context.Background(), p.ID); !errors.Is(err, ErrInvalidTransition) {
+		t.Errorf("second Cancel = %v, want ErrInvalidTransition", err)
+	}
+	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
+		t.Errorf("Retry of a canceled pipeline: %v", err)
+	}
+	b.drain(t, 0)
+	if got, _ := b.store.Pipeline(context.Background(), p.ID); got.State() != StateSuccess {
+		t.Errorf("canceled then retried pipeline = %s, want success", got.State())
+	}
+}
+
+// TestSupersede: a newer push to the branch cancels the older pipeline's unfinished build and
+// test jobs, saying by what.
+func TestSupersede(t *testing.T) {
+	b := setupEngine(t)
+	older := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "1111111111"})
+	task, _ := b.queue.pop() // announce the older one only
+	b.engine.Handle(context.Background(), task)
+	b.queue.tasks = nil
+	b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "2222222222"})
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), older.ID)
+	for _, j := range got.Jobs {
+		if j.State != StateCanceled || !strings.Contains(j.Description, "superseded by 22222222") {
+			t.Errorf("older %s = %s %q, want canceled, superseded by 22222222", j.Name, j.State, j.Description)
+		}
+	}
+}
+
+func TestTrigger(t *testing.T) {
+	b := setupEngine(t)
+	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := a.Pipeline.Trigger; tr.SHA != "head-of-master" || tr.Kind != TriggerAPI || tr.ProjectID != 7 {
+		t.Errorf("Trigger = %+v, want the resolved head of master", tr)
+	}
+	if _, ok := a.Pipeline.Job(JobRelease); !ok {
+		t.Error("an API pipeline for master has no release job")
+	}
+	if _, err := b.engine.Trigger(context.Background(), "g/none", "master", ""); !errors.Is(err, ErrUnknownProject) {
+		t.Errorf("Trigger(unknown project) = %v, want ErrUnknownProject", err)
+	}
+}
