@@ -46,6 +46,12 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 			dockerfile, relPath(p.Build.Context))
 	}
 
+	if n, err := bc.applyDockerignore(dockerfile); err != nil {
+		return orchestrator.BuildResult{}, fmt.Errorf("build: %w", err)
+	} else if n > 0 {
+		fmt.Fprintf(log, ".dockerignore left %d entries out of the build context\n", n)
+	}
+
 	res := orchestrator.BuildResult{ImageRef: fmt.Sprintf("%s:test-%d", p.Image, req.PipelineID)}
 	args := buildArgs(p.Build.Args)
 	pull := p.Build.PullAlways

@@ -193,3 +193,41 @@ func TestContextName(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerignore: the project's .dockerignore works as with `docker build`, exceptions
+// included, and never drops the Dockerfile or itself.
+func TestDockerignore(t *testing.T) {
+	files := map[string]string{
+		"Dockerfile":    "FROM scratch\n",
+		".dockerignore": "*.log\n!keep.log\nsecrets\nDockerfile\n",
+		"app.py":        "print(1)\n",
+		"debug.log":     "x",
+		"keep.log":      "y",
+		"secrets/key":   "z",
+	}
+	bc, err := readContext(archive(t, testSHA, files), ".", nil, DefaultMaxContextBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := bc.applyDockerignore("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range readEntries(t, &bc.tar) {
+		got[e.Name] = true
+	}
+	for _, gone := range []string{"debug.log", "secrets/key", "secrets/"} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("applyDockerignore kept %s", gone)
+		}
+	}
+	for _, kept := range []string{"Dockerfile", ".dockerignore", "app.py", "keep.log"} {
+		if _, ok := got[kept]; !ok {
+			t.Errorf("applyDockerignore dropped %s", kept)
+		}
+	}
+	if n < 2 {
+		t.Errorf("applyDockerignore dropped %d entries, want at least 2", n)
+	}
+}
