@@ -117,6 +117,10 @@ func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buil
 	if !cerrdefs.IsNotFound(err) {
 		return "", false, fmt.Errorf("build: inspect base image %s: %w", ref, err)
 	}
+	// Another worker, maybe on another engine, may have built it already: the registry has it.
+	if d.pullBase(ctx, ref, log) {
+		return ref, false, nil
+	}
 	start := time.Now()
 	fmt.Fprintf(log, "building base image %s\n", ref)
 	_, err = d.imageBuild(ctx, baseTar, client.ImageBuildOptions{
@@ -131,6 +135,7 @@ func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buil
 		return "", false, err
 	}
 	fmt.Fprintf(log, "built base image %s in %.1fs\n", ref, time.Since(start).Seconds())
+	d.pushBase(ctx, ref, log)
 	return ref, true, nil
 }
 

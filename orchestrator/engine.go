@@ -93,7 +93,7 @@ type Accepted struct {
 	Duplicate bool
 }
 
-// Accept plans a pipeline for a trigger and stores it with its first task queued, unless the
+// Accept plans a pipeline for a trigger and stores it, unless the
 // same delivery or the same (project, kind, ref, SHA) inside the dedup window already has one:
 // then that pipeline is returned. It makes no GitLab or Docker call, so a webhook can answer as
 // soon as it returns.
@@ -111,7 +111,7 @@ func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 	if t.DeliveryID != "" {
 		d.Delivery, d.DeliveryTTL = t.DeliveryID, deliveryTTL
 	}
-	existing, err := e.store.CreatePipeline(ctx, p, Task{Kind: TaskStart}, d)
+	existing, err := e.store.CreatePipeline(ctx, p, d)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("accept %s@%s: %w", t.Project, t.ShortSHA(), err)
 	}

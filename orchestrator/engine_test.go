@@ -27,7 +27,8 @@ type memStore struct {
 	queue     *memQueue
 }
 
-func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, first Task, d Dedup) (int64, error) {
+// CreatePipeline stores p and, standing in for TakeNew, queues its start.
+func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, d Dedup) (int64, error) {
 	m.mu.Lock()
 	for _, k := range []string{"d:" + d.Delivery, "c:" + d.Content} {
 		if id := m.dedup[k]; id != 0 && k != "d:" {
@@ -40,9 +41,10 @@ func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, first Task, d 
 	m.dedup["d:"+d.Delivery], m.dedup["c:"+d.Content] = p.ID, p.ID
 	m.unstarted[p.ID] = true
 	m.mu.Unlock()
-	first.PipelineID = p.ID
-	return 0, m.queue.Enqueue(context.Background(), first)
+	return 0, m.queue.Enqueue(context.Background(), Task{Kind: TaskStart, PipelineID: p.ID})
 }
+
+func (m *memStore) WaitNew(context.Context) (int64, error) { return 0, nil }
 
 func (m *memStore) NextStatus(_ context.Context, id int64) (*StatusEntry, error) {
 	m.mu.Lock()

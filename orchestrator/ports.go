@@ -137,9 +137,13 @@ var ErrLocked = errors.New("locked")
 // Store keeps pipelines and their jobs.
 type Store interface {
 	// CreatePipeline checks the dedup keys and, when neither names a stored pipeline, gives p an
-	// ID, stores it with its trigger and planned jobs, and queues first. It returns the id of the
-	// existing pipeline for a duplicate (p is then left alone), 0 for a new one.
-	CreatePipeline(ctx context.Context, p *Pipeline, first Task, d Dedup) (existing int64, err error)
+	// ID and stores it with its trigger and planned jobs, announcing it to WaitNew, in one step.
+	// It returns the id of the existing pipeline for a duplicate (p is then left alone), 0 for a
+	// new one.
+	CreatePipeline(ctx context.Context, p *Pipeline, d Dedup) (existing int64, err error)
+	// WaitNew waits a moment for a pipeline stored by CreatePipeline and not yet taken by any
+	// process; 0 when none came.
+	WaitNew(ctx context.Context) (int64, error)
 	Pipeline(ctx context.Context, id int64) (*Pipeline, error)
 	// UpdatePipeline stores the pipeline's own fields (not its jobs).
 	UpdatePipeline(ctx context.Context, p *Pipeline) error

@@ -99,6 +99,32 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	return nil
 }
 
+// TakeNew starts the pipelines webhooks store, as they come, until ctx ends: it announces each
+// right here rather than through the queue, because a webhook answer to the first build step
+// is the latency users feel, and a queue hop costs a poll interval. A process that dies in
+// between leaves the pipeline in the unstarted set, and Sweep queues it.
+func (e *Engine) TakeNew(ctx context.Context) {
+	for ctx.Err() == nil {
+		id, err := e.store.WaitNew(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("waiting for new pipelines", zap.Error(err))
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		if id == 0 {
+			continue
+		}
+		if err := e.Handle(ctx, Task{Kind: TaskStart, PipelineID: id}); err != nil {
+			e.log.Warn("start pipeline, queueing it", zap.Int64("pipeline", id), zap.Error(err))
+			if err := e.queue.Enqueue(ctx, Task{Kind: TaskStart, PipelineID: id}); err != nil {
+				e.log.Error("pipeline not queued; the sweep will", zap.Int64("pipeline", id), zap.Error(err))
+			}
+		}
+	}
+}
+
 // Sweep queues again the first task of pipelines whose queueing failed after they were stored,
 // so an event that was stored is never left behind. Run it periodically on worker processes.
 func (e *Engine) Sweep(ctx context.Context) error {

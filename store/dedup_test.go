@@ -20,7 +20,7 @@ func TestCreateDedup(t *testing.T) {
 	for i := range ids {
 		wg.Go(func() {
 			p := samplePipeline()
-			existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Task{Kind: orchestrator.TaskStart}, d)
+			existing, err := b.store.CreatePipeline(ctx, p, d)
 			if err != nil {
 				t.Error(err)
 			}
@@ -40,15 +40,15 @@ func TestCreateDedup(t *testing.T) {
 	// window, both name the first pipeline.
 	other := d
 	other.Delivery = "delivery-2"
-	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Task{Kind: orchestrator.TaskStart}, other); existing != ids[0] {
+	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), other); existing != ids[0] {
 		t.Errorf("same content, other delivery: existing = %d, want %d", existing, ids[0])
 	}
 	b.rdb.Del(ctx, b.store.keyDedup("content", d.Content))
-	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Task{Kind: orchestrator.TaskStart}, d); existing != ids[0] {
+	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), d); existing != ids[0] {
 		t.Errorf("same delivery after the window: existing = %d, want %d", existing, ids[0])
 	}
 	fresh := orchestrator.Dedup{Content: "g/app|push|master|def", ContentTTL: time.Minute}
-	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Task{Kind: orchestrator.TaskStart}, fresh); existing != 0 {
+	if existing, _ := b.store.CreatePipeline(ctx, samplePipeline(), fresh); existing != 0 {
 		t.Errorf("new content: existing = %d, want a new pipeline", existing)
 	}
 }

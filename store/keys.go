@@ -24,8 +24,15 @@ func (s *Store) keyPipelinePrefix() string { return s.prefix + ":pipeline:" }
 // keyIndex is the sorted set of all pipeline ids (score = id), newest last.
 func (s *Store) keyIndex() string { return s.prefix + ":pipelines" }
 
+// keyLog is a job attempt's log text: the tail of its output, at most the log cap.
 func (s *Store) keyLog(id int64, job string, attempt int) string {
 	return s.keyPipeline(id) + ":log:" + job + ":" + strconv.Itoa(attempt)
+}
+
+// keyLogDropped counts the bytes cut from the head of a job attempt's log to keep it under the
+// cap; with the length of keyLog it gives each byte an offset that never moves backwards.
+func (s *Store) keyLogDropped(id int64, job string, attempt int) string {
+	return s.keyLog(id, job, attempt) + ":dropped"
 }
 
 // keyOutbox is the list of commit statuses of a pipeline waiting to be posted, oldest first.
@@ -37,6 +44,9 @@ func (s *Store) keyStatusLock(id int64) string { return s.keyPipeline(id) + ":st
 // keyUnstarted is the sorted set of pipelines whose first task has not run (score = stored at,
 // unix milliseconds).
 func (s *Store) keyUnstarted() string { return s.prefix + ":unstarted" }
+
+// keyNew is the list of stored pipelines no process has taken yet (see WaitNew).
+func (s *Store) keyNew() string { return s.prefix + ":new" }
 
 // keyDedup remembers the pipeline of a delivery or of a (project, kind, ref, SHA); the value is
 // hashed so any text makes a tidy key.

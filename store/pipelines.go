@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 //
 //	KEYS[1] pipeline id counter     KEYS[2] delivery dedup key    KEYS[3] content dedup key
 //	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines   KEYS[6] branch index of a push, or ""
+//	KEYS[7] list of new pipelines for WaitNew
 //	ARGV[1] delivery TTL (ms)       ARGV[2] content TTL (ms)      ARGV[3] "1" when there is a delivery id
 //	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6…] field, value, … of the hash
 //	returns {1, new id} or {0, id of the existing pipeline}
@@ -38,15 +40,15 @@ redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 6))
 redis.call("ZADD", KEYS[4], id, id)
 redis.call("ZADD", KEYS[5], ARGV[4], id)
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], id, id) end
+redis.call("LPUSH", KEYS[7], id)
 if ARGV[3] == "1" then redis.call("SET", KEYS[2], id, "PX", ARGV[1]) end
 redis.call("SET", KEYS[3], id, "PX", ARGV[2])
 return {1, id}
 `)
 
-// CreatePipeline implements orchestrator.Store. If the first task cannot be queued the record
-// and its dedup keys are removed again, so a caller that gets an error knows nothing was kept
-// (and if even that fails, the sweep queues the pipeline later).
-func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, first orchestrator.Task, d orchestrator.Dedup) (int64, error) {
+// CreatePipeline implements orchestrator.Store. It is one Redis round trip, because it is on the
+// path of every webhook answer.
+func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d orchestrator.Dedup) (int64, error) {
 	trig, err := json.Marshal(p.Trigger)
 	if err != nil {
 		return 0, err
@@ -69,7 +71,7 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, fi
 	if p.Trigger.Kind == orchestrator.TriggerPush {
 		branch = s.keyBranch(p.Trigger.Project, p.Trigger.Ref)
 	}
-	res, err := createPipeline.Run(ctx, s.rdb, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch}, args...).Int64Slice()
+	res, err := createPipeline.Run(ctx, s.rdb, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew()}, args...).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("store pipeline: %w", err)
 	}
@@ -77,19 +79,20 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, fi
 		return res[1], nil
 	}
 	p.ID = res[1]
-	first.PipelineID = p.ID
-	if err := s.Enqueue(ctx, first); err != nil {
-		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		s.rdb.Del(cleanup, s.keyPipeline(p.ID), content)
-		if d.Delivery != "" {
-			s.rdb.Del(cleanup, delivery)
-		}
-		s.rdb.ZRem(cleanup, s.keyIndex(), p.ID)
-		s.rdb.ZRem(cleanup, s.keyUnstarted(), p.ID)
-		return 0, fmt.Errorf("queue pipeline %d: %w", p.ID, err)
-	}
 	return 0, nil
+}
+
+// WaitNew implements orchestrator.Store, waiting at most a second so the caller sees its
+// context end.
+func (s *Store) WaitNew(ctx context.Context) (int64, error) {
+	res, err := s.rdb.BRPop(ctx, time.Second, s.keyNew()).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(res[1], 10, 64)
 }
 
 func boolArg(b bool) string {

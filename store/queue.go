@@ -66,7 +66,7 @@ type WorkerOptions struct {
 	// ShutdownGrace is how long running tasks get to finish on Shutdown before they are handed
 	// back to the queue.
 	ShutdownGrace time.Duration
-	// PollInterval is how often an idle worker looks for a task; default 20ms. asynq polls
+	// PollInterval is how often an idle worker looks for a task; default 10ms. asynq polls
 	// rather than blocks, and its default of one second would dominate how fast a push starts.
 	PollInterval time.Duration
 	Logger       *zap.Logger
@@ -82,7 +82,7 @@ func NewWorker(rdb redis.UniversalClient, o WorkerOptions) *Worker {
 		Concurrency:       o.Concurrency,
 		Queues:            map[string]int{queueName: 1},
 		ShutdownTimeout:   o.ShutdownGrace,
-		TaskCheckInterval: cmp.Or(o.PollInterval, 20*time.Millisecond),
+		TaskCheckInterval: cmp.Or(o.PollInterval, 10*time.Millisecond),
 		// Infrastructure failures are retried soon: 2s, 4s, 8s … at most a minute.
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
 			return min(time.Duration(1<<min(n, 5))*2*time.Second, time.Minute)

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,8 @@ type Store struct {
 	queue  *asynq.Client
 	// retries is how many times a task is retried after an infrastructure failure.
 	retries int
+	// logCap is how many bytes of each job attempt's log are kept.
+	logCap int
 }
 
 // Options configure a Store.
@@ -31,11 +34,14 @@ type Options struct {
 	Prefix string
 	// Retries is how many times a task is retried after an infrastructure failure; default 2.
 	Retries *int
+	// LogCap is how many bytes of each job attempt's log are kept (the tail); default
+	// DefaultLogCap.
+	LogCap int
 }
 
 // New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
 func New(rdb redis.UniversalClient, o Options) *Store {
-	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), retries: 2}
+	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap)}
 	if s.prefix == "" {
 		s.prefix = "gantry"
 	}
@@ -95,20 +101,6 @@ func (s *Store) UpdatePipeline(ctx context.Context, p *orchestrator.Pipeline) er
 		return fmt.Errorf("update pipeline %d: %w", p.ID, err)
 	}
 	return nil
-}
-
-// AppendLog implements orchestrator.Store.
-func (s *Store) AppendLog(ctx context.Context, pipelineID int64, job string, attempt int, p []byte) error {
-	return s.rdb.Append(ctx, s.keyLog(pipelineID, job, attempt), string(p)).Err()
-}
-
-// Log returns a job attempt's log.
-func (s *Store) Log(ctx context.Context, pipelineID int64, job string, attempt int) (string, error) {
-	out, err := s.rdb.Get(ctx, s.keyLog(pipelineID, job, attempt)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	return out, err
 }
 
 // Released implements orchestrator.Store.

@@ -42,7 +42,7 @@ func samplePipeline() *orchestrator.Pipeline {
 // create stores a pipeline with no dedup keys in common with any other.
 func create(t *testing.T, s *Store, p *orchestrator.Pipeline) {
 	t.Helper()
-	existing, err := s.CreatePipeline(context.Background(), p, orchestrator.Task{Kind: orchestrator.TaskStart},
+	existing, err := s.CreatePipeline(context.Background(), p,
 		orchestrator.Dedup{Content: time.Now().String() + p.Trigger.SHA, ContentTTL: time.Minute})
 	if err != nil || existing != 0 {
 		t.Fatalf("CreatePipeline = %d, %v, want a new pipeline", existing, err)

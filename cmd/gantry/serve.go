@@ -88,8 +88,10 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	listenCtx, stopListening := context.WithCancel(ctx)
 	defer stopListening()
 	if r.workers {
-		// Ends with listenCtx: stops this process's jobs that any process cancelled.
+		// Both end with listenCtx: one stops this process's jobs that any process cancelled,
+		// the other starts the pipelines webhooks store.
 		go engine.ListenForCancels(listenCtx)
+		go engine.TakeNew(listenCtx)
 	}
 	sched := cron.New()
 	if r.workers {

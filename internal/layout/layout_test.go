@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"internal/testenv":  {},
 	"internal/layout":   {},
 	"cmd/gantry":        {"*"},
+	"cmd/gantry-bench":  {"*"},
 }
 
 var testSupport = []string{"internal/testenv", "gitlab/gitlabtest"}

@@ -1,0 +1,59 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/client"
+	"go.uber.org/zap"
+)
+
+// The base tier is content-addressed and shared through the registry: built once by whichever
+// worker needs it first, pushed, and pulled by every other engine. Neither the pull nor the push
+// is required for a correct build, so their failures are logged and the build goes on: a worker
+// that cannot pull builds the base itself.
+
+// pullBase tries to pull a base image from its registry and reports whether it now exists here.
+func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
+	auth, err := authconfig.Encode(d.login(ref))
+	if err != nil {
+		return false
+	}
+	start := time.Now()
+	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
+	if err == nil {
+		defer resp.Close()
+		err = resp.Wait(ctx)
+	}
+	if err != nil {
+		// "manifest unknown" or "not found" is the usual answer: nobody built it yet.
+		fmt.Fprintf(log, "base image %s not in the registry (%s), building it\n", ref, firstLine(err.Error()))
+		return false
+	}
+	fmt.Fprintf(log, "base image %s pulled from the registry in %.1fs\n", ref, time.Since(start).Seconds())
+	return true
+}
+
+// pushBase pushes a freshly built base image so other engines can pull it.
+func (d *Docker) pushBase(ctx context.Context, ref string, log io.Writer) {
+	auth, err := authconfig.Encode(d.login(ref))
+	if err != nil {
+		return
+	}
+	start := time.Now()
+	if _, err := d.push(ctx, ref, auth, io.Discard); err != nil {
+		fmt.Fprintf(log, "base image %s not pushed (other engines will build it too): %s\n", ref, firstLine(err.Error()))
+		d.log.Warn("base image not pushed", zap.String("image", ref), zap.String("error", firstLine(err.Error())))
+		return
+	}
+	fmt.Fprintf(log, "pushed base image %s in %.1fs\n", ref, time.Since(start).Seconds())
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
