@@ -61,13 +61,22 @@ type user struct {
 // New starts a GitLab double that is closed when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	s := Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a GitLab double outside a test, for benchmark commands; Close stops it.
+func Start() *Server {
 	s := &Server{Token: "glpat-test", users: map[string]*user{}}
 	s.AddToken(s.Token, "gantry-bot")
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
 	return s
 }
+
+// Close stops the double.
+func (s *Server) Close() { s.srv.Close() }
 
 // AddToken makes tok a valid token of username, creating the user on first use. GitLab scopes
 // commit statuses by the token's owner, so two users posting the same name make two jobs.
