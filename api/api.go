@@ -3,19 +3,51 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
 	"go.uber.org/zap"
 )
 
-// Pipelines reads pipeline records.
+// Pipelines reads pipeline records and job logs.
 type Pipelines interface {
 	Pipeline(ctx context.Context, id int64) (*orchestrator.Pipeline, error)
+	// LogFrom reads a job attempt's log from offset, counted in bytes since the log began
+	// (bytes dropped to stay under the log cap included), and returns the text and the offset
+	// to read on from; a negative offset reads the last -offset bytes. Text starts with a note
+	// when bytes that were asked for are gone.
+	LogFrom(ctx context.Context, pipelineID int64, job string, attempt int, offset int64) (text string, next int64, err error)
+}
+
+// Filter selects pipelines for a listing; empty fields match everything. It has the very
+// fields of store.Filter, so cmd/gantry converts one into the other.
+type Filter struct {
+	Project string
+	Ref     string
+	SHA     string
+	Status  orchestrator.State
+	Limit   int
+}
+
+// ListFunc lists the pipelines that match a filter, newest first.
+type ListFunc func(ctx context.Context, f Filter) ([]*orchestrator.Pipeline, error)
+
+// Engine changes pipelines on the API's behalf.
+type Engine interface {
+	// Retry re-runs the failed and canceled jobs of a finished pipeline.
+	Retry(ctx context.Context, id int64) (*orchestrator.Pipeline, error)
+	// RetryJob re-runs one finished job and what depends on it.
+	RetryJob(ctx context.Context, id int64, job string) (*orchestrator.Pipeline, error)
+	// Cancel cancels a pending or running pipeline.
+	Cancel(ctx context.Context, id int64) (*orchestrator.Pipeline, error)
+	// Trigger starts a pipeline for a ref of a project; sha may be empty.
+	Trigger(ctx context.Context, project, ref, sha string) (orchestrator.Accepted, error)
 }
 
 // Check is one readiness probe (Redis, Docker); a nil error means ready.
@@ -23,31 +55,47 @@ type Check func(ctx context.Context) error
 
 // Server holds what the routes need.
 type Server struct {
-	pipelines Pipelines
-	checks    map[string]Check
-	tokens    []string
-	public    bool
-	log       *zap.Logger
+	pipelines   Pipelines
+	list        ListFunc
+	engine      Engine
+	checks      map[string]Check
+	tokens      []string
+	public      bool
+	log         *zap.Logger
+	now         func() time.Time
+	followEvery time.Duration
 }
 
 // Options configure the API.
 type Options struct {
 	Pipelines Pipelines
+	// List lists pipelines; without it the listings answer 501.
+	List ListFunc
+	// Engine retries, cancels and triggers pipelines; without it those routes answer 501.
+	Engine Engine
 	// Checks are run by /readyz, by name.
 	Checks map[string]Check
 	// Tokens are the bearer tokens the REST API accepts.
 	Tokens []string
-	// PublicPages lets /pipelines/{id} be read without a token, for GitLab users coming from a
-	// merge request.
+	// PublicPages lets the pipeline pages (and the page's own log and state requests) be read
+	// without a token, for GitLab users coming from a merge request.
 	PublicPages bool
 	Logger      *zap.Logger
+	// Now is the clock the pages tell ages by; default time.Now.
+	Now func() time.Time
+	// FollowEvery is how often a followed log is polled for new output; default 250ms.
+	FollowEvery time.Duration
 }
 
 // New builds the API server.
 func New(o Options) *Server {
-	s := &Server{pipelines: o.Pipelines, checks: o.Checks, tokens: o.Tokens, public: o.PublicPages, log: o.Logger}
+	s := &Server{pipelines: o.Pipelines, list: o.List, engine: o.Engine, checks: o.Checks, tokens: o.Tokens,
+		public: o.PublicPages, log: o.Logger, now: o.Now, followEvery: cmp.Or(o.FollowEvery, 250*time.Millisecond)}
 	if s.log == nil {
 		s.log = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	return s
 }
@@ -66,6 +114,16 @@ var errorCodes = []struct {
 	{orchestrator.ErrNotFound, http.StatusNotFound},
 	{orchestrator.ErrUnknownProject, http.StatusNotFound},
 	{orchestrator.ErrInvalidTransition, http.StatusConflict},
+}
+
+// badRequest answers 400 with what is wrong.
+func badRequest(c *echo.Context, detail string) error {
+	return c.JSON(http.StatusBadRequest, apiError{Error: "bad request", Detail: detail})
+}
+
+// notFound answers 404 with what was not found.
+func notFound(c *echo.Context, detail string) error {
+	return c.JSON(http.StatusNotFound, apiError{Error: http.StatusText(http.StatusNotFound), Detail: detail})
 }
 
 // fail answers an error with its code from errorCodes.

@@ -2,27 +2,191 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"html/template"
+	"io/fs"
 	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
 
+	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
+	"go.uber.org/zap"
 )
+
+// The pages are html/template (every value escaped for where it lands) with one stylesheet and
+// one small script, embedded: nothing to build, nothing fetched from elsewhere, and a content
+// security policy that lets no inline script run even if some markup slipped through.
 
 //go:embed templates/*.html
 var templatesFS embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{}).ParseFS(templatesFS, "templates/*.html"))
+//go:embed assets
+var assetsFS embed.FS
 
-// pipelinePage is the page a commit status links to.
+// assetVersions holds a short content hash per asset, put in asset URLs so a browser never
+// keeps an old script beside a new page.
+var assetVersions = func() map[string]string {
+	out := map[string]string{}
+	fs.WalkDir(assetsFS, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := assetsFS.ReadFile(p)
+			sum := sha256.Sum256(b)
+			out[path.Base(p)] = hex.EncodeToString(sum[:6])
+		}
+		return nil
+	})
+	return out
+}()
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"asset":      func(name string) string { return "/assets/" + name + "?v=" + assetVersions[name] },
+	"dur":        durationText,
+	"ago":        ageText,
+	"short":      shortSHA,
+	"pathEscape": url.PathEscape,
+	"when":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"listURL": func(project, ref string) string {
+		q := url.Values{}
+		if project != "" {
+			q.Set("project", project)
+		}
+		if ref != "" {
+			q.Set("ref", ref)
+		}
+		return "/pipelines?" + q.Encode()
+	},
+}).ParseFS(templatesFS, "templates/*.html"))
+
+// contentSecurityPolicy allows only this server's own script, style and requests.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// pageLogTail is how much of each job's log the page carries; the whole log is a link away.
+const pageLogTail = 64 << 10
+
+// pageJob is a job with what the page shows of its log.
+type pageJob struct {
+	jobJSON
+	Log     string
+	LogNext int64 // where the page's script follows the log on from
+	Earlier []int // earlier attempts, whose logs are linked
+}
+
+// Open says whether the job's log is unfolded: when it failed or is under way.
+func (j pageJob) Open() bool { return j.State == orchestrator.StateFailed || !j.State.Terminal() }
+
+type pageStage struct {
+	Name orchestrator.Stage
+	Jobs []pageJob
+}
+
+type pipelinePageData struct {
+	pipelineJSON
+	Stages []pageStage
+	Now    time.Time
+}
+
+// pipelinePage answers /pipelines/{id}, the page commit statuses link to, and
+// /pipelines/{id}.json, the pipeline as the API shows it, which the page's script polls.
 func (s *Server) pipelinePage(c *echo.Context) error {
-	p, err := s.pipeline(c)
+	if id, ok := strings.CutSuffix(c.Param("id"), ".json"); ok {
+		p, err := s.pipeline(c, id)
+		if p == nil {
+			return err
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(http.StatusOK, pipelineView(p))
+	}
+	p, err := s.pipeline(c, c.Param("id"))
 	if p == nil {
 		return err
 	}
+	data := pipelinePageData{pipelineJSON: pipelineView(p), Now: s.now()}
+	for _, name := range []orchestrator.Stage{orchestrator.StageBuild, orchestrator.StageTest, orchestrator.StageRelease} {
+		st := pageStage{Name: name}
+		for _, j := range data.Jobs {
+			if j.Stage == name {
+				st.Jobs = append(st.Jobs, s.pageJob(c, p.ID, j))
+			}
+		}
+		if len(st.Jobs) > 0 {
+			data.Stages = append(data.Stages, st)
+		}
+	}
+	return s.render(c, http.StatusOK, "pipeline.html", data)
+}
+
+// pageJob reads the tail of a job's current log. A log that cannot be read leaves the page
+// standing, with a note in its place.
+func (s *Server) pageJob(c *echo.Context, id int64, j jobJSON) pageJob {
+	pj := pageJob{jobJSON: j}
+	for a := 1; a < j.Attempt; a++ {
+		pj.Earlier = append(pj.Earlier, a)
+	}
+	text, next, err := s.pipelines.LogFrom(c.Request().Context(), id, j.Name, j.Attempt, -pageLogTail)
+	if err != nil {
+		s.log.Warn("page log", zap.Int64("pipeline", id), zap.String("job", j.Name), zap.Error(err))
+		text = "[gantry: the log could not be read]\n"
+	}
+	pj.Log, pj.LogNext = text, next
+	return pj
+}
+
+type listPageData struct {
+	Filter    Filter
+	States    []orchestrator.State
+	Pipelines []pipelineJSON
+	Error     string
+	Now       time.Time
+}
+
+// listPage answers /pipelines: the recent pipelines, filtered by project, ref and state.
+func (s *Server) listPage(c *echo.Context) error {
+	f, err := parseFilter(c.QueryParams())
+	data := listPageData{Filter: f, States: orchestrator.States, Now: s.now()}
+	if err != nil {
+		data.Error = err.Error()
+		return s.render(c, http.StatusBadRequest, "pipelines.html", data)
+	}
+	ps, err := s.listed(c, f)
+	if ps == nil {
+		return err
+	}
+	for _, p := range ps {
+		data.Pipelines = append(data.Pipelines, pipelineView(p))
+	}
+	return s.render(c, http.StatusOK, "pipelines.html", data)
+}
+
+func (s *Server) render(c *echo.Context, code int, name string, data any) error {
 	var b bytes.Buffer
-	if err := pages.ExecuteTemplate(&b, "pipeline.html", pipelineView(p)); err != nil {
+	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
 		return s.fail(c, err)
 	}
-	return c.HTMLBlob(http.StatusOK, b.Bytes())
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	return c.HTMLBlob(code, b.Bytes())
+}
+
+// asset serves the pages' stylesheet and script.
+func (s *Server) asset(c *echo.Context) error {
+	name := c.Param("name")
+	b, err := assetsFS.ReadFile("assets/" + name)
+	if err != nil {
+		return notFound(c, "no such asset: "+name)
+	}
+	ctype := "text/css; charset=utf-8"
+	if strings.HasSuffix(name, ".js") {
+		ctype = "text/javascript; charset=utf-8"
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	return c.Blob(http.StatusOK, ctype, b)
 }

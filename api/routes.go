@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
@@ -13,12 +15,32 @@ import (
 )
 
 // Register adds every route of the API and the pages.
+//
+// Job names hold a slash ("test/unit") and project paths do too ("group/app"); clients send
+// them escaped ("test%2Funit") or raw, so those routes end in a wildcard that the handler
+// splits (see splitTail).
 func (s *Server) Register(e *echo.Echo) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
-	e.GET("/api/v1/pipelines/:id", s.showPipeline, s.requireToken(false))
-	e.GET("/pipelines/:id", s.pipelinePage, s.requireToken(s.public))
+
+	token, page := s.requireToken(false), s.requireToken(s.public)
+	e.GET("/api/v1/pipelines", s.listPipelines, token)
+	e.GET("/api/v1/pipelines/:id", s.showPipeline, token)
+	e.GET("/api/v1/pipelines/:id/jobs/*", s.jobLog, token)
+	e.POST("/api/v1/pipelines/:id/jobs/*", s.retryJob, token)
+	e.POST("/api/v1/pipelines/:id/retry", s.retryPipeline, token)
+	e.POST("/api/v1/pipelines/:id/cancel", s.cancelPipeline, token)
+	e.POST("/api/v1/projects/*", s.triggerPipeline, token)
+	e.GET("/api/v1/projects/*", s.noRoute, token) // else echo's own 405, not in the API's shape
+	e.Any("/api/v1/*", s.noRoute, token)
+
+	// The pages, and what their script asks for: the log and the state of the pipeline
+	// shown, under the pages' own rule, so a public page needs no token for them either.
+	e.GET("/pipelines", s.listPage, page)
+	e.GET("/pipelines/:id", s.pipelinePage, page)
+	e.GET("/pipelines/:id/jobs/*", s.jobLog, page)
+	e.GET("/assets/:name", s.asset)
 }
 
 func (s *Server) requireToken(public bool) echo.MiddlewareFunc {
@@ -49,26 +71,47 @@ func (s *Server) readyz(c *echo.Context) error {
 	return c.JSON(code, out)
 }
 
+// noRoute answers paths under /api/v1 that name nothing, in the API's error shape.
+func (s *Server) noRoute(c *echo.Context) error {
+	return notFound(c, "no such route: "+c.Request().Method+" "+c.Request().URL.Path)
+}
+
 func (s *Server) showPipeline(c *echo.Context) error {
-	p, err := s.pipeline(c)
+	p, err := s.pipeline(c, c.Param("id"))
 	if p == nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, pipelineView(p))
 }
 
-// pipeline loads the pipeline of the path's :id. When it returns nil, the answer was written
+// pipeline loads the pipeline whose id is given. When it returns nil, the answer was written
 // and the error is what the handler returns.
-func (s *Server) pipeline(c *echo.Context) (*orchestrator.Pipeline, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return nil, c.JSON(http.StatusBadRequest, apiError{Error: "bad request", Detail: "pipeline id must be a positive number"})
+func (s *Server) pipeline(c *echo.Context, param string) (*orchestrator.Pipeline, error) {
+	id, ok := parseID(param)
+	if !ok {
+		return nil, badRequest(c, "pipeline id must be a positive number")
 	}
 	p, err := s.pipelines.Pipeline(c.Request().Context(), id)
 	if err != nil {
 		return nil, s.fail(c, err)
 	}
 	return p, nil
+}
+
+func parseID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil && id > 0
+}
+
+// splitTail splits a wildcard path like "test%2Funit/log" into its name, unescaped, and its
+// last segment. It takes the raw or the escaped form of a name with slashes alike.
+func splitTail(tail string) (name, last string, ok bool) {
+	i := strings.LastIndexByte(tail, '/')
+	if i <= 0 {
+		return "", "", false
+	}
+	name, err := url.PathUnescape(tail[:i])
+	return name, tail[i+1:], err == nil && name != ""
 }
 
 func constantTimeEqual(a, b string) bool {

@@ -97,6 +97,7 @@ ensure_packages() {
 	command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 	command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 	command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+	command -v chromium >/dev/null 2>&1 || missing+=(chromium) # the pages' browser tests
 	((${#missing[@]} == 0)) && return 0
 	log "installing missing packages: ${missing[*]}"
 	local sudo=()

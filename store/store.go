@@ -22,6 +22,8 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	queue  *asynq.Client
+	// inspector reads what asynq archived, for Abandoned.
+	inspector *asynq.Inspector
 	// retries is how many times a task is retried after an infrastructure failure.
 	retries int
 	// logCap is how many bytes of each job attempt's log are kept.
@@ -41,7 +43,7 @@ type Options struct {
 
 // New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
 func New(rdb redis.UniversalClient, o Options) *Store {
-	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap)}
+	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap)}
 	if s.prefix == "" {
 		s.prefix = "gantry"
 	}

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+)
+
+// TestPipelinePageEscapesLogs renders a log that holds markup: the page carries it as text.
+func TestPipelinePageEscapesLogs(t *testing.T) {
+	rec := do(newServer(newFixture(), nil), http.MethodGet, "/pipelines/4", "", "")
+	page := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("GET /pipelines/4 = %d %s", rec.Code, page)
+	}
+	for _, want := range []string{
+		`&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;`,
+		`&lt;img src=x onerror=&#34;document.body.dataset.pwned=1&#34;&gt;`,
+		`&lt;/pre&gt;&lt;b id=&#34;injected&#34;&gt;bold&lt;/b&gt;`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks the escaped log line %s", want)
+		}
+	}
+	for _, bad := range []string{"<script>document", "<img src=x", `<b id="injected">`} {
+		if strings.Contains(page, bad) {
+			t.Errorf("page carries log markup %s unescaped", bad)
+		}
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q, want scripts from this server only", csp)
+	}
+}
+
+func TestPipelinePageShows(t *testing.T) {
+	m := newFixture()
+	m.pipelines[4].Digest = "sha256:feedbeef"
+	page := do(newServer(m, nil), http.MethodGet, "/pipelines/4", "", "").Body.String()
+	for _, want := range []string{
+		`<h1>Pipeline #4 <span class="state failed">failed</span></h1>`,
+		`<h2>build</h2>`, `<h2>test</h2>`, `<h2>release</h2>`,
+		`data-job="build" data-state="success" data-attempt="1"`,
+		`data-job="test/unit" data-state="failed" data-attempt="2" open`,
+		`data-job="test/lint" data-state="success" data-attempt="1"`,
+		`data-job="release" data-state="skipped" data-attempt="1"`,
+		`<span class="attempt">attempt 2</span>`,
+		`<span class="duration">1m12s</span>`, `<span class="duration">3.0s</span>`,
+		`<span class="class">project failure</span>`,
+		`<code>sha256:1111aaaa2222bbbb3333cccc4444dddd5555eeee6666ffff7777000088889999</code>`,
+		`<code>registry.example.com/g/app:test-4</code>`, `<code>sha256:feedbeef</code>`,
+		`<dt>duration</dt><dd>1m16s</dd>`, `(10m ago)`,
+		`href="/pipelines/4/jobs/test%2Funit/log?attempt=1">1</a>`, // the earlier attempt's log
+		`Successfully built 1111aaaa`,
+		`<script src="/assets/gantry.js?v=`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+}
+
+// TestPipelinePageCarriesTheLogTail keeps a long log from making a long page.
+func TestPipelinePageCarriesTheLogTail(t *testing.T) {
+	m := newFixture()
+	m.appendLog(4, "build", 1, strings.Repeat("x", 2*pageLogTail)+"the end\n")
+	page := do(newServer(m, nil), http.MethodGet, "/pipelines/4", "", "").Body.String()
+	if len(page) > 2*pageLogTail || !strings.Contains(page, "the end") {
+		t.Errorf("page of %d bytes, want the log's tail only (at most %d bytes of it)", len(page), pageLogTail)
+	}
+}
+
+func TestListPage(t *testing.T) {
+	var got Filter
+	list := func(_ context.Context, f Filter) ([]*orchestrator.Pipeline, error) {
+		got = f
+		p := finishedPipeline()
+		p.Trigger.Ref = `<i>ref</i>`
+		return []*orchestrator.Pipeline{p}, nil
+	}
+	e := newServer(newFixture(), func(o *Options) { o.List = list })
+	rec := do(e, http.MethodGet, "/pipelines?project=g%2Fapp&ref=%3Ci%3E", "", "")
+	page := rec.Body.String()
+	if rec.Code != 200 || got.Project != "g/app" || got.Ref != "<i>" {
+		t.Fatalf("GET /pipelines = %d with filter %+v", rec.Code, got)
+	}
+	for _, want := range []string{
+		`<input name="project" value="g/app"`, `<input name="ref" value="&lt;i&gt;"`,
+		`<tr data-pipeline="4" data-state="failed">`, `<a href="/pipelines/4">#4</a>`,
+		`<code>&lt;i&gt;ref&lt;/i&gt;</code>`, `<code>abc123de</code>`, `>10m ago</time>`, `<td class="duration">1m16s</td>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("list page lacks %s", want)
+		}
+	}
+	if rec := do(e, http.MethodGet, "/pipelines?status=nope", "", ""); rec.Code != 400 || !strings.Contains(rec.Body.String(), `class="error">status must be one of`) {
+		t.Errorf("list page with a bad filter = %d, want 400 with the error on the page", rec.Code)
+	}
+	if rec := do(newServer(newFixture(), func(o *Options) { o.PublicPages = false; o.List = list }), http.MethodGet, "/pipelines", "", ""); rec.Code != 401 {
+		t.Errorf("private list page without token = %d, want 401", rec.Code)
+	}
+}
+
+func TestAssets(t *testing.T) {
+	e := newServer(newFixture(), func(o *Options) { o.PublicPages = false })
+	for path, ctype := range map[string]string{"/assets/gantry.js": "text/javascript; charset=utf-8", "/assets/gantry.css": "text/css; charset=utf-8"} {
+		rec := do(e, http.MethodGet, path, "", "")
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != ctype || rec.Body.Len() == 0 {
+			t.Errorf("GET %s = %d %s, want 200 %s", path, rec.Code, rec.Header().Get("Content-Type"), ctype)
+		}
+	}
+	if rec := do(e, http.MethodGet, "/assets/nope.js", "", ""); rec.Code != 404 {
+		t.Errorf("GET unknown asset = %d, want 404", rec.Code)
+	}
+}
+
+func TestTextHelpers(t *testing.T) {
+	for sec, want := range map[float64]string{0: "", 4.24: "4.2s", 59.9: "59.9s", 185: "3m05s", 3725: "1h02m"} {
+		if got := durationText(sec); got != want {
+			t.Errorf("durationText(%v) = %q, want %q", sec, got, want)
+		}
+	}
+	now := t0.Add(72 * time.Hour)
+	for ago, want := range map[time.Duration]string{10 * time.Second: "just now", 5 * time.Minute: "5m ago", 3 * time.Hour: "3h ago", 72 * time.Hour: "3d ago"} {
+		if got := ageText(now, now.Add(-ago)); got != want {
+			t.Errorf("ageText(%v ago) = %q, want %q", ago, got, want)
+		}
+	}
+}

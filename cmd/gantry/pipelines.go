@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+)
+
+// pipelinesCommand runs `gantry pipelines list|show|log|retry|cancel|trigger` against the REST
+// API at $GANTRY_URL with $GANTRY_TOKEN. Output is for people unless --json asks for the API's
+// own JSON; any answer that is not a success is an error, so the exit status says it too.
+func pipelinesCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	wants := map[string][]string{"list": nil, "show": {"ID"}, "cancel": {"ID"}, "retry": {"ID"},
+		"log": {"ID", "JOB"}, "trigger": {"PROJECT", "REF"}}
+	if len(args) == 0 {
+		args = []string{""}
+	}
+	sub := args[0]
+	if _, ok := wants[sub]; !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("pipelines: unknown subcommand %q: want list, show, log, retry, cancel or trigger", sub)
+	}
+	fs := flag.NewFlagSet("pipelines "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	var project, ref, sha, status, job *string
+	var limit, attempt *int
+	var follow *bool
+	switch sub {
+	case "list":
+		project, ref = fs.String("project", "", "only pipelines of this project path"), fs.String("ref", "", "only pipelines of this branch or tag")
+		sha, status = fs.String("sha", "", "only pipelines of commits starting with this"), fs.String("status", "", "only pipelines in this state")
+		limit = fs.Int("limit", 20, "at most this many (the API allows 100)")
+	case "retry":
+		job = fs.String("job", "", "retry this finished job (and what depends on it) instead of the failed ones")
+	case "trigger":
+		sha = fs.String("sha", "", "the commit to build (default: where REF points now)")
+	case "log":
+		attempt = fs.Int("attempt", 0, "this attempt of the job (default: its latest)")
+		follow = fs.Bool("follow", false, "keep printing new output until the job ends")
+	}
+	pos, err := parseArgs(fs, args[1:], wants[sub]...)
+	if err != nil {
+		return err
+	}
+	c := apiClient{base: strings.TrimRight(cmp.Or(getenv("GANTRY_URL"), "http://127.0.0.1:8080"), "/"), token: getenv("GANTRY_TOKEN")}
+	out := output{w: stdout, json: *asJSON, base: c.base}
+	var pipeline string
+	if len(pos) > 0 {
+		pipeline = "/api/v1/pipelines/" + url.PathEscape(pos[0])
+	}
+	switch sub {
+	case "list":
+		// Empty filters are sent as they are: the API takes them as no filter.
+		q := url.Values{"project": {*project}, "ref": {*ref}, "sha": {*sha}, "status": {*status}, "limit": {strconv.Itoa(*limit)}}
+		return c.call(ctx, http.MethodGet, "/api/v1/pipelines?"+q.Encode(), nil, out.as(out.list))
+	case "show":
+		return c.call(ctx, http.MethodGet, pipeline, nil, out.pipeline(""))
+	case "cancel":
+		return c.call(ctx, http.MethodPost, pipeline+"/cancel", nil, out.pipeline("cancel asked"))
+	case "retry":
+		if *job != "" {
+			return c.call(ctx, http.MethodPost, pipeline+"/jobs/"+url.PathEscape(*job)+"/retry", nil, out.pipeline("retry queued"))
+		}
+		return c.call(ctx, http.MethodPost, pipeline+"/retry", nil, out.pipeline("retry queued"))
+	case "trigger":
+		body := map[string]string{"ref": pos[1]}
+		if *sha != "" {
+			body["sha"] = *sha
+		}
+		return c.call(ctx, http.MethodPost, "/api/v1/projects/"+url.PathEscape(pos[0])+"/pipelines", body, out.as(out.triggered))
+	}
+	q := url.Values{"follow": {strconv.FormatBool(*follow)}} // log
+	if *attempt > 0 {
+		q.Set("attempt", strconv.Itoa(*attempt))
+	}
+	return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(pos[1])+"/log?"+q.Encode(), stdout)
+}
+
+// parseArgs parses flags wherever they stand among the arguments ("show 4 --json" as well as
+// "show --json 4") and wants exactly the named positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if len(pos) != len(names) {
+		return nil, fmt.Errorf("%s: want %d arguments (%s), got %q", fs.Name(), len(names), strings.Join(names, " "), pos)
+	}
+	return pos, nil
+}
+
+// apiClient calls gantry's REST API.
+type apiClient struct {
+	base, token string
+}
+
+// send makes one request and turns an answer that is not a success into an error that carries
+// the API's own error and detail.
+func (c apiClient) send(ctx context.Context, method, path string, body map[string]string) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body) // a map of strings always marshals
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("GANTRY_URL %q: %w", c.base, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("gantry at %s (GANTRY_URL): %w", c.base, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct{ Error, Detail string }
+	msg := strings.TrimSpace(string(raw))
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		msg = cmp.Or(e.Detail, e.Error) // the error mostly repeats the status
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		msg += " (set GANTRY_TOKEN to one of the config's api.tokens)"
+	}
+	return nil, fmt.Errorf("%s %s: %s: %s", method, strings.SplitN(path, "?", 2)[0], resp.Status, msg)
+}
+
+// call makes a request and hands the answer's JSON to show. It takes a minute at most: only a
+// followed log (stream) lasts as long as its job.
+func (c apiClient) call(ctx context.Context, method, path string, body map[string]string, show func([]byte) error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return show(raw)
+}
+
+// stream copies a log to w as it comes; it ends when the API ends the answer or ctx ends.
+func (c apiClient) stream(ctx context.Context, path string, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return nil
+}
+
+// remotePipeline is a pipeline as the API answers it.
+type remotePipeline struct {
+	orchestrator.Pipeline
+	State           orchestrator.State `json:"state"`
+	DurationSeconds float64            `json:"duration_seconds"`
+}
+
+// output prints API answers for people, or as the API's JSON.
+type output struct {
+	w    io.Writer
+	json bool
+	base string
+}
+
+// as prints an answer with human, or as the API's JSON as it came when --json asks.
+func (o output) as(human func([]byte) error) func([]byte) error {
+	if !o.json {
+		return human
+	}
+	return func(b []byte) error {
+		_, err := o.w.Write(b)
+		return err
+	}
+}
+
+// list prints a listing as a table.
+func (o output) list(b []byte) error {
+	var l struct{ Pipelines []remotePipeline }
+	if err := json.Unmarshal(b, &l); err != nil {
+		return fmt.Errorf("reading the listing: %w", err)
+	}
+	tw := tabwriter.NewWriter(o.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPROJECT\tREF\tSHA\tSTATE\tCREATED\tDURATION")
+	for _, p := range l.Pipelines {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, clean(p.Trigger.Project), clean(p.Trigger.Ref),
+			p.Trigger.ShortSHA(), p.State, age(p.CreatedAt), seconds(p.DurationSeconds))
+	}
+	return tw.Flush()
+}
+
+// pipeline prints one pipeline and its jobs, after what was done to it, if anything.
+func (o output) pipeline(done string) func([]byte) error {
+	return o.as(func(b []byte) error {
+		var p remotePipeline
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("reading the pipeline: %w", err)
+		}
+		if done != "" {
+			done = " (" + done + ")"
+		}
+		tw := tabwriter.NewWriter(o.w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "pipeline\t#%d %s%s\n", p.ID, p.State, done)
+		fmt.Fprintf(tw, "project\t%s\nref\t%s (%s)\ncommit\t%s\n", clean(p.Trigger.Project), clean(p.Trigger.Ref), p.Trigger.Kind, p.Trigger.SHA)
+		fmt.Fprintf(tw, "created\t%s (%s)\n", p.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), age(p.CreatedAt))
+		for _, kv := range [][2]string{{"duration", seconds(p.DurationSeconds)}, {"image", p.Image}, {"test image", p.ImageRef}, {"digest", p.Digest}} {
+			if kv[1] != "" {
+				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
+			}
+		}
+		fmt.Fprintf(tw, "page\t%s/pipelines/%d\n\n", o.base, p.ID)
+		fmt.Fprintln(tw, "STAGE\tJOB\tSTATE\tATTEMPT\tDURATION\tDESCRIPTION")
+		for _, j := range p.Jobs {
+			desc := clean(j.Description)
+			if j.ErrorClass != "" {
+				desc += " (" + string(j.ErrorClass) + " failure)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", j.Stage, clean(j.Name), j.State, j.Attempt, seconds(j.Duration().Seconds()), desc)
+		}
+		return tw.Flush()
+	})
+}
+
+// triggered prints the new pipeline's number and page.
+func (o output) triggered(b []byte) error {
+	var a struct {
+		PipelineID int64 `json:"pipeline_id"`
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	_, err := fmt.Fprintf(o.w, "pipeline #%d\n%s/pipelines/%d\n", a.PipelineID, o.base, a.PipelineID)
+	return err
+}
+
+// clean keeps control characters (a terminal's escape sequences among them) out of the table.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// seconds writes a duration as people read it: "3.2s", "1m12s".
+func seconds(sec float64) string {
+	switch d := time.Duration(sec * float64(time.Second)); {
+	case d <= 0:
+		return ""
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// age says how long ago t was, coarsely: "5m ago", "3h ago", "2d ago".
+func age(t time.Time) string {
+	switch d := time.Since(t); {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/api"
+	"github.com/gantry-ci/gantry/internal/testenv"
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/gantry-ci/gantry/store"
+	"github.com/labstack/echo/v5"
+)
+
+// cliStore is the API's store for the CLI tests: one pipeline, its logs, and what was asked.
+type cliStore struct {
+	mu     sync.Mutex
+	p      *orchestrator.Pipeline
+	logs   map[string]string // "job attempt" → text
+	filter api.Filter
+	calls  []string
+}
+
+func (s *cliStore) Pipeline(_ context.Context, id int64) (*orchestrator.Pipeline, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.p.ID {
+		return nil, fmt.Errorf("pipeline %d: %w", id, orchestrator.ErrNotFound)
+	}
+	cp := *s.p
+	cp.Jobs = append([]orchestrator.Job(nil), s.p.Jobs...)
+	return &cp, nil
+}
+
+func (s *cliStore) LogFrom(_ context.Context, _ int64, job string, attempt int, offset int64) (string, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text := s.logs[fmt.Sprintf("%s %d", job, attempt)]
+	offset = min(max(offset, 0), int64(len(text)))
+	return text[offset:], int64(len(text)), nil
+}
+
+func (s *cliStore) list(_ context.Context, f api.Filter) ([]*orchestrator.Pipeline, error) {
+	s.filter = f
+	p, _ := s.Pipeline(context.Background(), s.p.ID)
+	return []*orchestrator.Pipeline{p}, nil
+}
+
+// The engine's side: pipeline 4 is over, so it can be retried but not cancelled.
+func (s *cliStore) Retry(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
+	s.calls = append(s.calls, fmt.Sprintf("retry %d", id))
+	return s.Pipeline(ctx, id)
+}
+
+func (s *cliStore) RetryJob(ctx context.Context, id int64, job string) (*orchestrator.Pipeline, error) {
+	s.calls = append(s.calls, fmt.Sprintf("retry %d %s", id, job))
+	return s.Pipeline(ctx, id)
+}
+
+func (s *cliStore) Cancel(_ context.Context, id int64) (*orchestrator.Pipeline, error) {
+	return nil, fmt.Errorf("pipeline %d is failed: %w", id, orchestrator.ErrInvalidTransition)
+}
+
+func (s *cliStore) Trigger(_ context.Context, project, ref, sha string) (orchestrator.Accepted, error) {
+	s.calls = append(s.calls, fmt.Sprintf("trigger %s %s %s", project, ref, sha))
+	return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 12}}, nil
+}
+
+type cliBundle struct {
+	store *cliStore
+	url   string
+}
+
+func setupCLI(t *testing.T) cliBundle {
+	t.Helper()
+	t.Parallel()
+	started := time.Now().Add(-time.Hour)
+	s := &cliStore{p: &orchestrator.Pipeline{ID: 4, CreatedAt: started,
+		Trigger: orchestrator.Trigger{Project: "g/app", Kind: orchestrator.TriggerPush, Ref: "master", SHA: "abc123def4567890"},
+		Image:   "sha256:1111", ImageRef: "registry.example.com/g/app:test-4",
+		Jobs: []orchestrator.Job{
+			{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StateSuccess, Attempt: 1, Description: "built",
+				StartedAt: started, FinishedAt: started.Add(3 * time.Second)},
+			{Name: "test/unit", Stage: orchestrator.StageTest, State: orchestrator.StateFailed, Attempt: 2,
+				Description: "exit 1:\x1b[31m 2 failed", ErrorClass: orchestrator.ClassProject,
+				StartedAt: started.Add(4 * time.Second), FinishedAt: started.Add(76 * time.Second)},
+		}},
+		logs: map[string]string{"build 1": "built it\n", "test/unit 1": "first try\n", "test/unit 2": "FAILED test_x\n"}}
+	e := echo.New()
+	api.New(api.Options{Pipelines: s, List: s.list, Engine: s, Tokens: []string{"cli-token"}, FollowEvery: 10 * time.Millisecond}).Register(e)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return cliBundle{store: s, url: srv.URL}
+}
+
+// gantry runs the CLI against the bundle's API with the right token.
+func (b cliBundle) gantry(args ...string) (string, error) {
+	return b.gantryAs("cli-token", args...)
+}
+
+func (b cliBundle) gantryAs(token string, args ...string) (string, error) {
+	env := map[string]string{"GANTRY_URL": b.url + "/", "GANTRY_TOKEN": token}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), append([]string{"pipelines"}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
+	return stdout.String(), err
+}
+
+func TestCLIPipelinesList(t *testing.T) {
+	b := setupCLI(t)
+	out, err := b.gantry("list", "--project", "g/app", "--ref", "master", "--status", "failed", "--limit", "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.Filter{Project: "g/app", Ref: "master", Status: orchestrator.StateFailed, Limit: 5}
+	if b.store.filter != want {
+		t.Errorf("list asked for %+v, want %+v", b.store.filter, want)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID  PROJECT  REF     SHA       STATE   CREATED  DURATION") ||
+		!strings.HasPrefix(lines[1], "4   g/app    master  abc123de  failed  1h ago   1m16s") {
+		t.Errorf("list printed:\n%s\nwant a header and one aligned row", out)
+	}
+	out, err = b.gantry("list", "--json")
+	var l struct{ Pipelines []map[string]any }
+	if err != nil || json.Unmarshal([]byte(out), &l) != nil || len(l.Pipelines) != 1 || l.Pipelines[0]["state"] != "failed" {
+		t.Errorf("list --json = %s, %v; want the API's JSON", out, err)
+	}
+}
+
+func TestCLIPipelinesShow(t *testing.T) {
+	b := setupCLI(t)
+	out, err := b.gantry("show", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"pipeline    #4 failed\n", "ref         master (push)\n", "image       sha256:1111\n",
+		"page        " + b.url + "/pipelines/4\n",
+		"STAGE  JOB        STATE    ATTEMPT  DURATION  DESCRIPTION\n",
+		"build  build      success  1        3s        built\n",
+		"test   test/unit  failed   2        1m12s     exit 1: [31m 2 failed (project failure)\n", // no escape reaches the terminal
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show printed:\n%s\nwant a line %q", out, want)
+		}
+	}
+	out, err = b.gantry("show", "4", "--json") // a flag after the arguments counts too
+	var p struct {
+		ID    int64
+		State string
+	}
+	if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.ID != 4 || p.State != "failed" {
+		t.Errorf("show --json = %s, %v; want the API's JSON", out, err)
+	}
+}
+
+func TestCLIPipelinesLog(t *testing.T) {
+	b := setupCLI(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"log", "4", "test/unit"}, "FAILED test_x\n"},
+		{[]string{"log", "4", "test/unit", "--attempt", "1"}, "first try\n"},
+		{[]string{"log", "--follow", "4", "build"}, "built it\n"},
+	} {
+		if out, err := b.gantry(tt.args...); out != tt.want || err != nil {
+			t.Errorf("gantry pipelines %v = %q, %v; want %q", tt.args, out, err, tt.want)
+		}
+	}
+}
+
+// TestCLIPipelinesLogFollow prints a running job's output until the job ends, then returns.
+func TestCLIPipelinesLogFollow(t *testing.T) {
+	b := setupCLI(t)
+	s := b.store
+	s.mu.Lock()
+	s.p.Jobs[1].State, s.p.Jobs[1].Attempt, s.logs["test/unit 3"] = orchestrator.StateRunning, 3, "one\n"
+	s.mu.Unlock()
+	go func() { // ends the job; the test waits for the CLI, which waits for this
+		time.Sleep(100 * time.Millisecond)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.logs["test/unit 3"] += "two\n"
+		s.p.Jobs[1].State = orchestrator.StateSuccess
+	}()
+	if out, err := b.gantry("log", "4", "test/unit", "--follow"); out != "one\ntwo\n" || err != nil {
+		t.Errorf("log --follow = %q, %v; want both lines once the job ended", out, err)
+	}
+}
+
+func TestCLIPipelinesActions(t *testing.T) {
+	b := setupCLI(t)
+	if out, err := b.gantry("retry", "4"); err != nil || !strings.HasPrefix(out, "pipeline    #4 failed (retry queued)\n") {
+		t.Errorf("retry = %q, %v", out, err)
+	}
+	if _, err := b.gantry("retry", "4", "--job", "test/unit"); err != nil {
+		t.Errorf("retry --job: %v", err)
+	}
+	if out, err := b.gantry("trigger", "g/app", "master", "--sha", "abcdef1"); err != nil || out != "pipeline #12\n"+b.url+"/pipelines/12\n" {
+		t.Errorf("trigger = %q, %v", out, err)
+	}
+	want := []string{"retry 4", "retry 4 test/unit", "trigger g/app master abcdef1"}
+	if got := strings.Join(b.store.calls, "; "); got != strings.Join(want, "; ") {
+		t.Errorf("the API was asked %q, want %q", got, want)
+	}
+	if _, err := b.gantry("cancel", "4"); err == nil || err.Error() != "POST /api/v1/pipelines/4/cancel: 409 Conflict: pipeline 4 is failed: invalid transition" {
+		t.Errorf("cancel of a finished pipeline: %v, want the API's 409 and detail", err)
+	}
+}
+
+func TestCLIPipelinesErrors(t *testing.T) {
+	b := setupCLI(t)
+	for _, tt := range []struct {
+		token string
+		args  []string
+		want  string
+	}{
+		{"cli-token", []string{"show", "99"}, "GET /api/v1/pipelines/99: 404 Not Found: pipeline 99: not found"},
+		{"cli-token", []string{"log", "4", "test/nope"}, "404 Not Found: pipeline 4 has no job test/nope"},
+		{"wrong", []string{"list"}, "401 Unauthorized: missing or wrong bearer token (set GANTRY_TOKEN"},
+		{"", []string{"show", "4"}, "401 Unauthorized"},
+		{"cli-token", []string{"list", "--status", "done"}, "400 Bad Request: status must be one of"},
+		{"cli-token", []string{"show"}, "pipelines show: want 1 arguments (ID), got []"},
+		{"cli-token", []string{"trigger", "g/app"}, "want 2 arguments (PROJECT REF)"},
+		{"cli-token", []string{"frobnicate"}, `unknown subcommand "frobnicate"`},
+		{"cli-token", nil, `unknown subcommand ""`},
+	} {
+		out, err := b.gantryAs(tt.token, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("gantry pipelines %v = %q, %v; want an error containing %q", tt.args, out, err, tt.want)
+		}
+	}
+	unreachable := cliBundle{url: "http://127.0.0.1:1"}
+	if _, err := unreachable.gantry("list"); err == nil || !strings.Contains(err.Error(), "(GANTRY_URL)") {
+		t.Errorf("list against nothing: %v, want an error naming GANTRY_URL", err)
+	}
+}
+
+// TestCLIPipelinesWithRedis runs the CLI against the API over the real store, wired the way
+// serve wires it: a filtered listing, newest first, and a log over its cap.
+func TestCLIPipelinesWithRedis(t *testing.T) {
+	t.Parallel()
+	st := store.New(testenv.Redis(t), store.Options{LogCap: 1024})
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	for i, ref := range []string{"master", "dev", "master"} {
+		p := &orchestrator.Pipeline{CreatedAt: time.Now(),
+			Trigger: orchestrator.Trigger{Project: "g/app", Kind: orchestrator.TriggerPush, Ref: ref, SHA: fmt.Sprintf("%d0c0ffee", i+1)},
+			Jobs:    []orchestrator.Job{{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StateCreated, Attempt: 1}}}
+		d := orchestrator.Dedup{Content: fmt.Sprint(i), ContentTTL: time.Minute}
+		if _, err := st.CreatePipeline(ctx, p, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.AppendLog(ctx, 3, "build", 1, []byte(strings.Repeat("x", 2000)+"\nthe end\n")); err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	list := func(ctx context.Context, f api.Filter) ([]*orchestrator.Pipeline, error) {
+		return st.List(ctx, store.Filter(f))
+	}
+	api.New(api.Options{Pipelines: st, List: list, Tokens: []string{"cli-token"}}).Register(e)
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	b := cliBundle{url: srv.URL}
+
+	out, err := b.gantry("list", "--ref", "master")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], "3   g/app    master  30c0ffee  created") ||
+		!strings.HasPrefix(lines[2], "1   g/app    master  10c0ffee  created") {
+		t.Errorf("list --ref master = %v:\n%s\nwant pipelines 3 and 1, newest first", err, out)
+	}
+	out, err = b.gantry("log", "3", "build")
+	if err != nil || !strings.HasPrefix(out, "[gantry: the first ") ||
+		!strings.Contains(out, " bytes of this log were dropped to stay under the 1 KiB cap]\nxxx") || !strings.HasSuffix(out, "\nthe end\n") {
+		t.Errorf("log of a capped job = %v:\n%s\nwant the cap's note, then the tail", err, out)
+	}
+}
