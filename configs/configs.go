@@ -19,6 +19,7 @@ const (
 	defaultConcurrency   = 4
 	defaultJobRetries    = 2
 	defaultShutdownGrace = 30 * time.Second
+	defaultRetention     = 24 * time.Hour
 )
 
 // Config is the whole configuration of a gantry process. Every process sharing
@@ -40,7 +41,7 @@ func Default() *Config {
 	return &Config{
 		Server:  Server{Listen: defaultListen},
 		GitLab:  GitLab{StatusPrefix: defaultStatusPrefix},
-		Workers: Workers{Concurrency: defaultConcurrency, JobRetries: defaultJobRetries, ShutdownGrace: Duration{defaultShutdownGrace}},
+		Workers: Workers{Concurrency: defaultConcurrency, JobRetries: defaultJobRetries, ShutdownGrace: Duration{defaultShutdownGrace}, ImageRetention: Duration{defaultRetention}},
 		API:     API{PublicPages: true},
 	}
 }
@@ -98,6 +99,9 @@ type Workers struct {
 	// ShutdownGrace is how long running jobs may take to finish on shutdown
 	// before they are handed back to the queue. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
+	// ImageRetention is how long a finished pipeline's image stays on the
+	// engine, so its jobs can be retried without a rebuild. Default 24h.
+	ImageRetention Duration `yaml:"image_retention" json:"image_retention"`
 }
 
 // API guards the REST API.

@@ -204,7 +204,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"project", minimal + "    tests: [{name: unit, command: [pytest]}]\n", &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
 			GitLab:  configs.GitLab{StatusPrefix: "gantry"},
-			Workers: configs.Workers{Concurrency: 4, JobRetries: 2, ShutdownGrace: configs.Duration{Duration: 30 * time.Second}},
+			Workers: configs.Workers{Concurrency: 4, JobRetries: 2, ShutdownGrace: configs.Duration{Duration: 30 * time.Second}, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
 			API:     configs.API{PublicPages: true},
 			Projects: []configs.Project{{
 				Path:          "group/app",
@@ -226,7 +226,7 @@ server: {listen: ""}
 `, &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
 			GitLab:  configs.GitLab{StatusPrefix: "gantry"},
-			Workers: configs.Workers{Concurrency: 4},
+			Workers: configs.Workers{Concurrency: 4, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
 		}},
 		{"python generator", minimal + "    generate: {python: {setup_py: true}}\n    supersede: false\n", func() *configs.Config {
 			c := configs.Default()

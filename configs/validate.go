@@ -36,6 +36,9 @@ func (c *Config) validate() Errors {
 	if c.Workers.JobRetries < 0 {
 		errs.add("workers.job_retries", "must not be negative, not %d", c.Workers.JobRetries)
 	}
+	if c.Workers.ImageRetention.Duration <= 0 {
+		errs.add("workers.image_retention", "must be positive, not %s", c.Workers.ImageRetention)
+	}
 	if c.Workers.ShutdownGrace.Duration < 0 {
 		errs.add("workers.shutdown_grace", "must not be negative, not %s", c.Workers.ShutdownGrace)
 	}

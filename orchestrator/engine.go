@@ -27,6 +27,7 @@ type Engine struct {
 	prefix    string
 	publicURL string
 	dedup     time.Duration
+	retention time.Duration
 	running   runningJobs
 	now       func() time.Time
 	log       *zap.Logger
@@ -47,8 +48,11 @@ type EngineOptions struct {
 	// DedupWindow is how long a second trigger for the same project, kind, ref and SHA yields
 	// the first one's pipeline; default 10 minutes.
 	DedupWindow time.Duration
-	Now         func() time.Time
-	Logger      *zap.Logger
+	// ImageRetention is how long a finished pipeline's image is kept on the engine, so its jobs
+	// can be retried without a rebuild; default 24 hours.
+	ImageRetention time.Duration
+	Now            func() time.Time
+	Logger         *zap.Logger
 }
 
 // NewEngine checks the options and builds an Engine.
@@ -62,6 +66,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		prefix:    cmp.Or(o.StatusPrefix, "gantry"),
 		publicURL: strings.TrimRight(o.PublicURL, "/"),
 		dedup:     cmp.Or(o.DedupWindow, 10*time.Minute),
+		retention: cmp.Or(o.ImageRetention, 24*time.Hour),
 		now:       o.Now,
 		log:       o.Logger,
 	}
@@ -200,6 +205,9 @@ func (e *Engine) dispatch(ctx context.Context, id int64) error {
 	}
 	if st := p.State(); st.Terminal() {
 		e.log.Info("pipeline finished", zap.Int64("pipeline", p.ID), zap.String("state", string(st)))
+		if err := e.store.MarkFinished(ctx, p.ID, e.now()); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ type memStore struct {
 	seq       int64
 	locked    map[int64]bool
 	unstarted map[int64]bool
+	abandoned []Task
+	finished  map[int64]time.Time
 	queue     *memQueue
 }
 
@@ -171,6 +173,31 @@ func (m *memStore) BranchPipelines(_ context.Context, project, branch string, be
 }
 
 func (m *memStore) PublishCancel(context.Context, int64) error { return nil }
+func (m *memStore) Abandoned(context.Context) ([]Task, error)  { return m.abandoned, nil }
+func (m *memStore) MarkFinished(_ context.Context, id int64, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.finished[id] = at
+	return nil
+}
+func (m *memStore) FinishedBefore(_ context.Context, t time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id, at := range m.finished {
+		if at.Before(t) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+func (m *memStore) Discarded(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.finished, id)
+	return nil
+}
+func (m *memStore) Forget(context.Context, Task) error         { m.abandoned = nil; return nil }
 func (m *memStore) Cancellations(context.Context) <-chan int64 { return nil }
 
 // memQueue collects tasks; the test hands them to the engine one by one.
@@ -202,6 +229,7 @@ type fakeExecutor struct {
 	BuildFunc   func(BuildRequest) (BuildResult, error)
 	TestFunc    func(TestRequest, io.Writer) (TestResult, error)
 	ReleaseFunc func(ReleaseRequest) (ReleaseResult, error)
+	discarded   []string
 }
 
 func (f *fakeExecutor) Build(_ context.Context, r BuildRequest, _ io.Writer) (BuildResult, error) {
@@ -214,6 +242,10 @@ func (f *fakeExecutor) Release(_ context.Context, r ReleaseRequest, _ io.Writer)
 	return f.ReleaseFunc(r)
 }
 func (f *fakeExecutor) Cleanup(context.Context, int64, string) error { return nil }
+func (f *fakeExecutor) Discard(_ context.Context, id string) error {
+	f.discarded = append(f.discarded, id)
+	return nil
+}
 
 type fakeSource struct{}
 
@@ -265,7 +297,7 @@ func setupEngine(t *testing.T) engineBundle {
 	q := &memQueue{}
 	b := engineBundle{
 		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]int64{}, logs: map[string]string{},
-			dedup: map[string]int64{}, outbox: map[int64][]StatusEntry{}, locked: map[int64]bool{}, unstarted: map[int64]bool{}, queue: q},
+			dedup: map[string]int64{}, outbox: map[int64][]StatusEntry{}, locked: map[int64]bool{}, unstarted: map[int64]bool{}, finished: map[int64]time.Time{}, queue: q},
 		queue: q,
 		exec: &fakeExecutor{
 			BuildFunc: func(BuildRequest) (BuildResult, error) { return BuildResult{ImageID: "sha256:img"}, nil },
@@ -487,4 +519,65 @@ func (f *flakyStatuses) Post(ctx context.Context, u StatusUpdate) (int64, error)
 		return 0, errors.New("502 Bad Gateway")
 	}
 	return f.next.Post(ctx, u)
+}
+
+// TestSweepEndsAbandonedJobs: the queue gave up on a job whose last worker died; the sweep
+// fails it for the infrastructure so the pipeline ends and GitLab sees terminal statuses.
+func TestSweepEndsAbandonedJobs(t *testing.T) {
+	b := setupEngine(t)
+	p := b.push(t, "feature")
+	task, _ := b.queue.pop()
+	b.engine.Handle(context.Background(), task) // announce
+	var build Task
+	for _, q := range b.queue.tasks {
+		if q.Kind == TaskJob {
+			build = q
+		}
+	}
+	b.queue.tasks = nil
+	// The worker took the build and died: the job is running, its task archived.
+	stored, _ := b.store.Pipeline(context.Background(), p.ID)
+	b.engine.transition(context.Background(), stored, "build", EventRun, func(*Job) {})
+	build.LastError = "asynq: task lease expired"
+	b.store.abandoned = []Task{build}
+	if err := b.engine.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	j, _ := got.Job("build")
+	if j.State != StateFailed || j.ErrorClass != ClassInfrastructure || !strings.Contains(j.Description, "worker lost") {
+		t.Errorf("build = %s %s %q, want failed infrastructure, worker lost", j.State, j.ErrorClass, j.Description)
+	}
+	if !got.State().Terminal() {
+		t.Errorf("pipeline = %s, want finished: %+v", got.State(), got.Jobs)
+	}
+	for name, posts := range b.statuses.posts {
+		if st := State(posts[len(posts)-1]); !st.Terminal() {
+			t.Errorf("%s ended %s in GitLab", name, st)
+		}
+	}
+}
+
+// TestSweepDiscardsOldImages: a finished pipeline's image stays for the retention (retries need
+// it) and is removed after it.
+func TestSweepDiscardsOldImages(t *testing.T) {
+	b := setupEngine(t)
+	now := time.Unix(1e9, 0)
+	b.engine.now = func() time.Time { return now }
+	b.push(t, "feature")
+	b.drain(t, 0)
+	b.engine.Sweep(context.Background())
+	if len(b.exec.discarded) != 0 {
+		t.Fatalf("image discarded right after the pipeline: %v", b.exec.discarded)
+	}
+	now = now.Add(25 * time.Hour)
+	b.engine.Sweep(context.Background())
+	if !cmp.Equal(b.exec.discarded, []string{"sha256:img"}) {
+		t.Errorf("discarded = %v, want the pipeline's image once the retention passed", b.exec.discarded)
+	}
+	b.engine.Sweep(context.Background())
+	if len(b.exec.discarded) != 1 {
+		t.Errorf("discarded twice: %v", b.exec.discarded)
+	}
 }

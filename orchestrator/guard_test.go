@@ -33,6 +33,7 @@ func TestReleaseGuardTraps(t *testing.T) {
 		{"API pipeline for a branch", Trigger{Kind: TriggerAPI, Ref: "dev"}, masterOnly, false},
 		{"push release branch of several", push("release"), ReleasePolicy{Branches: []string{"master", "release"}}, true},
 		{"no release branches", push("master"), ReleasePolicy{}, false},
+		{"gantry exec of a master checkout", Trigger{Kind: TriggerLocal, Ref: "master"}, masterOnly, false},
 	}
 	for _, tt := range tests {
 		for _, phase := range []GuardPhase{PhasePlan, PhasePush} {

@@ -20,6 +20,8 @@ const (
 	TriggerMergeRequest TriggerKind = "merge_request"
 	TriggerAPI          TriggerKind = "api"
 	TriggerSchedule     TriggerKind = "schedule"
+	// TriggerLocal is `gantry exec` on a working tree: it never releases.
+	TriggerLocal TriggerKind = "local"
 )
 
 // Trigger is an event that asks for a pipeline, already translated from GitLab's vocabulary.

@@ -75,6 +75,8 @@ type Executor interface {
 	Release(ctx context.Context, req ReleaseRequest, log io.Writer) (ReleaseResult, error)
 	// Cleanup removes whatever a lost attempt of a job left on the engine (its containers).
 	Cleanup(ctx context.Context, pipelineID int64, job string) error
+	// Discard removes a finished pipeline's image and its local tags.
+	Discard(ctx context.Context, imageID string) error
 }
 
 // Source fetches a project's repository archive at a commit, and a commit's message; it
@@ -176,6 +178,15 @@ type Store interface {
 	// no longer running in the store; Cancellations delivers those announcements.
 	PublishCancel(ctx context.Context, pipelineID int64) error
 	Cancellations(ctx context.Context) <-chan int64
+	// Abandoned lists the tasks the queue gave up on (retries exhausted, the last worker lost);
+	// Forget removes one once dealt with.
+	Abandoned(ctx context.Context) ([]Task, error)
+	Forget(ctx context.Context, t Task) error
+	// MarkFinished records when a pipeline ended; FinishedBefore lists those that ended before a
+	// time and still hold an image, and Discarded records that its image is gone.
+	MarkFinished(ctx context.Context, pipelineID int64, at time.Time) error
+	FinishedBefore(ctx context.Context, t time.Time) ([]int64, error)
+	Discarded(ctx context.Context, pipelineID int64) error
 }
 
 // TaskKind says what a task does.
@@ -203,6 +214,8 @@ type Task struct {
 	// was already tried, and how many retries it is allowed.
 	Retried  int `json:"-"`
 	MaxRetry int `json:"-"`
+	// LastError is the queue's last error for an abandoned task (see Store.Abandoned).
+	LastError string `json:"-"`
 }
 
 // Queue puts tasks on the work queue. Enqueueing a task that is already queued or running is a

@@ -64,6 +64,7 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	default:
 		return nil
 	}
+	e.log.Info("job running", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Int("attempt", j.Attempt))
 	jobCtx, cancel := context.WithCancel(ctx)
 	defer e.running.add(p.ID, j.Name, cancel)()
 	log := &logWriter{ctx: ctx, store: e.store, pipeline: p.ID, job: j.Name, attempt: j.Attempt}

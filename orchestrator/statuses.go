@@ -138,5 +138,73 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := e.discardImages(ctx); err != nil {
+		return err
+	}
+	abandoned, err := e.store.Abandoned(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range abandoned {
+		if err := e.abandon(ctx, t); err != nil {
+			return err
+		}
+		if err := e.store.Forget(ctx, t); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// discardImages removes the images of pipelines finished longer ago than the retention.
+func (e *Engine) discardImages(ctx context.Context) error {
+	if e.exec == nil {
+		return nil
+	}
+	ids, err := e.store.FinishedBefore(ctx, e.now().Add(-e.retention))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		p, err := e.store.Pipeline(ctx, id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if p != nil && p.Image != "" && p.State().Terminal() {
+			if err := e.exec.Discard(ctx, p.Image); err != nil {
+				return err
+			}
+			e.log.Info("pipeline image removed", zap.Int64("pipeline", id), zap.String("image", p.Image))
+		}
+		if err := e.store.Discarded(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abandon ends the job of a task the queue gave up on — its last worker was lost — as an
+// infrastructure failure, so the pipeline finishes and GitLab sees a terminal status.
+func (e *Engine) abandon(ctx context.Context, t Task) error {
+	if t.Kind != TaskJob {
+		e.log.Error("queue gave up on a task", zap.Int64("pipeline", t.PipelineID), zap.String("kind", string(t.Kind)), zap.String("error", t.LastError))
+		return nil
+	}
+	p, err := e.store.Pipeline(ctx, t.PipelineID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	j, ok := p.Job(t.Job)
+	if !ok || j.Attempt != t.Attempt || j.State.Terminal() {
+		return nil
+	}
+	desc := "infrastructure: worker lost (" + t.LastError + ")"
+	e.log.Warn("job abandoned by the queue", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.String("error", t.LastError))
+	if _, err := e.transition(ctx, p, j.Name, EventFail, func(j *Job) { j.Description, j.ErrorClass = desc, ClassInfrastructure }); err != nil {
+		return err
+	}
+	return e.dispatch(ctx, p.ID)
 }

@@ -14,3 +14,11 @@ func newLogger(w io.Writer) *zap.Logger {
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
 	return zap.New(core)
 }
+
+// cronLogger routes the scheduler's own logs to zap.
+type cronLogger struct{ s *zap.SugaredLogger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.s.Debugw(msg, kv...) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.s.Errorw(msg, append(kv, "error", err)...)
+}

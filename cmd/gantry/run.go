@@ -19,6 +19,17 @@ Usage:
                                    create or update the project's GitLab webhook
   gantry hooks check [--config FILE]
                                    report hooks GitLab has disabled; fails if there are any
+  gantry pipelines list [--project P] [--ref R] [--sha S] [--status S] [--limit N] [--json]
+  gantry pipelines show ID [--json]
+  gantry pipelines log ID JOB [--attempt N] [--follow]
+  gantry pipelines retry ID [--job JOB] [--json]
+  gantry pipelines cancel ID [--json]
+  gantry pipelines trigger PROJECT REF [--sha SHA] [--json]
+                                   the REST API from a terminal: $GANTRY_URL (default
+                                   http://127.0.0.1:8080) with $GANTRY_TOKEN
+  gantry exec [dir] [--config FILE] [--project P]
+                                   run the pipeline on a local working tree (no GitLab, no
+                                   Redis, never releases); exit status is the pipeline's
   gantry version                   version and build info
 
 The config file is --config, else $GANTRY_CONFIG, else configs/gantry.yaml; without one
@@ -42,8 +53,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return serve(ctx, roles[cmd], *configPath, getenv, stderr)
+	case "exec":
+		return execCommand(ctx, rest, getenv, stdout, stderr)
 	case "hooks":
 		return hooksCommand(ctx, rest, getenv, stdout, stderr)
+	case "pipelines":
+		return pipelinesCommand(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

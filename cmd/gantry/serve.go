@@ -61,7 +61,8 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	}
 	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
 		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
-		Projects: domainProjects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL, Logger: log,
+		Projects: domainProjects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
+		ImageRetention: cfg.Workers.ImageRetention.Duration, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -93,13 +94,22 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		go engine.ListenForCancels(listenCtx)
 		go engine.TakeNew(listenCtx)
 	}
-	sched := cron.New()
+	// A panicking scheduled job is logged, not allowed to take the process down.
+	sched := cron.New(cron.WithChain(cron.Recover(cronLogger{log.Sugar()})))
 	if r.workers {
 		// The sweep queues again any stored pipeline whose first task was lost, so that an
 		// event answered 2xx is always run.
 		sched.AddFunc("@every 30s", func() {
 			if err := engine.Sweep(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("sweep", zap.Error(err))
+			}
+		})
+		started := time.Now()
+		sched.AddFunc("@every 10m", func() {
+			if n, err := docker.SweepDangling(ctx, started); err != nil {
+				log.Warn("dangling image sweep", zap.Error(err))
+			} else if n > 0 {
+				log.Info("removed dangling images left by builds", zap.Int("images", n))
 			}
 		})
 	}
@@ -215,7 +225,11 @@ func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store
 	for _, t := range cfg.API.Tokens {
 		tokens = append(tokens, t.Value())
 	}
-	api.New(api.Options{Pipelines: st, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, Logger: log}).Register(e)
+	api.New(api.Options{Pipelines: st, Engine: engine, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, Logger: log,
+		List: func(ctx context.Context, f api.Filter) ([]*orchestrator.Pipeline, error) {
+			return st.List(ctx, store.Filter(f))
+		},
+	}).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {

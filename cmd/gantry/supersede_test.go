@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
+	"github.com/gantry-ci/gantry/internal/testenv"
+)
+
+// startBusyboxProject runs gantry serve for "group/bb", a busybox project whose one test runs
+// the repository's test.sh, with extra project settings and the test registry as its image's
+// home, so a release really pushes.
+func startBusyboxProject(t *testing.T, extra string) (*gantryProc, *gitlabtest.Repo) {
+	t.Helper()
+	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
+	reg := testenv.NeedRegistry(t)
+	gl := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	repo.Commit("busybox app", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n", "test.sh": "true\n"})
+	proj := gl.AddProject("group/bb", repo.Dir)
+	image := reg.Host + "/e2e-" + randomName() + "/bb"
+	t.Cleanup(func() { removeImages(t, image) })
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`
+server: {listen: %q, public_url: "http://%s"}
+redis: {url: %q}
+gitlab: {url: %q, token: %q}
+api: {tokens: [bb-token]}
+registries:
+  - {host: %q, username: %q, password: %q}
+projects:
+  - path: group/bb
+    webhook_secret: s3cret
+    image: %s
+    tests:
+      - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
+    release: {branches: [main]}
+%s`, addr, addr, testenv.RedisURL(t), gl.URL, gl.Token, reg.Host, reg.User, reg.Password, image, extra)
+	path := filepath.Join(t.TempDir(), "gantry.yaml")
+	must(t, os.WriteFile(path, []byte(cfg), 0o600))
+	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "bb-token", gitlab: gl, project: proj, registry: reg, image: image}
+	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
+	return g, repo
+}
+
+func (g *gantryProc) push(t *testing.T, branch, before, sha string) int64 {
+	t.Helper()
+	code, ans, _ := g.hook(t, "Push Hook", g.secret, g.pushPayload(branch, before, sha, "change"))
+	if code != http.StatusAccepted {
+		t.Fatalf("push %s answered %d %v", sha[:8], code, ans)
+	}
+	return int64(ans["pipeline_id"].(float64))
+}
+
+// waitJob waits until a job is in a state.
+func (g *gantryProc) waitJob(t *testing.T, id int64, job, state string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if st, _ := g.pipeline(t, id).job(job); st == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s of pipeline %d never %s", job, id, state)
+		}
+	}
+}
+
+// TestSupersede: a newer push to the branch cancels the older pipeline's running test (its
+// container killed) and GitLab sees the older commit's statuses end canceled.
+func TestSupersede(t *testing.T) {
+	t.Parallel()
+	g, repo := startBusyboxProject(t, "")
+	first := repo.Commit("slow", map[string]string{"test.sh": "sleep 30\n"})
+	older := g.push(t, "main", zero, first)
+	g.waitJob(t, older, "test/check", "running")
+	time.Sleep(500 * time.Millisecond) // the container is up
+	second := repo.Commit("fast", map[string]string{"test.sh": "true\n"})
+	newer := g.push(t, "main", first, second)
+
+	p := g.waitFinished(t, older, time.Minute)
+	if st, desc := p.job("test/check"); st != "canceled" || desc != "superseded by "+second[:8] {
+		t.Errorf("older test/check = %s %q, want canceled, superseded by %s", st, desc, second[:8])
+	}
+	if p := g.waitFinished(t, newer, 2*time.Minute); p.State != "success" {
+		t.Errorf("newer pipeline = %s: %+v", p.State, p.Jobs)
+	}
+	assertStatuses(t, g, first, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "canceled"},
+		"gantry/release": {"pending", "canceled"},
+	})
+	assertStatuses(t, g, second, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
+		"gantry/release": {"pending", "running", "success"},
+	})
+	// The cancellation reaches the worker running the job asynchronously: give it a moment.
+	assertNoContainers(t, older, "group/bb", 10*time.Second)
+}
+
+// assertNoContainers waits up to limit for the pipeline's gantry-labelled containers to be gone.
+func assertNoContainers(t *testing.T, pipeline int64, project string, limit time.Duration) {
+	t.Helper()
+	var left []string
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, err := exec.Command("docker", "ps", "-aq", "--filter", fmt.Sprintf("label=gantry.pipeline=%d", pipeline),
+			"--filter", "label=gantry.project="+project).Output()
+		must(t, err)
+		if left = strings.Fields(string(out)); len(left) == 0 {
+			return
+		}
+	}
+	t.Errorf("containers of pipeline %d still on the engine after %s: %v", pipeline, limit, left)
+}
+
+// TestOutdatedRelease: with superseding off, an older commit whose tests finish after a newer
+// commit of the branch was released must not release: its release ends skipped, "outdated".
+func TestOutdatedRelease(t *testing.T) {
+	t.Parallel()
+	g, repo := startBusyboxProject(t, "    supersede: false\n")
+	reg := registryClient{host: g.registry.Host, user: g.registry.User, password: g.registry.Password}
+	first := repo.Commit("slow", map[string]string{"test.sh": "sleep 6\n"})
+	older := g.push(t, "main", zero, first)
+	g.waitJob(t, older, "test/check", "running")
+	second := repo.Commit("fast", map[string]string{"test.sh": "true\n"})
+	newer := g.push(t, "main", first, second)
+	if p := g.waitFinished(t, newer, 2*time.Minute); p.State != "success" {
+		t.Fatalf("newer pipeline = %s: %+v", p.State, p.Jobs)
+	}
+	p := g.waitFinished(t, older, 2*time.Minute)
+	if st, desc := p.job("release"); st != "skipped" || !strings.HasPrefix(desc, "outdated") {
+		t.Errorf("older release = %s %q, want skipped, outdated", st, desc)
+	}
+	assertStatuses(t, g, first, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
+		"gantry/release": {"pending", "skipped"},
+	})
+	labels, _ := reg.labels(t, repoPath(g.image, g.registry.Host), "latest")
+	if labels["org.opencontainers.image.revision"] != second {
+		t.Errorf("latest in the registry is %s, want the newer commit %s", labels["org.opencontainers.image.revision"], second)
+	}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
+	"github.com/gantry-ci/gantry/internal/testenv"
+)
+
+// buildGantry compiles the gantry binary once for tests that need separate processes.
+func buildGantry(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gantry")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is a gantry process with its log in a file.
+type proc struct {
+	cmd *exec.Cmd
+	log string
+}
+
+func startProc(t *testing.T, bin, role, config string) *proc {
+	t.Helper()
+	log := filepath.Join(cmp.Or(os.Getenv("GANTRY_TEST_LOGS"), t.TempDir()), role+"-"+randomName()+".log")
+	f, err := os.Create(log)
+	must(t, err)
+	cmd := exec.Command(bin, role, "--config", config)
+	cmd.Stdout, cmd.Stderr = f, f
+	must(t, cmd.Start())
+	p := &proc{cmd: cmd, log: log}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("%s log:\n%s", role, b)
+		}
+	})
+	return p
+}
+
+func (p *proc) logged(s string) bool {
+	b, _ := os.ReadFile(p.log)
+	return strings.Contains(string(b), s)
+}
+
+// TestWorkerKilledMidTest: the worker running a test job is killed with SIGKILL while two other
+// worker processes are alive. Another worker takes the job over once its lease runs out, removes
+// the dead worker's container, runs it again; the pipeline finishes, GitLab ends with terminal
+// statuses posted in a legal order, and no gantry-labelled container of the pipeline is left.
+func TestWorkerKilledMidTest(t *testing.T) {
+	t.Parallel()
+	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
+	redisURL := testenv.RedisURL(t)
+	bin := buildGantry(t)
+	gl := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	sha := repo.Commit("slow test", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n"})
+	proj := gl.AddProject("group/slow", repo.Dir)
+	image := "gantry-e2e/slow-" + randomName()
+	t.Cleanup(func() { removeImages(t, image) })
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`
+server: {listen: %q, public_url: "http://%s"}
+redis: {url: %q}
+gitlab: {url: %q, token: %q}
+workers: {concurrency: 2, job_retries: 2, shutdown_grace: 5s}
+api: {tokens: [slow-token]}
+projects:
+  - path: group/slow
+    webhook_secret: s3cret
+    image: %s
+    tests:
+      - {name: slow, command: ["sh", "-c", "sleep 15; echo done"], timeout: 2m}
+`, addr, addr, redisURL, gl.URL, gl.Token, image)
+	config := filepath.Join(t.TempDir(), "gantry.yaml")
+	must(t, os.WriteFile(config, []byte(cfg), 0o600))
+	startProc(t, bin, "server", config)
+	var workers []*proc
+	for range 3 {
+		workers = append(workers, startProc(t, bin, "worker", config))
+	}
+	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "slow-token", gitlab: gl, project: proj, redisURL: redisURL}
+	waitHealthy(t, g.url)
+
+	code, ans, _ := g.hook(t, "Push Hook", g.secret, g.pushPayload("main", zero, sha, "slow test"))
+	if code != http.StatusAccepted {
+		t.Fatalf("push answered %d %v", code, ans)
+	}
+	id := int64(ans["pipeline_id"].(float64))
+	var victim *proc
+	for deadline := time.Now().Add(2 * time.Minute); victim == nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker started the test job")
+		}
+		for _, w := range workers {
+			if w.logged(`"job":"test/slow"`) {
+				victim = w
+			}
+		}
+	}
+	time.Sleep(2 * time.Second) // let the container run
+	must(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+	t.Logf("killed worker pid %d in the middle of test/slow", victim.cmd.Process.Pid)
+
+	p := g.waitFinished(t, id, 5*time.Minute)
+	if p.State != "success" {
+		t.Errorf("pipeline = %s, want success after the takeover: %+v", p.State, p.Jobs)
+	}
+	assertStatuses(t, g, sha, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/slow": {"pending", "running", "success"},
+	})
+	if rejected := gl.Rejected(); len(rejected) > 0 {
+		t.Errorf("GitLab refused %d calls, first %+v", len(rejected), rejected[0])
+	}
+	assertNoContainers(t, id, "group/slow", 10*time.Second)
+}
+
+func waitHealthy(t *testing.T, url string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gantry server not healthy after 30s")
+		}
+	}
+}
+
+// TestWorkerStoppedMidTest: a worker stopped with SIGTERM in the middle of a long test gives it
+// the grace period, then hands it back and exits; the other worker runs it to the end.
+func TestWorkerStoppedMidTest(t *testing.T) {
+	t.Parallel()
+	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
+	redisURL := testenv.RedisURL(t)
+	bin := buildGantry(t)
+	gl := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	sha := repo.Commit("slow test", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n"})
+	proj := gl.AddProject("group/slow", repo.Dir)
+	image := "gantry-e2e/slow-" + randomName()
+	t.Cleanup(func() { removeImages(t, image) })
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`
+server: {listen: %q}
+redis: {url: %q}
+gitlab: {url: %q, token: %q}
+workers: {concurrency: 2, shutdown_grace: 2s}
+api: {tokens: [slow-token]}
+projects:
+  - path: group/slow
+    webhook_secret: s3cret
+    image: %s
+    tests:
+      - {name: slow, command: ["sh", "-c", "sleep 10; echo done"], timeout: 2m}
+`, addr, redisURL, gl.URL, gl.Token, image)
+	config := filepath.Join(t.TempDir(), "gantry.yaml")
+	must(t, os.WriteFile(config, []byte(cfg), 0o600))
+	startProc(t, bin, "server", config)
+	workers := []*proc{startProc(t, bin, "worker", config), startProc(t, bin, "worker", config)}
+	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "slow-token", gitlab: gl, project: proj, redisURL: redisURL}
+	waitHealthy(t, g.url)
+	id := g.push(t, "main", zero, sha)
+	var victim *proc
+	for deadline := time.Now().Add(time.Minute); victim == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker started the test job")
+		}
+		for _, w := range workers {
+			if w.logged(`"job":"test/slow"`) {
+				victim = w
+			}
+		}
+	}
+	time.Sleep(time.Second)
+	stopped := time.Now()
+	must(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+	victim.cmd.Wait()
+	took := time.Since(stopped)
+	t.Logf("worker exited %s after SIGTERM (grace 2s)", took.Round(10*time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("worker took %s to stop, grace is 2s", took)
+	}
+	p := g.waitFinished(t, id, 2*time.Minute)
+	if p.State != "success" {
+		t.Errorf("pipeline = %s after the hand-back: %+v", p.State, p.Jobs)
+	}
+	assertStatuses(t, g, sha, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/slow": {"pending", "running", "success"},
+	})
+	assertNoContainers(t, id, "group/slow", 10*time.Second)
+}
