@@ -40,9 +40,17 @@ func (d *Docker) Test(ctx context.Context, req orchestrator.TestRequest, log io.
 		return orchestrator.TestResult{}, projectFault("test %s: network %q is not allowed", req.Test.Name, n)
 	}
 	cfg, host := containerConfig(req)
-	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host})
+	// The create is not cancelled halfway: an engine that finishes creating after the client
+	// gave up leaves a container nobody knows the ID of. A cancellation is looked at right after.
+	createCtx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	created, err := d.cli.ContainerCreate(createCtx, client.ContainerCreateOptions{Config: cfg, HostConfig: host})
+	cancelCreate()
 	if err != nil {
 		return orchestrator.TestResult{}, fmt.Errorf("test %s: create container: %w", req.Test.Name, err)
+	}
+	if ctx.Err() != nil {
+		d.removeContainer(ctx, created.ID)
+		return orchestrator.TestResult{}, fmt.Errorf("test %s: %w", req.Test.Name, ctx.Err())
 	}
 	for _, w := range created.Warnings {
 		d.log.Warn("container created with a warning", zap.String("container", created.ID), zap.String("warning", w))
@@ -170,9 +178,14 @@ func (d *Docker) kill(ctx context.Context, id string) {
 // or (by default) network, within the test's limits.
 func containerConfig(req orchestrator.TestRequest) (*container.Config, *container.HostConfig) {
 	t := req.Test
-	env := make([]string, 0, len(t.Env))
-	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
-		env = append(env, k+"="+t.Env[k])
+	vars := maps.Clone(req.Env)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	maps.Copy(vars, t.Env) // the project's own settings win
+	env := make([]string, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
 	}
 	cfg := &container.Config{
 		Image: req.ImageID,

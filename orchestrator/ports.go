@@ -44,6 +44,9 @@ type TestRequest struct {
 	Project    string
 	ImageID    string
 	Test       TestSpec
+	// Env describes the run to the test (CI, GANTRY_JOB_ATTEMPT, GANTRY_COMMIT_SHA, …); the
+	// test's own configured Env wins over it.
+	Env map[string]string
 }
 
 // TestResult is how a test container ended. A non-zero exit is a result, not an error.

@@ -43,6 +43,10 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 			}
 		}
 	}
+	// Registered before the job shows running, so a cancellation announced from then on finds
+	// it in this process.
+	jobCtx, cancel := context.WithCancel(ctx)
+	defer e.running.add(p.ID, j.Name, cancel)()
 	switch j.State {
 	case StatePending:
 		moved, err := e.transition(ctx, p, j.Name, EventRun, func(j *Job) {
@@ -65,8 +69,6 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 		return nil
 	}
 	e.log.Info("job running", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Int("attempt", j.Attempt))
-	jobCtx, cancel := context.WithCancel(ctx)
-	defer e.running.add(p.ID, j.Name, cancel)()
 	log := &logWriter{ctx: ctx, store: e.store, pipeline: p.ID, job: j.Name, attempt: j.Attempt}
 	out := e.execute(jobCtx, p, *j, log)
 	if jobCtx.Err() != nil && ctx.Err() == nil {
@@ -127,7 +129,11 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer)
 		return outcome{err: fmt.Errorf("test %s is no longer configured: %w", j.TestName(), ErrProjectFault)}
 	}
 	tail := &tailWriter{w: log}
-	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, Test: spec}, tail)
+	env := map[string]string{
+		"CI": "true", "GANTRY_PIPELINE_ID": strconv.FormatInt(p.ID, 10), "GANTRY_JOB": j.Name,
+		"GANTRY_JOB_ATTEMPT": strconv.Itoa(j.Attempt), "GANTRY_COMMIT_SHA": p.Trigger.SHA, "GANTRY_COMMIT_REF": p.Trigger.Ref,
+	}
+	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, Test: spec, Env: env}, tail)
 	if err != nil {
 		return outcome{err: err}
 	}
