@@ -14,22 +14,31 @@ var _ orchestrator.Source = (*Client)(nil)
 // CommitMessage returns a commit's full message, for the [skip ci] check of a push whose head
 // commit was not among the 20 the webhook carried.
 func (c *Client) CommitMessage(ctx context.Context, projectID int64, sha string) (string, error) {
+	commit, err := c.commit(ctx, projectID, sha)
+	if err != nil {
+		return "", err
+	}
+	return commit.Message, nil
+}
+
+// commit reads one commit; GitLab's single-commit endpoint takes a ref name as well as a SHA.
+func (c *Client) commit(ctx context.Context, projectID int64, ref string) (*gl.Commit, error) {
 	var commit *gl.Commit
 	err := c.retry(ctx, nil, func(ctx context.Context) (*gl.Response, error) {
 		ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 		defer cancel()
 		var resp *gl.Response
 		var err error
-		commit, resp, err = c.api.Commits.GetCommit(projectID, sha, nil, gl.WithContext(ctx))
+		commit, resp, err = c.api.Commits.GetCommit(projectID, ref, nil, gl.WithContext(ctx))
 		return resp, err
 	})
 	if errors.Is(err, gl.ErrNotFound) {
-		return "", fmt.Errorf("commit %s of project %d: %w", sha, projectID, orchestrator.ErrNotFound)
+		return nil, fmt.Errorf("commit %s of project %d: %w", ref, projectID, orchestrator.ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("commit %s of project %d: %w", sha, projectID, err)
+		return nil, fmt.Errorf("commit %s of project %d: %w", ref, projectID, err)
 	}
-	return commit.Message, nil
+	return commit, nil
 }
 
 // Project returns a project's id and web URL, for pipelines started by the API.
@@ -52,23 +61,11 @@ func (c *Client) Project(ctx context.Context, path string) (int64, string, error
 	return p.ID, p.WebURL, nil
 }
 
-// ResolveRef returns the commit a branch or tag points to; GitLab's single-commit endpoint
-// takes a ref name as well as a SHA.
+// ResolveRef returns the commit a branch or tag points to.
 func (c *Client) ResolveRef(ctx context.Context, projectID int64, ref string) (string, error) {
-	var commit *gl.Commit
-	err := c.retry(ctx, nil, func(ctx context.Context) (*gl.Response, error) {
-		ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
-		defer cancel()
-		var resp *gl.Response
-		var err error
-		commit, resp, err = c.api.Commits.GetCommit(projectID, ref, nil, gl.WithContext(ctx))
-		return resp, err
-	})
-	if errors.Is(err, gl.ErrNotFound) {
-		return "", fmt.Errorf("ref %s of project %d: %w", ref, projectID, orchestrator.ErrNotFound)
-	}
+	commit, err := c.commit(ctx, projectID, ref)
 	if err != nil {
-		return "", fmt.Errorf("ref %s of project %d: %w", ref, projectID, err)
+		return "", err
 	}
 	return commit.ID, nil
 }

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -23,7 +22,7 @@ func (bc *buildContext) applyDockerignore(keep ...string) (int, error) {
 		return 0, nil
 	}
 	var patterns []string
-	err := bc.each(func(hdr *tar.Header, data []byte) error {
+	err := eachEntry(&bc.tar, func(hdr *tar.Header, data []byte) error {
 		if hdr.Name != ".dockerignore" {
 			return nil
 		}
@@ -42,7 +41,7 @@ func (bc *buildContext) applyDockerignore(keep ...string) (int, error) {
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
 	dropped := 0
-	err = bc.each(func(hdr *tar.Header, data []byte) error {
+	err = eachEntry(&bc.tar, func(hdr *tar.Header, data []byte) error {
 		name := strings.TrimSuffix(hdr.Name, "/")
 		if !slices.Contains(keep, name) {
 			excluded, err := pm.MatchesOrParentMatches(name)
@@ -64,25 +63,4 @@ func (bc *buildContext) applyDockerignore(keep ...string) (int, error) {
 	}
 	bc.tar = out
 	return dropped, nil
-}
-
-// each calls fn for every entry of the packed context, in order.
-func (bc *buildContext) each(fn func(*tar.Header, []byte) error) error {
-	tr := tar.NewReader(bytes.NewReader(bc.tar.Bytes()))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("build context: %w", err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			return fmt.Errorf("build context: %w", err)
-		}
-		if err := fn(hdr, data); err != nil {
-			return err
-		}
-	}
 }

@@ -5,12 +5,8 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/hibiken/asynq"
@@ -68,20 +64,7 @@ func (s *Store) Pipeline(ctx context.Context, id int64) (*orchestrator.Pipeline,
 	if len(h) == 0 {
 		return nil, fmt.Errorf("pipeline %d: %w", id, orchestrator.ErrNotFound)
 	}
-	p := &orchestrator.Pipeline{ID: id, Image: h[fieldImage], ImageRef: h[fieldImageRef], Digest: h[fieldDigest]}
-	if err := json.Unmarshal([]byte(h[fieldTrigger]), &p.Trigger); err != nil {
-		return nil, fmt.Errorf("pipeline %d trigger: %w", id, err)
-	}
-	p.CreatedAt, _ = time.Parse(time.RFC3339Nano, h[fieldCreatedAt])
-	p.GitLabPipelineID, _ = strconv.ParseInt(h[fieldGitLabID], 10, 64)
-	for _, name := range strings.Split(h[fieldJobs], ",") {
-		var j orchestrator.Job
-		if err := json.Unmarshal([]byte(h[jobPrefix+name]), &j); err != nil {
-			return nil, fmt.Errorf("pipeline %d job %s: %w", id, name, err)
-		}
-		p.Jobs = append(p.Jobs, j)
-	}
-	return p, nil
+	return decodePipeline(id, h)
 }
 
 // UpdatePipeline stores the pipeline's image, digest and GitLab pipeline id. Only fields that

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -48,7 +49,7 @@ func (g *gantryProc) archiveCalls(sha string) int {
 // engine, Redis and registry.
 func TestAPIEndToEnd(t *testing.T) {
 	t.Parallel()
-	g, repo := startBusyboxProject(t, "")
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
 
 	t.Run("a flaky test retried until it passes, the build untouched", func(t *testing.T) {
 		// The test passes from its third attempt on: GANTRY_JOB_ATTEMPT tells it which one it is.

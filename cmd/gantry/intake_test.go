@@ -1,11 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,37 +10,6 @@ import (
 	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
 	"github.com/gantry-ci/gantry/internal/testenv"
 )
-
-// startTiny runs gantry serve for a busybox project "group/tiny" with a real Redis (redisURL)
-// and the GitLab double, for intake tests that need a pipeline but not a Python build.
-func startTiny(t *testing.T, redisURL string) (*gantryProc, *gitlabtest.Repo) {
-	t.Helper()
-	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
-	gl := gitlabtest.New(t)
-	repo := gitlabtest.NewRepo(t)
-	repo.Commit("busybox app", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n", "check.sh": "echo checked\n"})
-	proj := gl.AddProject("group/tiny", repo.Dir)
-	image := "gantry-e2e/tiny-" + randomName()
-	t.Cleanup(func() { removeImages(t, image) })
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf(`
-server: {listen: %q, public_url: "http://%s"}
-redis: {url: %q}
-gitlab: {url: %q, token: %q}
-api: {tokens: [tiny-token]}
-projects:
-  - path: group/tiny
-    webhook_secret: s3cret
-    image: %s
-    tests:
-      - {name: check, command: ["sh", "/app/check.sh"], timeout: 30s}
-`, addr, addr, redisURL, gl.URL, gl.Token, image)
-	path := filepath.Join(t.TempDir(), "gantry.yaml")
-	must(t, os.WriteFile(path, []byte(cfg), 0o600))
-	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "tiny-token", gitlab: gl, project: proj, redisURL: redisURL}
-	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
-	return g, repo
-}
 
 // mrPayload is a merge request hook shaped like GitLab's (gitlab.md §2.3).
 func mrPayload(target, source gitlabtest.Project, iid int64, action, oldrev, sha, branch string) map[string]any {
@@ -69,7 +35,7 @@ func mrPayload(target, source gitlabtest.Project, iid int64, action, oldrev, sha
 // TestOnePushOnePipeline: one push to a merge request's branch makes GitLab send its double MR
 // hook, and someone presses "Resend request" on the first: exactly one pipeline runs.
 func TestOnePushOnePipeline(t *testing.T) {
-	g, repo := startTiny(t, testenv.RedisURL(t))
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
 	old := repo.Git("rev-parse", "HEAD")
 	sha := repo.Commit("second", map[string]string{"more.txt": "x"})
 	mr := mrPayload(g.project, g.project, 3, "update", old, sha, "main")
@@ -99,7 +65,7 @@ func TestOnePushOnePipeline(t *testing.T) {
 // TestForkMergeRequest: statuses go to the fork, the source comes from the fork, and the
 // pipeline has no release job even though it targets master.
 func TestForkMergeRequest(t *testing.T) {
-	g, repo := startTiny(t, testenv.RedisURL(t))
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
 	forkRepo := gitlabtest.NewRepo(t)
 	forkRepo.Git("pull", "-q", repo.Dir, "main")
 	sha := forkRepo.Commit("from a fork", map[string]string{"fork.txt": "hello"})
@@ -143,7 +109,7 @@ func TestRedisDown(t *testing.T) {
 	}
 	redis := start()
 	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
-	g, repo := startTiny(t, "redis://127.0.0.1:"+port+"/0")
+	g, repo := startBusyboxProject(t, "redis://127.0.0.1:"+port+"/0", "")
 	sha := repo.Git("rev-parse", "HEAD")
 	push := g.pushPayload("main", zero, sha, "busybox app")
 

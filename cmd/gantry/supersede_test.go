@@ -17,7 +17,7 @@ import (
 // startBusyboxProject runs gantry serve for "group/bb", a busybox project whose one test runs
 // the repository's test.sh, with extra project settings and the test registry as its image's
 // home, so a release really pushes.
-func startBusyboxProject(t *testing.T, extra string) (*gantryProc, *gitlabtest.Repo) {
+func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gitlabtest.Repo) {
 	t.Helper()
 	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
 	reg := testenv.NeedRegistry(t)
@@ -42,10 +42,10 @@ projects:
     tests:
       - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
     release: {branches: [main]}
-%s`, addr, addr, testenv.RedisURL(t), gl.URL, gl.Token, reg.Host, reg.User, reg.Password, image, extra)
+%s`, addr, addr, redisURL, gl.URL, gl.Token, reg.Host, reg.User, reg.Password, image, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
-	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "bb-token", gitlab: gl, project: proj, registry: reg, image: image}
+	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "bb-token", gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}
 	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
 	return g, repo
 }
@@ -76,7 +76,7 @@ func (g *gantryProc) waitJob(t *testing.T, id int64, job, state string) {
 // container killed) and GitLab sees the older commit's statuses end canceled.
 func TestSupersede(t *testing.T) {
 	t.Parallel()
-	g, repo := startBusyboxProject(t, "")
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
 	first := repo.Commit("slow", map[string]string{"test.sh": "sleep 30\n"})
 	older := g.push(t, "main", zero, first)
 	g.waitJob(t, older, "test/check", "running")
@@ -122,7 +122,7 @@ func assertNoContainers(t *testing.T, pipeline int64, project string, limit time
 // commit of the branch was released must not release: its release ends skipped, "outdated".
 func TestOutdatedRelease(t *testing.T) {
 	t.Parallel()
-	g, repo := startBusyboxProject(t, "    supersede: false\n")
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "    supersede: false\n")
 	reg := registryClient{host: g.registry.Host, user: g.registry.User, password: g.registry.Password}
 	first := repo.Commit("slow", map[string]string{"test.sh": "sleep 6\n"})
 	older := g.push(t, "main", zero, first)
