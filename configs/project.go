@@ -113,7 +113,9 @@ type GeneratePython struct {
 	Wheels string `yaml:"wheels" json:"wheels"`
 	// SystemPackages are Debian packages installed with apt-get.
 	SystemPackages []string `yaml:"system_packages" json:"system_packages"`
-	// SetupPy runs setup.py install for the project.
+	// SetupPy installs the project itself with pip install . (setup.py or
+	// pyproject.toml) in the app image; without a requirements.txt that is
+	// also how its dependencies are installed.
 	SetupPy bool `yaml:"setup_py" json:"setup_py"`
 	// Command is the image's CMD.
 	Command []string `yaml:"command" json:"command"`

@@ -134,3 +134,25 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("stored pipelines = %d, want 1 (nothing half-written from the failed delivery)", n)
 	}
 }
+
+// TestGitLabFailing: GitLab answers 502, 500 and 429 to the first status posts of a pipeline.
+// The pipeline does not wait for it, and every status still reaches GitLab in order and ends
+// terminal, with nothing refused.
+func TestGitLabFailing(t *testing.T) {
+	t.Parallel()
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
+	sha := repo.Git("rev-parse", "HEAD")
+	g.gitlab.FailNext(4, http.StatusBadGateway)
+	id := g.push(t, "feature", zero, sha)
+	g.gitlab.FailNext(3, http.StatusTooManyRequests)
+	g.gitlab.FailNext(2, http.StatusInternalServerError)
+	if p := g.waitFinished(t, id, 2*time.Minute); p.State != "success" {
+		t.Fatalf("pipeline = %s: %+v", p.State, p.Jobs)
+	}
+	waitStatuses(t, g, sha, map[string][]string{
+		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
+	})
+	if rejected := g.gitlab.Rejected(); len(rejected) > 0 {
+		t.Errorf("GitLab refused %d calls, first %+v", len(rejected), rejected[0])
+	}
+}
