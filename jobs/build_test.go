@@ -165,3 +165,30 @@ func TestBuildTwoTier(t *testing.T) {
 		t.Errorf("Build() without the base input error = %v, want a project fault naming requirements.txt", err)
 	}
 }
+
+// TestBaseSharedThroughRegistry: a base built by one engine is pushed; an engine without it
+// (here: the same engine after the local copy is removed) pulls it instead of building it.
+func TestBaseSharedThroughRegistry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.project()
+	repo := b.env.registry + "/" + strings.ReplaceAll(b.image, "/", "-")
+	p.Base = &orchestrator.BaseSpec{Dockerfile: "Dockerfile.base", Inputs: []string{"requirements.txt"}, Image: repo + "-base"}
+	files := map[string]string{
+		"Dockerfile.base":  "FROM " + b.env.busybox + "\nCOPY requirements.txt /deps/\n",
+		"requirements.txt": "pytest " + randomHex(8) + "\n",
+		"Dockerfile":       "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /app\n",
+	}
+	first, log, err := b.build(t, p, files)
+	if err != nil || !first.BaseBuilt || !strings.Contains(log, "pushed base image "+first.BaseImage) {
+		t.Fatalf("first build = %+v, %v, want the base built and pushed; log:\n%s", first, err, log)
+	}
+	t.Cleanup(func() { b.removeImages(t, first.BaseImage) })
+	if err := b.d.RemoveImage(t.Context(), first.BaseImage); err != nil {
+		t.Fatal(err)
+	}
+	second, log, err := b.build(t, p, files)
+	if err != nil || second.BaseBuilt || second.BaseImage != first.BaseImage || !strings.Contains(log, "pulled from the registry") {
+		t.Errorf("second build = %+v, %v, want the same base pulled, not built; log:\n%s", second, err, log)
+	}
+}
