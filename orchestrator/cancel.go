@@ -63,7 +63,9 @@ func (e *Engine) ListenForCancels(ctx context.Context) {
 			continue
 		}
 		for name, cancel := range jobs {
-			if j, ok := p.Job(name); ok && j.State != StateRunning {
+			// Only a job that is over in the store is stopped: a job about to start is
+			// registered here while still pending.
+			if j, ok := p.Job(name); ok && j.State.Terminal() {
 				e.log.Info("stopping a cancelled job", zap.Int64("pipeline", id), zap.String("job", name))
 				cancel()
 			}

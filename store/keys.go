@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Every Redis key gantry writes is built here, under one prefix, so that a test or a second
@@ -65,8 +67,15 @@ func (s *Store) keyReleaseLock(project, branch string) string {
 	return s.prefix + ":release-lock:" + strings.ToLower(project) + ":" + branch
 }
 
-// channelCancel is the pub/sub channel announcing pipelines whose jobs were cancelled.
-func (s *Store) channelCancel() string { return s.prefix + ":cancel" }
+// channelCancel is the pub/sub channel announcing pipelines whose jobs were cancelled. Channels
+// are shared by all databases of a Redis server, so the database number is part of the name.
+func (s *Store) channelCancel() string {
+	db := 0
+	if c, ok := s.rdb.(*redis.Client); ok {
+		db = c.Options().DB
+	}
+	return s.prefix + ":cancel:" + strconv.Itoa(db)
+}
 
 // keyReleased holds the id of the newest pipeline released from a project's branch.
 func (s *Store) keyReleased(project, branch string) string {
