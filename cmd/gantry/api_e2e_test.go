@@ -70,17 +70,13 @@ func TestAPIEndToEnd(t *testing.T) {
 			}
 			first.State = p.State
 		}
-		h := g.gitlab.StatusHistory(g.project.ID, sha)
-		if d := cmp.Diff([]string{"pending", "running", "success"}, h["gantry/build"]); d != "" {
-			t.Errorf("build statuses (-want +got):\n%s", d)
-		}
-		want := []string{"pending", "running", "failed", "pending", "running", "failed", "pending", "running", "success"}
-		if d := cmp.Diff(want, h["gantry/test/check"]); d != "" {
-			t.Errorf("test/check statuses (-want +got):\n%s", d)
-		}
-		if r := h["gantry/release"]; len(r) == 0 || r[len(r)-1] != "success" {
-			t.Errorf("release statuses %v, want it released after the passing attempt", r)
-		}
+		// The build's status is posted once; the test's three attempts and the release held up
+		// twice behind it each get their own.
+		waitStatuses(t, g, sha, map[string][]string{
+			"gantry/build":      {"pending", "running", "success"},
+			"gantry/test/check": {"pending", "running", "failed", "pending", "running", "failed", "pending", "running", "success"},
+			"gantry/release":    {"pending", "skipped", "pending", "skipped", "pending", "running", "success"},
+		})
 		if n := g.archiveCalls(sha); n != 1 {
 			t.Errorf("source downloaded %d times, want once", n)
 		}
@@ -102,10 +98,10 @@ func TestAPIEndToEnd(t *testing.T) {
 		if after.State != "success" || after.Image != before.Image {
 			t.Errorf("after the job retry: %s image %s, want success on image %s", after.State, after.Image, before.Image)
 		}
-		h := g.gitlab.StatusHistory(g.project.ID, sha)
-		if len(h["gantry/test/check"]) != 6 || len(h["gantry/release"]) != 3 || len(h["gantry/build"]) != 3 {
-			t.Errorf("statuses %v, want test/check twice and build and release once", h)
-		}
+		waitStatuses(t, g, sha, map[string][]string{
+			"gantry/build": {"pending", "running", "success"}, "gantry/release": {"pending", "running", "success"},
+			"gantry/test/check": {"pending", "running", "success", "pending", "running", "success"},
+		})
 	})
 
 	t.Run("a running pipeline cancelled", func(t *testing.T) {
@@ -181,7 +177,14 @@ func (g *gantryProc) logText(t *testing.T, id int64, job string, attempt int) (i
 // background, so they may trail the pipeline's own state by a moment.
 func waitStatuses(t *testing.T, g *gantryProc, sha string, want map[string][]string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	waitStatusesFor(t, g, sha, want, 10*time.Second)
+}
+
+// waitStatusesFor is waitStatuses with a limit: after a worker died holding a pipeline's status
+// lock, its statuses wait for the lock to expire (a minute).
+func waitStatusesFor(t *testing.T, g *gantryProc, sha string, want map[string][]string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if cmp.Equal(want, g.gitlab.StatusHistory(g.project.ID, sha)) {
 			return
 		}

@@ -52,7 +52,7 @@ func TestEndToEnd(t *testing.T) {
 		if digest != p.Digest {
 			t.Errorf("registry digest %s, pipeline recorded %s", digest, p.Digest)
 		}
-		assertStatuses(t, g, master, map[string][]string{
+		waitStatuses(t, g, master, map[string][]string{
 			"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "success"},
 			"gantry/test/lint": {"pending", "running", "success"}, "gantry/release": {"pending", "running", "success"},
 		})
@@ -102,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 		if _, posted := history["gantry/release"]; posted {
 			t.Errorf("a gantry/release status was posted for a feature branch: %v", history["gantry/release"])
 		}
-		assertStatuses(t, g, sha, map[string][]string{
+		waitStatuses(t, g, sha, map[string][]string{
 			"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "success"},
 			"gantry/test/lint": {"pending", "running", "success"},
 		})
@@ -128,7 +128,7 @@ func TestEndToEnd(t *testing.T) {
 		if got := reg.tags(t, repo); !cmp.Equal(got, before) {
 			t.Errorf("registry tags changed from %v to %v", before, got)
 		}
-		assertStatuses(t, g, sha, map[string][]string{
+		waitStatuses(t, g, sha, map[string][]string{
 			"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "failed"},
 			"gantry/test/lint": {"pending", "running", "success"}, "gantry/release": {"pending", "skipped"},
 		})

@@ -57,7 +57,7 @@ func TestOnePushOnePipeline(t *testing.T) {
 	if n := g.pipelineCount(t); n != 1 {
 		t.Errorf("stored pipelines = %d, want 1", n)
 	}
-	assertStatuses(t, g, sha, map[string][]string{
+	waitStatuses(t, g, sha, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
 	})
 }

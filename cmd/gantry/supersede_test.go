@@ -91,11 +91,11 @@ func TestSupersede(t *testing.T) {
 	if p := g.waitFinished(t, newer, 2*time.Minute); p.State != "success" {
 		t.Errorf("newer pipeline = %s: %+v", p.State, p.Jobs)
 	}
-	assertStatuses(t, g, first, map[string][]string{
+	waitStatuses(t, g, first, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "canceled"},
 		"gantry/release": {"pending", "canceled"},
 	})
-	assertStatuses(t, g, second, map[string][]string{
+	waitStatuses(t, g, second, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
 		"gantry/release": {"pending", "running", "success"},
 	})
@@ -136,7 +136,7 @@ func TestOutdatedRelease(t *testing.T) {
 	if st, desc := p.job("release"); st != "skipped" || !strings.HasPrefix(desc, "outdated") {
 		t.Errorf("older release = %s %q, want skipped, outdated", st, desc)
 	}
-	assertStatuses(t, g, first, map[string][]string{
+	waitStatuses(t, g, first, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "success"},
 		"gantry/release": {"pending", "skipped"},
 	})

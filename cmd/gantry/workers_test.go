@@ -122,9 +122,9 @@ projects:
 	if p.State != "success" {
 		t.Errorf("pipeline = %s, want success after the takeover: %+v", p.State, p.Jobs)
 	}
-	assertStatuses(t, g, sha, map[string][]string{
+	waitStatusesFor(t, g, sha, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/slow": {"pending", "running", "success"},
-	})
+	}, 2*time.Minute)
 	if rejected := gl.Rejected(); len(rejected) > 0 {
 		t.Errorf("GitLab refused %d calls, first %+v", len(rejected), rejected[0])
 	}
@@ -204,8 +204,8 @@ projects:
 	if p.State != "success" {
 		t.Errorf("pipeline = %s after the hand-back: %+v", p.State, p.Jobs)
 	}
-	assertStatuses(t, g, sha, map[string][]string{
+	waitStatusesFor(t, g, sha, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/slow": {"pending", "running", "success"},
-	})
+	}, 2*time.Minute)
 	assertNoContainers(t, id, "group/slow", 10*time.Second)
 }
