@@ -119,7 +119,7 @@ func TestAPIEndToEnd(t *testing.T) {
 		if p := g.waitFinished(t, id, time.Minute); p.State != "canceled" {
 			t.Errorf("pipeline after cancel = %s", p.State)
 		}
-		assertNoContainers(t, id, "group/bb", 10*time.Second)
+		assertNoContainers(t, id, g.project.PathWithNamespace, 10*time.Second)
 		waitStatuses(t, g, sha, map[string][]string{
 			"gantry/build": {"pending", "running", "success"}, "gantry/test/check": {"pending", "running", "canceled"},
 			"gantry/release": {"pending", "canceled"},
@@ -128,7 +128,7 @@ func TestAPIEndToEnd(t *testing.T) {
 
 	t.Run("a pipeline triggered for a ref", func(t *testing.T) {
 		head := repo.Git("rev-parse", "HEAD")
-		code, ans := g.api(t, "POST", "/api/v1/projects/group%2Fbb/pipelines", g.apiToken, map[string]string{"ref": "main"})
+		code, ans := g.api(t, "POST", "/api/v1/projects/"+strings.ReplaceAll(g.project.PathWithNamespace, "/", "%2F")+"/pipelines", g.apiToken, map[string]string{"ref": "main"})
 		if code != http.StatusAccepted {
 			t.Fatalf("trigger answered %d %v", code, ans)
 		}

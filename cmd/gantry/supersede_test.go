@@ -14,7 +14,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
-// startBusyboxProject runs gantry serve for "group/bb", a busybox project whose one test runs
+// startBusyboxProject runs gantry serve for a busybox project "group/bb-<random>" whose one test runs
 // the repository's test.sh, with extra project settings and the test registry as its image's
 // home, so a release really pushes.
 func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gitlabtest.Repo) {
@@ -24,7 +24,9 @@ func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gi
 	gl := gitlabtest.New(t)
 	repo := gitlabtest.NewRepo(t)
 	repo.Commit("busybox app", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n", "test.sh": "true\n"})
-	proj := gl.AddProject("group/bb", repo.Dir)
+	// A project path of its own: tests run in parallel on one engine and find their containers
+	// by the project label.
+	proj := gl.AddProject("group/bb-"+randomName(), repo.Dir)
 	image := reg.Host + "/e2e-" + randomName() + "/bb"
 	t.Cleanup(func() { removeImages(t, image) })
 	addr := freeAddr(t)
@@ -36,13 +38,13 @@ api: {tokens: [bb-token]}
 registries:
   - {host: %q, username: %q, password: %q}
 projects:
-  - path: group/bb
+  - path: %s
     webhook_secret: s3cret
     image: %s
     tests:
       - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
     release: {branches: [main]}
-%s`, addr, addr, redisURL, gl.URL, gl.Token, reg.Host, reg.User, reg.Password, image, extra)
+%s`, addr, addr, redisURL, gl.URL, gl.Token, reg.Host, reg.User, reg.Password, proj.PathWithNamespace, image, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
 	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "bb-token", gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}
@@ -100,7 +102,7 @@ func TestSupersede(t *testing.T) {
 		"gantry/release": {"pending", "running", "success"},
 	})
 	// The cancellation reaches the worker running the job asynchronously: give it a moment.
-	assertNoContainers(t, older, "group/bb", 10*time.Second)
+	assertNoContainers(t, older, g.project.PathWithNamespace, 10*time.Second)
 }
 
 // assertNoContainers waits up to limit for the pipeline's gantry-labelled containers to be gone.

@@ -71,8 +71,8 @@ func TestWorkerKilledMidTest(t *testing.T) {
 	gl := gitlabtest.New(t)
 	repo := gitlabtest.NewRepo(t)
 	sha := repo.Commit("slow test", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n"})
-	proj := gl.AddProject("group/slow", repo.Dir)
-	image := "gantry-e2e/slow-" + randomName()
+	proj := gl.AddProject("group/killed", repo.Dir)
+	image := "gantry-e2e/killed-" + randomName()
 	t.Cleanup(func() { removeImages(t, image) })
 	addr := freeAddr(t)
 	cfg := fmt.Sprintf(`
@@ -82,7 +82,7 @@ gitlab: {url: %q, token: %q}
 workers: {concurrency: 2, job_retries: 2, shutdown_grace: 5s}
 api: {tokens: [slow-token]}
 projects:
-  - path: group/slow
+  - path: group/killed
     webhook_secret: s3cret
     image: %s
     tests:
@@ -128,7 +128,7 @@ projects:
 	if rejected := gl.Rejected(); len(rejected) > 0 {
 		t.Errorf("GitLab refused %d calls, first %+v", len(rejected), rejected[0])
 	}
-	assertNoContainers(t, id, "group/slow", 10*time.Second)
+	assertNoContainers(t, id, "group/killed", 10*time.Second)
 }
 
 func waitHealthy(t *testing.T, url string) {
@@ -156,8 +156,8 @@ func TestWorkerStoppedMidTest(t *testing.T) {
 	gl := gitlabtest.New(t)
 	repo := gitlabtest.NewRepo(t)
 	sha := repo.Commit("slow test", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n"})
-	proj := gl.AddProject("group/slow", repo.Dir)
-	image := "gantry-e2e/slow-" + randomName()
+	proj := gl.AddProject("group/stopped", repo.Dir)
+	image := "gantry-e2e/stopped-" + randomName()
 	t.Cleanup(func() { removeImages(t, image) })
 	addr := freeAddr(t)
 	cfg := fmt.Sprintf(`
@@ -167,7 +167,7 @@ gitlab: {url: %q, token: %q}
 workers: {concurrency: 2, shutdown_grace: 2s}
 api: {tokens: [slow-token]}
 projects:
-  - path: group/slow
+  - path: group/stopped
     webhook_secret: s3cret
     image: %s
     tests:
@@ -207,5 +207,5 @@ projects:
 	waitStatusesFor(t, g, sha, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/slow": {"pending", "running", "success"},
 	}, 2*time.Minute)
-	assertNoContainers(t, id, "group/slow", 10*time.Second)
+	assertNoContainers(t, id, "group/stopped", 10*time.Second)
 }
