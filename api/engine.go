@@ -58,7 +58,7 @@ func (s *Server) change(c *echo.Context, do func(ctx context.Context, id int64) 
 }
 
 func notImplemented(c *echo.Context) error {
-	return c.JSON(http.StatusNotImplemented, apiError{Error: "not implemented", Detail: "this gantry process cannot change pipelines"})
+	return c.JSON(http.StatusNotImplemented, apiError{Error: "not available", Detail: "this gantry process cannot change pipelines"})
 }
 
 // triggerRequest is the body of POST /api/v1/projects/{project}/pipelines.

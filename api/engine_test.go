@@ -110,7 +110,7 @@ func TestEngineRoutesWithoutEngine(t *testing.T) {
 	for _, path := range []string{"/api/v1/pipelines/4/retry", "/api/v1/pipelines/4/cancel",
 		"/api/v1/pipelines/4/jobs/build/retry", "/api/v1/projects/g%2Fapp/pipelines"} {
 		rec := do(e, http.MethodPost, path, "secret-token", `{"ref":"master"}`)
-		if rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), `"error":"not implemented"`) {
+		if rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), `"error":"not available"`) {
 			t.Errorf("POST %s without an engine = %d %s, want 501 JSON", path, rec.Code, rec.Body)
 		}
 	}

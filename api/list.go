@@ -38,7 +38,7 @@ func (s *Server) listPipelines(c *echo.Context) error {
 // the handler returns.
 func (s *Server) listed(c *echo.Context, f Filter) ([]*orchestrator.Pipeline, error) {
 	if s.list == nil {
-		return nil, c.JSON(http.StatusNotImplemented, apiError{Error: "not implemented", Detail: "this gantry process cannot list pipelines"})
+		return nil, c.JSON(http.StatusNotImplemented, apiError{Error: "not available", Detail: "this gantry process cannot list pipelines"})
 	}
 	ps, err := s.list(c.Request().Context(), f)
 	if err != nil {

@@ -59,61 +59,68 @@ func (p *proc) logged(s string) bool {
 	return strings.Contains(string(b), s)
 }
 
-// TestWorkerKilledMidTest: the worker running a test job is killed with SIGKILL while two other
-// worker processes are alive. Another worker takes the job over once its lease runs out, removes
-// the dead worker's container, runs it again; the pipeline finishes, GitLab ends with terminal
-// statuses posted in a legal order, and no gantry-labelled container of the pipeline is left.
-func TestWorkerKilledMidTest(t *testing.T) {
-	t.Parallel()
+// startProcesses runs one `gantry server` and n `gantry worker` processes of the built binary
+// for a busybox project whose one test, "slow", sleeps for sleep seconds.
+func startProcesses(t *testing.T, project string, sleep, n int, grace string) (*gantryProc, string, []*proc) {
+	t.Helper()
 	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
 	redisURL := testenv.RedisURL(t)
 	bin := buildGantry(t)
 	gl := gitlabtest.New(t)
 	repo := gitlabtest.NewRepo(t)
 	sha := repo.Commit("slow test", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n"})
-	proj := gl.AddProject("group/killed", repo.Dir)
-	image := "gantry-e2e/killed-" + randomName()
+	proj := gl.AddProject(project, repo.Dir)
+	image := "gantry-e2e/" + strings.ReplaceAll(project, "/", "-") + "-" + randomName()
 	t.Cleanup(func() { removeImages(t, image) })
 	addr := freeAddr(t)
 	cfg := fmt.Sprintf(`
 server: {listen: %q, public_url: "http://%s"}
 redis: {url: %q}
 gitlab: {url: %q, token: %q}
-workers: {concurrency: 2, job_retries: 2, shutdown_grace: 5s}
+workers: {concurrency: 2, job_retries: 2, shutdown_grace: %s}
 api: {tokens: [slow-token]}
 projects:
-  - path: group/killed
+  - path: %s
     webhook_secret: s3cret
     image: %s
     tests:
-      - {name: slow, command: ["sh", "-c", "sleep 15; echo done"], timeout: 2m}
-`, addr, addr, redisURL, gl.URL, gl.Token, image)
+      - {name: slow, command: ["sh", "-c", "sleep %d; echo done"], timeout: 2m}
+`, addr, addr, redisURL, gl.URL, gl.Token, grace, project, image, sleep)
 	config := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(config, []byte(cfg), 0o600))
 	startProc(t, bin, "server", config)
 	var workers []*proc
-	for range 3 {
+	for range n {
 		workers = append(workers, startProc(t, bin, "worker", config))
 	}
 	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "slow-token", gitlab: gl, project: proj, redisURL: redisURL}
 	waitHealthy(t, g.url)
+	return g, sha, workers
+}
 
-	code, ans, _ := g.hook(t, "Push Hook", g.secret, g.pushPayload("main", zero, sha, "slow test"))
-	if code != http.StatusAccepted {
-		t.Fatalf("push answered %d %v", code, ans)
-	}
-	id := int64(ans["pipeline_id"].(float64))
-	var victim *proc
-	for deadline := time.Now().Add(2 * time.Minute); victim == nil; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no worker started the test job")
-		}
+// runningWorker waits for the worker process that started the test job.
+func runningWorker(t *testing.T, workers []*proc) *proc {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		for _, w := range workers {
 			if w.logged(`"job":"test/slow"`) {
-				victim = w
+				return w
 			}
 		}
 	}
+	t.Fatal("no worker started the test job")
+	return nil
+}
+
+// TestWorkerKilledMidTest: the worker running a test job is killed with SIGKILL while two other
+// worker processes are alive. Another worker takes the job over once its lease runs out, removes
+// the dead worker's container, runs it again; the pipeline finishes, GitLab ends with terminal
+// statuses posted in a legal order, and no gantry-labelled container of the pipeline is left.
+func TestWorkerKilledMidTest(t *testing.T) {
+	t.Parallel()
+	g, sha, workers := startProcesses(t, "group/killed", 15, 3, "5s")
+	id := g.push(t, "main", zero, sha)
+	victim := runningWorker(t, workers)
 	time.Sleep(2 * time.Second) // let the container run
 	must(t, victim.cmd.Process.Signal(syscall.SIGKILL))
 	t.Logf("killed worker pid %d in the middle of test/slow", victim.cmd.Process.Pid)
@@ -125,7 +132,7 @@ projects:
 	waitStatusesFor(t, g, sha, map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/slow": {"pending", "running", "success"},
 	}, 2*time.Minute)
-	if rejected := gl.Rejected(); len(rejected) > 0 {
+	if rejected := g.gitlab.Rejected(); len(rejected) > 0 {
 		t.Errorf("GitLab refused %d calls, first %+v", len(rejected), rejected[0])
 	}
 	assertNoContainers(t, id, "group/killed", 10*time.Second)
@@ -150,47 +157,9 @@ func waitHealthy(t *testing.T, url string) {
 // the grace period, then hands it back and exits; the other worker runs it to the end.
 func TestWorkerStoppedMidTest(t *testing.T) {
 	t.Parallel()
-	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
-	redisURL := testenv.RedisURL(t)
-	bin := buildGantry(t)
-	gl := gitlabtest.New(t)
-	repo := gitlabtest.NewRepo(t)
-	sha := repo.Commit("slow test", map[string]string{"Dockerfile": "FROM " + busybox + "\nCOPY . /app\n"})
-	proj := gl.AddProject("group/stopped", repo.Dir)
-	image := "gantry-e2e/stopped-" + randomName()
-	t.Cleanup(func() { removeImages(t, image) })
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf(`
-server: {listen: %q}
-redis: {url: %q}
-gitlab: {url: %q, token: %q}
-workers: {concurrency: 2, shutdown_grace: 2s}
-api: {tokens: [slow-token]}
-projects:
-  - path: group/stopped
-    webhook_secret: s3cret
-    image: %s
-    tests:
-      - {name: slow, command: ["sh", "-c", "sleep 10; echo done"], timeout: 2m}
-`, addr, redisURL, gl.URL, gl.Token, image)
-	config := filepath.Join(t.TempDir(), "gantry.yaml")
-	must(t, os.WriteFile(config, []byte(cfg), 0o600))
-	startProc(t, bin, "server", config)
-	workers := []*proc{startProc(t, bin, "worker", config), startProc(t, bin, "worker", config)}
-	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "slow-token", gitlab: gl, project: proj, redisURL: redisURL}
-	waitHealthy(t, g.url)
+	g, sha, workers := startProcesses(t, "group/stopped", 10, 2, "2s")
 	id := g.push(t, "main", zero, sha)
-	var victim *proc
-	for deadline := time.Now().Add(time.Minute); victim == nil; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no worker started the test job")
-		}
-		for _, w := range workers {
-			if w.logged(`"job":"test/slow"`) {
-				victim = w
-			}
-		}
-	}
+	victim := runningWorker(t, workers)
 	time.Sleep(time.Second)
 	stopped := time.Now()
 	must(t, victim.cmd.Process.Signal(syscall.SIGTERM))
