@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +45,13 @@ func (d *Docker) Release(ctx context.Context, req orchestrator.ReleaseRequest, l
 		ref := req.Repository + ":" + tag
 		if _, err := d.cli.ImageTag(ctx, client.ImageTagOptions{Source: req.ImageID, Target: ref}); err != nil {
 			return fail("tag "+ref, err)
+		}
+		if digest, ok := d.alreadyThere(ctx, ref, req.ImageID, auth); ok {
+			// A release run again (its worker died after pushing) changes nothing.
+			res.Digest = cmp.Or(res.Digest, digest)
+			res.Pushed = append(res.Pushed, ref)
+			fmt.Fprintf(log, "%s@%s already in the registry, not pushed again\n", ref, digest)
+			continue
 		}
 		start := time.Now()
 		digest, err := d.push(ctx, ref, auth, log)
@@ -142,4 +151,21 @@ func (p *progress) message(m jsonstream.Message) {
 		p.seen[m.ID] = m.Status
 		fmt.Fprintf(p.log, "%s: %s\n", m.ID, m.Status)
 	}
+}
+
+// alreadyThere reports whether the registry holds this very image under ref: the digest it
+// serves for ref is one this image was pushed with before (the engine records those as the
+// image's RepoDigests). Any doubt — no earlier push, a registry that cannot be asked — means no.
+func (d *Docker) alreadyThere(ctx context.Context, ref, imageID, auth string) (string, bool) {
+	img, err := d.cli.ImageInspect(ctx, imageID)
+	if err != nil || len(img.RepoDigests) == 0 {
+		return "", false
+	}
+	remote, err := d.cli.DistributionInspect(ctx, ref, client.DistributionInspectOptions{EncodedRegistryAuth: auth})
+	if err != nil {
+		return "", false
+	}
+	digest := remote.Descriptor.Digest.String()
+	repo := ref[:strings.LastIndex(ref, ":")] // the tag's colon: the last one, after any host:port
+	return digest, slices.Contains(img.RepoDigests, repo+"@"+digest)
 }
