@@ -84,6 +84,16 @@ func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipel
 // Trigger starts a pipeline for a ref of a configured project, as the API asks; the commit is
 // resolved through GitLab when sha is empty.
 func (e *Engine) Trigger(ctx context.Context, project, ref, sha string) (Accepted, error) {
+	return e.start(ctx, TriggerAPI, project, ref, sha)
+}
+
+// Schedule starts a scheduled pipeline for the current commit of a ref. Every gantry process
+// serving HTTP runs the schedules; the dedup window makes their triggers one pipeline.
+func (e *Engine) Schedule(ctx context.Context, project, ref string) (Accepted, error) {
+	return e.start(ctx, TriggerSchedule, project, ref, "")
+}
+
+func (e *Engine) start(ctx context.Context, kind TriggerKind, project, ref, sha string) (Accepted, error) {
 	proj, ok := e.Project(project)
 	if !ok {
 		return Accepted{}, fmt.Errorf("trigger %s: %w", project, ErrUnknownProject)
@@ -97,7 +107,7 @@ func (e *Engine) Trigger(ctx context.Context, project, ref, sha string) (Accepte
 			return Accepted{}, fmt.Errorf("trigger %s@%s: %w", project, ref, err)
 		}
 	}
-	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: id, ProjectURL: webURL, Kind: TriggerAPI, Ref: ref, SHA: sha})
+	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: id, ProjectURL: webURL, Kind: kind, Ref: ref, SHA: sha})
 }
 
 // limits are the limits a job runs under, for its record.

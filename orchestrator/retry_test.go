@@ -136,3 +136,22 @@ func TestTrigger(t *testing.T) {
 		t.Errorf("Trigger(unknown project) = %v, want ErrUnknownProject", err)
 	}
 }
+
+func TestSchedule(t *testing.T) {
+	b := setupEngine(t)
+	first, err := b.engine.Schedule(context.Background(), "g/app", "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := first.Pipeline.Trigger; tr.Kind != TriggerSchedule || tr.SHA != "head-of-master" {
+		t.Errorf("Schedule = %+v, want a schedule pipeline on the head of master", tr)
+	}
+	if _, ok := first.Pipeline.Job(JobRelease); !ok {
+		t.Error("a scheduled pipeline of master has no release job")
+	}
+	// A second process firing the same schedule gets the same pipeline.
+	again, _ := b.engine.Schedule(context.Background(), "g/app", "master")
+	if !again.Duplicate || again.Pipeline.ID != first.Pipeline.ID {
+		t.Errorf("second Schedule = %+v, want the first pipeline", again)
+	}
+}

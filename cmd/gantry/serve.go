@@ -113,6 +113,11 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 			}
 		})
 	}
+	if r.http {
+		if err := addSchedules(ctx, sched, cfg, engine, log); err != nil {
+			return err
+		}
+	}
 	sched.Start()
 
 	var serveErr error
@@ -245,4 +250,27 @@ func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store
 	}()
 	log.Info("listening", zap.String("addr", ln.Addr().String()))
 	return srv, done, nil
+}
+
+// addSchedules runs the projects' scheduled pipelines. Every process serving HTTP runs them;
+// the engine's dedup window turns the processes' triggers into one pipeline.
+func addSchedules(ctx context.Context, sched *cron.Cron, cfg *configs.Config, engine *orchestrator.Engine, log *zap.Logger) error {
+	for _, p := range cfg.Projects {
+		for _, sc := range p.Schedules {
+			project, ref := p.Path, sc.Ref
+			_, err := sched.AddFunc(sc.Cron, func() {
+				a, err := engine.Schedule(ctx, project, ref)
+				if err != nil {
+					log.Error("scheduled pipeline not started", zap.String("project", project), zap.String("ref", ref), zap.Error(err))
+					return
+				}
+				log.Info("scheduled pipeline", zap.String("project", project), zap.String("ref", ref),
+					zap.Int64("pipeline", a.Pipeline.ID), zap.Bool("duplicate", a.Duplicate))
+			})
+			if err != nil {
+				return fmt.Errorf("schedule %q of %s: %w", sc.Cron, project, err)
+			}
+		}
+	}
+	return nil
 }

@@ -147,3 +147,37 @@ func TestOutdatedRelease(t *testing.T) {
 		t.Errorf("latest in the registry is %s, want the newer commit %s", labels["org.opencontainers.image.revision"], second)
 	}
 }
+
+// TestSchedule: a project's cron schedule starts a pipeline for the head of its ref, which
+// releases like a push to that branch; firing again inside the dedup window starts nothing new.
+func TestSchedule(t *testing.T) {
+	t.Parallel()
+	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "    schedules: [{cron: \"@every 1s\", ref: main}]\n")
+	p := g.waitFinished(t, waitPipeline(t, g, 1), 2*time.Minute)
+	if p.State != "success" {
+		t.Fatalf("scheduled pipeline = %s: %+v", p.State, p.Jobs)
+	}
+	_, raw := g.api(t, "GET", "/api/v1/pipelines/1", g.apiToken, nil)
+	if trig := raw["trigger"].(map[string]any); trig["kind"] != "schedule" || trig["sha"] != repo.Git("rev-parse", "HEAD") {
+		t.Errorf("scheduled pipeline trigger = %v, want kind schedule on the head of main", trig)
+	}
+	if st, _ := p.job("release"); st != "success" {
+		t.Errorf("scheduled pipeline of main: release %q, want success", st)
+	}
+	time.Sleep(2 * time.Second)
+	if n := g.pipelineCount(t); n != 1 {
+		t.Errorf("pipelines after several firings = %d, want 1 (same ref, same commit)", n)
+	}
+}
+
+// waitPipeline waits for pipeline id to exist.
+func waitPipeline(t *testing.T, g *gantryProc, id int64) int64 {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if code, _ := g.api(t, "GET", fmt.Sprintf("/api/v1/pipelines/%d", id), g.apiToken, nil); code == http.StatusOK {
+			return id
+		}
+	}
+	t.Fatalf("pipeline %d never appeared", id)
+	return 0
+}
