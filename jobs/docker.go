@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"text/template"
 	"time"
 
@@ -41,6 +42,9 @@ type Options struct {
 	Logger *zap.Logger
 	// MaxContextBytes bounds the unpacked source archive; zero means DefaultMaxContextBytes.
 	MaxContextBytes int64
+	// CertPath, when set, is a directory with ca.pem, cert.pem and key.pem for an engine that
+	// wants TLS (docker.tls_verify); otherwise DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply.
+	CertPath string
 	// Templates holds the Dockerfile templates for projects without a Dockerfile, laid out like
 	// configs.Templates (templates/python-base.Dockerfile.tmpl and
 	// templates/python-app.Dockerfile.tmpl). Nil leaves such projects failing their build.
@@ -87,6 +91,10 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 	clientOpts := []client.Opt{client.FromEnv, client.WithUserAgent("gantry")}
 	if opts.Host != "" {
 		clientOpts = append(clientOpts, client.WithHost(opts.Host))
+	}
+	if opts.CertPath != "" {
+		clientOpts = append(clientOpts, client.WithTLSClientConfig(filepath.Join(opts.CertPath, "ca.pem"),
+			filepath.Join(opts.CertPath, "cert.pem"), filepath.Join(opts.CertPath, "key.pem")))
 	}
 	cli, err := client.New(clientOpts...)
 	if err != nil {

@@ -59,7 +59,7 @@ func execCommand(ctx context.Context, args []string, getenv func(string) string,
 	defer closeRedis()
 	st := store.New(rdb, store.Options{})
 	defer st.Close()
-	docker, err := jobs.Connect(ctx, jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log, Templates: configs.Templates})
+	docker, err := jobs.Connect(ctx, dockerOptions(cfg, log))
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}

@@ -51,7 +51,7 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	checks := map[string]api.Check{"redis": st.Ping}
 	var docker *jobs.Docker
 	if r.workers {
-		docker, err = jobs.Connect(ctx, jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log, Templates: configs.Templates})
+		docker, err = jobs.Connect(ctx, dockerOptions(cfg, log))
 		if err != nil {
 			return fmt.Errorf("docker engine: %w", err)
 		}
@@ -273,4 +273,13 @@ func addSchedules(ctx context.Context, sched *cron.Cron, cfg *configs.Config, en
 		}
 	}
 	return nil
+}
+
+// dockerOptions are the engine settings of the config.
+func dockerOptions(cfg *configs.Config, log *zap.Logger) jobs.Options {
+	o := jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log, Templates: configs.Templates}
+	if cfg.Docker.TLSVerify {
+		o.CertPath = cfg.Docker.CertPath
+	}
+	return o
 }
