@@ -87,6 +87,10 @@ type Docker struct {
 	TLSVerify bool `yaml:"tls_verify" json:"tls_verify"`
 	// CertPath is a directory holding ca.pem, cert.pem and key.pem.
 	CertPath string `yaml:"cert_path" json:"cert_path"`
+	// ShareImages pushes each test image to its registry after the build, so a
+	// test can run on a worker attached to another engine (it pulls the image).
+	// Set it when workers span several Docker hosts.
+	ShareImages bool `yaml:"share_images" json:"share_images"`
 }
 
 // Workers sizes the job-running side of a process.

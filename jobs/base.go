@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+
 	"github.com/moby/moby/api/pkg/authconfig"
 	"github.com/moby/moby/client"
 	"go.uber.org/zap"
@@ -56,4 +58,52 @@ func (d *Docker) pushBase(ctx context.Context, ref string, log io.Writer) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// shareTestImage pushes a test image for workers on other engines. Unlike the base, they cannot
+// do without it, so a failure fails the build (for the infrastructure: it is retried).
+func (d *Docker) shareTestImage(ctx context.Context, ref string, log io.Writer) error {
+	auth, err := authconfig.Encode(d.login(ref))
+	if err != nil {
+		return fmt.Errorf("build: encode registry login: %w", err)
+	}
+	start := time.Now()
+	if _, err := d.push(ctx, ref, auth, io.Discard); err != nil {
+		return fmt.Errorf("build: share test image %s: %s", ref, firstLine(err.Error()))
+	}
+	fmt.Fprintf(log, "pushed test image %s for the other engines in %.1fs\n", ref, time.Since(start).Seconds())
+	return nil
+}
+
+// ensureImage makes sure a test image is on this engine: a test may run on another engine than
+// its build did, and then pulls the image the build shared. The pulled image must be the very
+// one built (same ID), never whatever the tag points to now.
+func (d *Docker) ensureImage(ctx context.Context, id, ref string, log io.Writer) error {
+	if _, err := d.cli.ImageInspect(ctx, id); err == nil || !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	if ref == "" {
+		return fmt.Errorf("image %s is not on this engine", id)
+	}
+	auth, err := authconfig.Encode(d.login(ref))
+	if err != nil {
+		return err
+	}
+	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
+	if err == nil {
+		defer resp.Close()
+		err = resp.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s is not on this engine and %s could not be pulled: %s", id, ref, firstLine(err.Error()))
+	}
+	img, err := d.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if img.ID != id {
+		return fmt.Errorf("%s in the registry is %s, not the tested image %s", ref, img.ID, id)
+	}
+	fmt.Fprintf(log, "pulled test image %s\n", ref)
+	return nil
 }

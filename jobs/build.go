@@ -98,6 +98,11 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 		return orchestrator.BuildResult{}, err
 	}
 	fmt.Fprintf(log, "built %s (%s) in %.1fs\n", res.ImageRef, res.ImageID, time.Since(start).Seconds())
+	if d.share {
+		if err := d.shareTestImage(ctx, res.ImageRef, log); err != nil {
+			return orchestrator.BuildResult{}, err
+		}
+	}
 	return res, nil
 }
 

@@ -1,9 +1,12 @@
 package jobs
 
 import (
+	"bytes"
+	"context"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/google/go-cmp/cmp"
@@ -190,5 +193,36 @@ func TestBaseSharedThroughRegistry(t *testing.T) {
 	second, log, err := b.build(t, p, files)
 	if err != nil || second.BaseBuilt || second.BaseImage != first.BaseImage || !strings.Contains(log, "pulled from the registry") {
 		t.Errorf("second build = %+v, %v, want the same base pulled, not built; log:\n%s", second, err, log)
+	}
+}
+
+// TestTestImageSharedAcrossEngines: with ShareImages the build pushes the test image; a test on
+// an engine without it (here: after the local image is removed) pulls exactly that image.
+func TestTestImageSharedAcrossEngines(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	shared, err := Connect(t.Context(), Options{
+		Registries:  []Registry{{Host: b.env.registry, Username: b.env.user, Password: b.env.password}},
+		ShareImages: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.d = shared
+	p := b.project()
+	p.Image = b.env.registry + "/" + strings.ReplaceAll(b.image, "/", "-")
+	res, log, err := b.build(t, p, map[string]string{"Dockerfile": "FROM " + b.env.busybox + "\nCOPY . /app\n", "ok.sh": "echo shared\n"})
+	if err != nil || !strings.Contains(log, "pushed test image "+res.ImageRef) {
+		t.Fatalf("Build(ShareImages) = %+v, %v, want the test image pushed; log:\n%s", res, err, log)
+	}
+	if err := shared.Discard(t.Context(), res.ImageID); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shared.Discard(context.Background(), res.ImageID) })
+	var out bytes.Buffer
+	got, err := shared.Test(t.Context(), orchestrator.TestRequest{PipelineID: b.pipeline, Project: p.Path, ImageID: res.ImageID, ImageRef: res.ImageRef,
+		Test: orchestrator.TestSpec{Name: "shared", Command: []string{"sh", "/app/ok.sh"}, Timeout: time.Minute}}, &out)
+	if err != nil || got.ExitCode != 0 || !strings.Contains(out.String(), "pulled test image") {
+		t.Errorf("Test on an engine without the image = %+v, %v, want it pulled and passing; log:\n%s", got, err, out.String())
 	}
 }

@@ -45,6 +45,9 @@ type Options struct {
 	// CertPath, when set, is a directory with ca.pem, cert.pem and key.pem for an engine that
 	// wants TLS (docker.tls_verify); otherwise DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply.
 	CertPath string
+	// ShareImages pushes every test image to its registry after the build, for workers on
+	// several engines: a test that runs on an engine without the image pulls it.
+	ShareImages bool
 	// Templates holds the Dockerfile templates for projects without a Dockerfile, laid out like
 	// configs.Templates (templates/python-base.Dockerfile.tmpl and
 	// templates/python-app.Dockerfile.tmpl). Nil leaves such projects failing their build.
@@ -73,6 +76,7 @@ type Docker struct {
 	registries []Registry
 	maxContext int64
 	templates  *template.Template // nil without Options.Templates
+	share      bool               // Options.ShareImages
 }
 
 var _ orchestrator.Executor = (*Docker)(nil)
@@ -112,6 +116,7 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 		registries: opts.Registries,
 		maxContext: opts.MaxContextBytes,
 		templates:  templates,
+		share:      opts.ShareImages,
 	}
 	if d.log == nil {
 		d.log = zap.NewNop()

@@ -39,6 +39,9 @@ func (d *Docker) Test(ctx context.Context, req orchestrator.TestRequest, log io.
 	if n := req.Test.Network; n != "" && n != "none" && n != "bridge" {
 		return orchestrator.TestResult{}, projectFault("test %s: network %q is not allowed", req.Test.Name, n)
 	}
+	if err := d.ensureImage(ctx, req.ImageID, req.ImageRef, log); err != nil {
+		return orchestrator.TestResult{}, fmt.Errorf("test %s: %w", req.Test.Name, err)
+	}
 	cfg, host := containerConfig(req)
 	// The create is not cancelled halfway: an engine that finishes creating after the client
 	// gave up leaves a container nobody knows the ID of. A cancellation is looked at right after.

@@ -43,7 +43,9 @@ type TestRequest struct {
 	PipelineID int64
 	Project    string
 	ImageID    string
-	Test       TestSpec
+	// ImageRef is the test image's reference, for an engine that does not have ImageID yet.
+	ImageRef string
+	Test     TestSpec
 	// Env describes the run to the test (CI, GANTRY_JOB_ATTEMPT, GANTRY_COMMIT_SHA, …); the
 	// test's own configured Env wins over it.
 	Env map[string]string

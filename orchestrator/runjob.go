@@ -133,7 +133,7 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer)
 		"CI": "true", "GANTRY_PIPELINE_ID": strconv.FormatInt(p.ID, 10), "GANTRY_JOB": j.Name,
 		"GANTRY_JOB_ATTEMPT": strconv.Itoa(j.Attempt), "GANTRY_COMMIT_SHA": p.Trigger.SHA, "GANTRY_COMMIT_REF": p.Trigger.Ref,
 	}
-	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, Test: spec, Env: env}, tail)
+	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, ImageRef: p.ImageRef, Test: spec, Env: env}, tail)
 	if err != nil {
 		return outcome{err: err}
 	}

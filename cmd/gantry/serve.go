@@ -277,7 +277,8 @@ func addSchedules(ctx context.Context, sched *cron.Cron, cfg *configs.Config, en
 
 // dockerOptions are the engine settings of the config.
 func dockerOptions(cfg *configs.Config, log *zap.Logger) jobs.Options {
-	o := jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log, Templates: configs.Templates}
+	o := jobs.Options{Host: cfg.Docker.Host, Registries: registries(cfg), Logger: log, Templates: configs.Templates,
+		ShareImages: cfg.Docker.ShareImages}
 	if cfg.Docker.TLSVerify {
 		o.CertPath = cfg.Docker.CertPath
 	}
