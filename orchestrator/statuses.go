@@ -17,6 +17,9 @@ var skipPattern = regexp.MustCompile(`(?i)\[(ci[ _-]skip|skip[ _-]ci)\]`)
 // SkipCI reports whether a commit message asks for no pipeline.
 func SkipCI(message string) bool { return skipPattern.MatchString(message) }
 
+// statusPostTimeout bounds one status post, retries included.
+const statusPostTimeout = 40 * time.Second
+
 // lockWait bounds how long a statuses task waits for another worker posting the same
 // pipeline's statuses; after that the queue retries it.
 const lockWait = 15 * time.Second
@@ -79,7 +82,11 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	if e.publicURL != "" { // without one, GitLab would refuse a relative link
 		u.TargetURL = e.publicURL + "/pipelines/" + strconv.FormatInt(p.ID, 10)
 	}
-	glID, err := e.statuses.Post(ctx, u)
+	// Bounded below the store's status lock (a minute), so a post never outlives the lock
+	// that keeps another worker from posting the same pipeline out of order.
+	postCtx, cancel := context.WithTimeout(ctx, statusPostTimeout)
+	defer cancel()
+	glID, err := e.statuses.Post(postCtx, u)
 	if errors.Is(err, ErrRejected) {
 		e.log.Error("GitLab refused a commit status", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
 			zap.String("state", string(s.State)), zap.Error(err))
