@@ -1,0 +1,283 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The engine tests' stand-ins for Redis, the queue, the Docker engine and GitLab.
+
+// memStore is an in-memory Store for engine tests; the real one is tested against Redis in store.
+type memStore struct {
+	mu        sync.Mutex
+	pipelines map[int64]*Pipeline
+	released  map[string]int64
+	logs      map[string]string
+	dedup     map[string]int64
+	outbox    map[int64][]StatusEntry
+	seq       int64
+	locked    map[int64]bool
+	unstarted map[int64]bool
+	abandoned []Task
+	finished  map[int64]time.Time
+	queue     *memQueue
+}
+
+// CreatePipeline stores p and, standing in for TakeNew, queues its start.
+func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, d Dedup) (int64, error) {
+	m.mu.Lock()
+	for _, k := range []string{"d:" + d.Delivery, "c:" + d.Content} {
+		if id := m.dedup[k]; id != 0 && k != "d:" {
+			m.mu.Unlock()
+			return id, nil
+		}
+	}
+	p.ID = int64(len(m.pipelines) + 1)
+	m.pipelines[p.ID] = clone(p)
+	m.dedup["d:"+d.Delivery], m.dedup["c:"+d.Content] = p.ID, p.ID
+	m.unstarted[p.ID] = true
+	m.mu.Unlock()
+	return 0, m.queue.Enqueue(context.Background(), Task{Kind: TaskStart, PipelineID: p.ID})
+}
+
+func (m *memStore) WaitNew(context.Context) (int64, error) { return 0, nil }
+
+func (m *memStore) NextStatus(_ context.Context, id int64) (*StatusEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.outbox[id]) == 0 {
+		return nil, nil
+	}
+	e := m.outbox[id][0]
+	return &e, nil
+}
+
+func (m *memStore) AckStatus(_ context.Context, id, seq int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.outbox[id]) > 0 && m.outbox[id][0].Seq == seq {
+		m.outbox[id] = m.outbox[id][1:]
+	}
+	return nil
+}
+
+func (m *memStore) LockStatuses(_ context.Context, id int64) (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.locked[id] {
+		return nil, ErrLocked
+	}
+	m.locked[id] = true
+	return func() { m.mu.Lock(); delete(m.locked, id); m.mu.Unlock() }, nil
+}
+
+func (m *memStore) Started(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.unstarted, id)
+	return nil
+}
+
+func (m *memStore) Unstarted(context.Context, time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id := range m.unstarted {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func clone(p *Pipeline) *Pipeline {
+	c := *p
+	c.Jobs = append([]Job(nil), p.Jobs...)
+	return &c
+}
+
+func (m *memStore) Pipeline(_ context.Context, id int64) (*Pipeline, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pipelines[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return clone(p), nil
+}
+
+func (m *memStore) UpdatePipeline(_ context.Context, p *Pipeline) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.pipelines[p.ID]
+	s.Image, s.ImageRef, s.Digest, s.GitLabPipelineID = p.Image, p.ImageRef, p.Digest, p.GitLabPipelineID
+	return nil
+}
+
+func (m *memStore) SwapJob(_ context.Context, id int64, from State, j Job, post *StatusEntry) (bool, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, _ := m.pipelines[id].Job(j.Name)
+	if cur.State != from {
+		return false, 0, nil
+	}
+	*cur = j
+	if post == nil {
+		return true, 0, nil
+	}
+	m.seq++
+	e := *post
+	e.Seq = m.seq
+	m.outbox[id] = append(m.outbox[id], e)
+	return true, m.seq, nil
+}
+
+func (m *memStore) AppendLog(_ context.Context, id int64, job string, attempt int, p []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logs[fmt.Sprintf("%d/%s/%d", id, job, attempt)] += string(p)
+	return nil
+}
+
+func (m *memStore) Released(_ context.Context, project, branch string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.released[project+"/"+branch], nil
+}
+
+func (m *memStore) MarkReleased(_ context.Context, project, branch string, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.released[project+"/"+branch] = max(m.released[project+"/"+branch], id)
+	return nil
+}
+
+func (m *memStore) LockRelease(context.Context, string, string) (func(), error) {
+	return func() {}, nil
+}
+
+func (m *memStore) BranchPipelines(_ context.Context, project, branch string, before int64) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id, p := range m.pipelines {
+		if id < before && p.Trigger.Kind == TriggerPush && strings.EqualFold(p.Trigger.Project, project) && p.Trigger.Ref == branch {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func (m *memStore) PublishCancel(context.Context, int64) error { return nil }
+func (m *memStore) Abandoned(context.Context) ([]Task, error)  { return m.abandoned, nil }
+func (m *memStore) MarkFinished(_ context.Context, id int64, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.finished[id] = at
+	return nil
+}
+func (m *memStore) FinishedBefore(_ context.Context, t time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id, at := range m.finished {
+		if at.Before(t) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+func (m *memStore) Discarded(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.finished, id)
+	return nil
+}
+func (m *memStore) Forget(context.Context, Task) error         { m.abandoned = nil; return nil }
+func (m *memStore) Cancellations(context.Context) <-chan int64 { return nil }
+
+// memQueue collects tasks; the test hands them to the engine one by one.
+type memQueue struct {
+	mu    sync.Mutex
+	tasks []Task
+}
+
+func (q *memQueue) Enqueue(_ context.Context, t Task) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.tasks = append(q.tasks, t)
+	return nil
+}
+
+func (q *memQueue) pop() (Task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.tasks) == 0 {
+		return Task{}, false
+	}
+	t := q.tasks[0]
+	q.tasks = q.tasks[1:]
+	return t, true
+}
+
+// fakeExecutor's funcs stand in for the Docker engine.
+type fakeExecutor struct {
+	BuildFunc   func(BuildRequest) (BuildResult, error)
+	TestFunc    func(TestRequest, io.Writer) (TestResult, error)
+	ReleaseFunc func(ReleaseRequest) (ReleaseResult, error)
+	discarded   []string
+}
+
+func (f *fakeExecutor) Build(_ context.Context, r BuildRequest, _ io.Writer) (BuildResult, error) {
+	return f.BuildFunc(r)
+}
+func (f *fakeExecutor) Test(_ context.Context, r TestRequest, log io.Writer) (TestResult, error) {
+	return f.TestFunc(r, log)
+}
+func (f *fakeExecutor) Release(_ context.Context, r ReleaseRequest, _ io.Writer) (ReleaseResult, error) {
+	return f.ReleaseFunc(r)
+}
+func (f *fakeExecutor) Cleanup(context.Context, int64, string) error { return nil }
+func (f *fakeExecutor) Discard(_ context.Context, id string) error {
+	f.discarded = append(f.discarded, id)
+	return nil
+}
+
+type fakeSource struct{}
+
+func (fakeSource) Archive(context.Context, int64, string) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader("")), nil
+}
+
+func (fakeSource) Project(_ context.Context, path string) (int64, string, error) {
+	return 7, "https://gitlab.example.com/" + path, nil
+}
+
+func (fakeSource) ResolveRef(_ context.Context, _ int64, ref string) (string, error) {
+	return "head-of-" + ref, nil
+}
+
+// CommitMessage answers with a skip marker for SHAs that start with "5k1p".
+func (fakeSource) CommitMessage(_ context.Context, _ int64, sha string) (string, error) {
+	if strings.HasPrefix(sha, "5k1p") {
+		return "wip [skip ci]", nil
+	}
+	return "a change", nil
+}
+
+// recordedStatuses keeps every post, per status name.
+type recordedStatuses struct {
+	mu    sync.Mutex
+	posts map[string][]string
+	descs map[string]string
+}
+
+func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.posts[u.Name] = append(r.posts[u.Name], string(u.State))
+	r.descs[u.Name] = u.Description
+	return 501, nil
+}
