@@ -117,14 +117,12 @@ func (e *Engine) supersede(ctx context.Context, p *Pipeline) error {
 	}
 	for _, id := range older {
 		_, err := e.cancel(ctx, id, "superseded by "+p.Trigger.ShortSHA(), JobRelease)
-		if err != nil && !isFinished(err) {
+		if err != nil && !errors.Is(err, ErrInvalidTransition) { // already finished: nothing to cancel
 			return err
 		}
 	}
 	return nil
 }
-
-func isFinished(err error) bool { return err != nil && errors.Is(err, ErrInvalidTransition) }
 
 // lockRelease waits for the release lock of the pipeline's branch.
 func (e *Engine) lockRelease(ctx context.Context, p *Pipeline) (func(), error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gantry-ci/gantry/configs"
 	"github.com/gantry-ci/gantry/gitlab"
+	"github.com/gantry-ci/gantry/internal/wire"
 	"github.com/gantry-ci/gantry/jobs"
 	"github.com/gantry-ci/gantry/orchestrator"
 )
@@ -49,31 +50,10 @@ func newDirect(ctx context.Context, configPath, path string, projectID int64, ge
 		docker.Close()
 		return nil, err
 	}
-	return &direct{docker: docker, source: source, project: domainProject(p), projectID: projectID}, nil
+	return &direct{docker: docker, source: source, project: wire.Project(p), projectID: projectID}, nil
 }
 
 func (d *direct) close() { d.docker.Close() }
-
-// domainProject is cmd/gantry's translation of a configured project (projects.go, which a
-// package main cannot share) for the parts the benchmark projects use, so that the direct path
-// builds, tests and releases with exactly the settings and defaults gantry applies.
-func domainProject(p *configs.Project) orchestrator.Project {
-	dp := orchestrator.Project{
-		Path: p.Path, Image: p.Image,
-		Build: orchestrator.BuildSpec{Dockerfile: p.Build.Dockerfile, Context: p.Build.Context, Args: p.Build.Args,
-			Target: p.Build.Target, PullAlways: p.Build.Pull == configs.PullAlways},
-		Release:   orchestrator.ReleasePolicy{Branches: p.Release.Branches, Tags: p.Release.Tags, TagPushes: p.Release.TagPushes},
-		Supersede: p.SupersedeEnabled(),
-	}
-	if p.Base != nil {
-		dp.Base = &orchestrator.BaseSpec{Dockerfile: p.Base.Dockerfile, Inputs: p.Base.Inputs, Image: p.Base.Image}
-	}
-	for _, t := range p.Tests {
-		dp.Tests = append(dp.Tests, orchestrator.TestSpec{Name: t.Name, Command: t.Command, Env: t.Env,
-			Timeout: t.Timeout.Duration, Memory: int64(t.Memory), CPUs: t.CPUs, Pids: t.Pids, Network: t.Network})
-	}
-	return dp
-}
 
 // directTimes is how long a direct pipeline took, and its steps.
 type directTimes struct {

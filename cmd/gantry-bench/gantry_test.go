@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gantry-ci/gantry/configs"
+	"github.com/gantry-ci/gantry/internal/wire"
 	"github.com/gantry-ci/gantry/orchestrator"
 )
 
@@ -38,7 +39,7 @@ func TestConfigLoads(t *testing.T) {
 		t.Errorf("docker.host, job_retries = %q, %d; want %q, 0", loaded.Docker.Host, loaded.Workers.JobRetries, cfg.dockerHost)
 	}
 	sample, _ := loaded.Project("bench-1/sample")
-	got := domainProject(sample)
+	got := wire.Project(sample)
 	want := orchestrator.Project{
 		Path: "bench-1/sample", Image: "127.0.0.1:5090/bench-1/sample",
 		Build: orchestrator.BuildSpec{Dockerfile: "Dockerfile", Context: ".", Args: map[string]string{"PYTHON_IMAGE": "gantry-test/python:3.11"}},
@@ -51,7 +52,7 @@ func TestConfigLoads(t *testing.T) {
 		Supersede: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("domainProject(sample) (-want +got):\n%s", diff)
+		t.Errorf("wire.Project(sample) (-want +got):\n%s", diff)
 	}
 	tiny, _ := loaded.Project("bench-1/tiny")
 	if tiny.SupersedeEnabled() || tiny.Base != nil || len(tiny.Tests) != 1 {

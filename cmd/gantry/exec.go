@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/configs"
+	"github.com/gantry-ci/gantry/internal/wire"
 	"github.com/gantry-ci/gantry/jobs"
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/gantry-ci/gantry/store"
@@ -106,7 +107,7 @@ func execCommand(ctx context.Context, args []string, getenv func(string) string,
 // execProject picks the configured project to run, or makes one that only builds the
 // directory's Dockerfile when there is no config.
 func execProject(cfg *configs.Config, name, dir string) (orchestrator.Project, error) {
-	projects := domainProjects(cfg)
+	projects := wire.Projects(cfg)
 	switch {
 	case name != "":
 		for _, p := range projects {

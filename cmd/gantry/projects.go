@@ -2,43 +2,7 @@ package main
 
 import (
 	"github.com/gantry-ci/gantry/configs"
-	"github.com/gantry-ci/gantry/orchestrator"
 )
-
-// domainProjects translates the configured projects into the orchestrator's terms. This is the
-// one place where the configuration's shape meets the domain's.
-func domainProjects(cfg *configs.Config) []orchestrator.Project {
-	out := make([]orchestrator.Project, 0, len(cfg.Projects))
-	for _, p := range cfg.Projects {
-		dp := orchestrator.Project{
-			Path:  p.Path,
-			Image: p.Image,
-			Build: orchestrator.BuildSpec{
-				Dockerfile: p.Build.Dockerfile, Context: p.Build.Context, Args: p.Build.Args,
-				Target: p.Build.Target, PullAlways: p.Build.Pull == configs.PullAlways,
-			},
-			Release:   orchestrator.ReleasePolicy{Branches: p.Release.Branches, Tags: p.Release.Tags, TagPushes: p.Release.TagPushes},
-			Supersede: p.SupersedeEnabled(),
-		}
-		if p.Base != nil {
-			dp.Base = &orchestrator.BaseSpec{Dockerfile: p.Base.Dockerfile, Inputs: p.Base.Inputs, Image: p.Base.Image}
-		}
-		if g := p.Generate.Python; g != nil {
-			dp.Generate = &orchestrator.GenerateSpec{
-				Image: g.Image, IndexURL: g.IndexURL, Wheels: g.Wheels, SystemPackages: g.SystemPackages,
-				SetupPy: g.SetupPy, Command: g.Command,
-			}
-		}
-		for _, t := range p.Tests {
-			dp.Tests = append(dp.Tests, orchestrator.TestSpec{
-				Name: t.Name, Command: t.Command, Env: t.Env, Timeout: t.Timeout.Duration,
-				Memory: int64(t.Memory), CPUs: t.CPUs, Pids: t.Pids, Network: t.Network,
-			})
-		}
-		out = append(out, dp)
-	}
-	return out
-}
 
 // webhookSecrets maps each project to the token GitLab must send.
 func webhookSecrets(cfg *configs.Config) map[string]string {

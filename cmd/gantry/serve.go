@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-ci/gantry/api"
 	"github.com/gantry-ci/gantry/configs"
 	"github.com/gantry-ci/gantry/gitlab"
+	"github.com/gantry-ci/gantry/internal/wire"
 	"github.com/gantry-ci/gantry/jobs"
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/gantry-ci/gantry/store"
@@ -61,7 +62,7 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	}
 	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
 		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
-		Projects: domainProjects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
+		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
 		ImageRetention: cfg.Workers.ImageRetention.Duration, Logger: log,
 	})
 	if err != nil {

@@ -27,8 +27,10 @@ var allowed = map[string][]string{
 	"gitlab/gitlabtest": {},
 	"internal/testenv":  {},
 	"internal/layout":   {},
-	"cmd/gantry":        {"*"},
-	"cmd/gantry-bench":  {"*"},
+	// wire is wiring shared by the commands: configuration in, domain types out.
+	"internal/wire":    {"configs", "orchestrator"},
+	"cmd/gantry":       {"*"},
+	"cmd/gantry-bench": {"*"},
 }
 
 var testSupport = []string{"internal/testenv", "gitlab/gitlabtest"}
