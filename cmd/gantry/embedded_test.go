@@ -25,6 +25,9 @@ func TestServeEmbeddedDefaults(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /readyz = %d, want 200 (embedded Redis and the local engine)", resp.StatusCode)
 	}
+	if metrics := getBody(t, "http://"+addr+"/metrics"); !strings.Contains(metrics, "# TYPE go_goroutines gauge") {
+		t.Errorf("GET /metrics is not Prometheus text:\n%.300s", metrics)
+	}
 	for _, want := range []string{"NO REDIS CONFIGURED", "no config file"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
