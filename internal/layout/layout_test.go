@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"gitlab/gitlabtest": {},
 	"internal/testenv":  {},
 	"internal/layout":   {},
+	"internal/gc":       {},
 	// wire is wiring shared by the commands: configuration in, domain types out.
 	"internal/wire":    {"configs", "orchestrator"},
 	"cmd/gantry":       {"*"},
