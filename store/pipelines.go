@@ -26,16 +26,13 @@ import (
 // The pipeline's own key is built inside from ARGV[5] and the new id, which a single Redis (the
 // only kind gantry supports) allows.
 var createPipeline = redis.NewScript(`
-if ARGV[3] == "1" then
-  local id = redis.call("GET", KEYS[2])
-  if id then return {0, tonumber(id)} end
+local found = redis.call("MGET", KEYS[2], KEYS[3])
+if ARGV[3] == "1" and found[1] then return {0, tonumber(found[1])} end
+if found[2] then
+  if ARGV[3] == "1" then redis.call("SET", KEYS[2], found[2], "PX", ARGV[1]) end
+  return {0, tonumber(found[2])}
 end
-local id = redis.call("GET", KEYS[3])
-if id then
-  if ARGV[3] == "1" then redis.call("SET", KEYS[2], id, "PX", ARGV[1]) end
-  return {0, tonumber(id)}
-end
-id = redis.call("INCR", KEYS[1])
+local id = redis.call("INCR", KEYS[1])
 redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 6))
 redis.call("ZADD", KEYS[4], id, id)
 redis.call("ZADD", KEYS[5], ARGV[4], id)

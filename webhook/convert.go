@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gantry-ci/gantry/orchestrator"
+	fastjson "github.com/segmentio/encoding/json"
 	gl "gitlab.com/gitlab-org/api/client-go"
 )
 
@@ -37,7 +38,7 @@ func convert(eventType string, payload []byte) (event, error) {
 		}
 		return event{Ignored: "system hooks start no pipeline"}, nil
 	}
-	parsed, err := gl.ParseHook(gl.EventType(eventType), payload)
+	parsed, err := parse(gl.EventType(eventType), payload)
 	if err != nil {
 		if strings.Contains(err.Error(), "unexpected event type") {
 			return event{Ignored: fmt.Sprintf("event type %q starts no pipeline", eventType)}, nil
@@ -62,6 +63,30 @@ func convert(eventType string, payload []byte) (event, error) {
 		return event{Ignored: fmt.Sprintf("event type %q starts no pipeline", eventType)}, nil
 	}
 	return out, nil
+}
+
+// parse decodes a payload into the GitLab client's own event type. The three kinds that can
+// start a pipeline are decoded as the client's ParseWebhook does (the type its switch picks, then
+// Unmarshal), but with segmentio's decoder: encoding/json was a fifth of the intake's CPU and
+// the reason it missed its throughput target, and this one decodes the same types 3× faster
+// (TestFastDecodeMatchesClient holds it to the client's result on every GitLab fixture).
+// Everything else goes through the client's ParseHook unchanged.
+func parse(eventType gl.EventType, payload []byte) (any, error) {
+	var ev any
+	switch eventType {
+	case gl.EventTypePush:
+		ev = &gl.PushEvent{}
+	case gl.EventTypeTagPush:
+		ev = &gl.TagEvent{}
+	case gl.EventTypeMergeRequest:
+		ev = &gl.MergeEvent{}
+	default:
+		return gl.ParseHook(eventType, payload)
+	}
+	if err := fastjson.Unmarshal(payload, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
 }
 
 // skip applies GitLab's skip conventions (gitlab.md §2.4) to an event that would start a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/google/go-cmp/cmp"
+	gl "gitlab.com/gitlab-org/api/client-go"
 )
 
 // clientGoDir is where the GitLab client module, with its real payload fixtures, was downloaded.
@@ -74,5 +75,40 @@ func TestConvertPushes(t *testing.T) {
 	}
 	if _, err := convert("Push Hook", []byte("{not json")); err == nil {
 		t.Error("convert(broken JSON) = nil error, want one")
+	}
+}
+
+// TestFastDecodeMatchesClient holds parse to the GitLab client's own ParseHook: for every
+// fixture the client ships, with every event type that parse decodes itself, both give the
+// same event, or both an error.
+func TestFastDecodeMatchesClient(t *testing.T) {
+	root := clientGoDir(t)
+	compared := 0
+	for _, dir := range []string{"webhooks", "systemhooks"} {
+		files, err := os.ReadDir(filepath.Join(root, "testdata", dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			body, err := os.ReadFile(filepath.Join(root, "testdata", dir, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, typ := range []gl.EventType{gl.EventTypePush, gl.EventTypeTagPush, gl.EventTypeMergeRequest} {
+				want, wantErr := gl.ParseHook(typ, body)
+				got, gotErr := parse(typ, body)
+				if (wantErr == nil) != (gotErr == nil) {
+					t.Errorf("%s/%s as %s: error %v, client's %v", dir, f.Name(), typ, gotErr, wantErr)
+					continue
+				}
+				if d := cmp.Diff(want, got); wantErr == nil && d != "" {
+					t.Errorf("%s/%s as %s differs from the client's (-client +parse):\n%s", dir, f.Name(), typ, d)
+				}
+				compared++
+			}
+		}
+	}
+	if compared < 90 {
+		t.Errorf("compared %d decodings, expected every fixture three times", compared)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/gc"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,7 +31,7 @@ func ingestCommand(ctx context.Context, args []string, getenv func(string) strin
 	duration := fs.Duration("duration", 10*time.Second, "length of each wrk run (whole seconds)")
 	connections := fs.Int("connections", 32, "wrk connections")
 	rounds := fs.Int("rounds", 3, "floor/intake pairs to run")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the last round's intake run to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the last round's intake run to this file, and of its floor run to this file + \".floor\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,13 +60,14 @@ func ingestCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err := b.load.writeFiles(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrk %s\n", strings.Join(b.load.args("URL"), " "))
-	floorT := target{count: floorCount, build: func() (http.Handler, func(), error) { return floor(rdb), func() {}, nil }}
+	// Both servers run in this process with the collector settings `gantry serve` has.
+	fmt.Fprintf(stdout, "%s\nwrk %s\n", gc.Tune(getenv), strings.Join(b.load.args("URL"), " "))
+	floorT := target{profileSuffix: ".floor", count: floorCount, build: func() (http.Handler, func(), error) { return floor(rdb), func() {}, nil }}
 	intakeT := target{count: intakeCount, build: func() (http.Handler, func(), error) { return intake(rdb, b.load.token) }}
 	var results []round
 	for i := 1; i <= *rounds; i++ {
 		var r round
-		if r.floor, err = b.measure(ctx, floorT, false); err != nil {
+		if r.floor, err = b.measure(ctx, floorT, i == *rounds); err != nil {
 			return fmt.Errorf("round %d, floor: %w", i, err)
 		}
 		if r.intake, err = b.measure(ctx, intakeT, i == *rounds); err != nil {
@@ -119,8 +121,10 @@ type round struct{ floor, intake measurement }
 
 // target is one of the two servers: how to build it and how to count what it kept.
 type target struct {
-	build func() (h http.Handler, release func(), err error)
-	count func(context.Context, *redis.Client) (int64, error)
+	// profileSuffix is appended to --cpuprofile for this target's profile.
+	profileSuffix string
+	build         func() (h http.Handler, release func(), err error)
+	count         func(context.Context, *redis.Client) (int64, error)
 }
 
 func floorCount(ctx context.Context, rdb *redis.Client) (int64, error) {
@@ -148,7 +152,7 @@ func (b *bench) measure(ctx context.Context, t target, profile bool) (measuremen
 	}
 	stopProfile := func() {}
 	if profile && b.cpuprofile != "" {
-		if stopProfile, err = startProfile(b.cpuprofile); err != nil {
+		if stopProfile, err = startProfile(b.cpuprofile + t.profileSuffix); err != nil {
 			srv.stop(ctx)
 			return measurement{}, err
 		}
