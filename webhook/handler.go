@@ -54,7 +54,7 @@ type answer struct {
 // not redeliver, so everything deliberately ignored is a 200 and only a bad token is a 401.
 func (h *Handler) receive(c *echo.Context) error {
 	r := c.Request()
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, h.maxBody))
+	body, err := readBody(c.Response(), r, h.maxBody)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return c.JSON(http.StatusRequestEntityTooLarge, answer{Error: "payload too large", Detail: "the limit is 25 MiB"})
@@ -102,4 +102,19 @@ func deliveryID(r *http.Request) string {
 		return k
 	}
 	return r.Header.Get("X-Gitlab-Event-UUID")
+}
+
+// readBody reads at most limit bytes of the body. With a Content-Length, which net/http holds the
+// body to, it reads into one buffer of that size: io.ReadAll grows its buffer from 512 bytes,
+// copying the payload several times.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength <= 0 || r.ContentLength > limit {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }

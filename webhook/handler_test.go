@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -159,6 +160,21 @@ func TestBodyLimit(t *testing.T) {
 	code, _ := post(e, "Push Hook", "tok", bytes.Repeat([]byte(" "), 2<<10))
 	if code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body answered %d, want 413", code)
+	}
+	// Without a Content-Length (chunked), the limit holds all the same.
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte(" "), 2<<10))))
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	req.ContentLength = -1
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized chunked body answered %d, want 413", rec.Code)
+	}
+	// A payload of exactly the limit is read whole.
+	deleted := []byte(`{"object_kind":"push","ref":"refs/heads/gone","after":"0000000000000000000000000000000000000000","project":{"path_with_namespace":"g/app"}}`)
+	body := append(deleted, bytes.Repeat([]byte(" "), 1<<10-len(deleted))...)
+	if code, ans := post(e, "Push Hook", "tok", body); code != http.StatusOK || ans["ignored"] != "branch gone deleted" {
+		t.Errorf("body of exactly the limit answered %d %v, want 200 ignored", code, ans)
 	}
 }
 
