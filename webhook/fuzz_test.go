@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	gl "gitlab.com/gitlab-org/api/client-go"
 )
 
 // FuzzIntake throws arbitrary bodies and event headers at the intake. It must never panic, and
@@ -29,6 +32,30 @@ func FuzzIntake(f *testing.F) {
 		}
 		if code >= http.StatusInternalServerError {
 			t.Errorf("X-Gitlab-Event %q, body %q: answered %d", event, body, code)
+		}
+	})
+}
+
+// FuzzDecodeMatchesClient holds parse to the client's ParseHook on arbitrary bodies: whatever
+// the client decodes, parse decodes the same, so the faster decoder can never turn a payload
+// GitLab's own library reads into a 400.
+func FuzzDecodeMatchesClient(f *testing.F) {
+	f.Add(uint8(0), []byte(`{"object_kind":"push","ref":"refs/heads/master","checkout_sha":"da15","project":{"path_with_namespace":"mike/diaspora"},"commits":[{"id":"da15","message":"m","timestamp":"2011-12-12T14:27:31+02:00","added":["a"]}]}`))
+	f.Add(uint8(1), []byte(`{"object_kind":"tag_push","ref":"refs/tags/v1","checkout_sha":null,"project":{"PATH_WITH_NAMESPACE":"a/b"}}`))
+	f.Add(uint8(2), []byte(`{"object_attributes":{"iid":1,"action":"update","oldrev":"a","last_commit":{"id":"b","timestamp":"2012-01-03T23:36:29+02:00"},"created_at":"2013-12-03T17:23:34Z"},"labels":[{"id":1}]}`))
+	types := []gl.EventType{gl.EventTypePush, gl.EventTypeTagPush, gl.EventTypeMergeRequest}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		typ := types[int(which)%len(types)]
+		want, wantErr := gl.ParseHook(typ, body)
+		if wantErr != nil {
+			return // a body the client refuses is a 400 either way
+		}
+		got, err := parse(typ, body)
+		if err != nil {
+			t.Fatalf("%s %q: client decodes it, parse fails: %v", typ, body, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("%s %q: parse differs from the client (-client +parse):\n%s", typ, body, d)
 		}
 	})
 }
