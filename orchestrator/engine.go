@@ -125,6 +125,7 @@ func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 			zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.String("delivery", t.DeliveryID))
 		return Accepted{Pipeline: &Pipeline{ID: existing}, Duplicate: true}, nil
 	}
+	pipelinesCreated.WithLabelValues(string(t.Kind)).Inc()
 	e.log.Info("pipeline accepted", zap.Int64("pipeline", p.ID), zap.String("project", t.Project),
 		zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.Int("jobs", len(p.Jobs)))
 	return Accepted{Pipeline: p}, nil
@@ -246,6 +247,9 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 		return false, err
 	}
 	*j = moved
+	if next.Terminal() {
+		countJobEnd(moved)
+	}
 	if post != nil {
 		if err := e.queue.Enqueue(ctx, Task{Kind: TaskStatuses, PipelineID: p.ID, Seq: seq}); err != nil {
 			// The entry waits in the outbox; the next transition's task, or the sweep, posts it.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"strings"
 	"testing"
@@ -91,8 +94,13 @@ func (b engineBundle) pushTrigger(t *testing.T, tr Trigger) *Pipeline {
 
 func TestEngineHappyPath(t *testing.T) {
 	b := setupEngine(t)
+	m := readMetrics()
 	p := b.push(t, "master")
 	b.drain(t, 0)
+	counted := readMetrics().minus(m)
+	if want := (metricsSnapshot{created: 1, testSuccess: 2, releaseSuccess: 1, timedJobs: 4, posted: 12}); counted != want {
+		t.Errorf("metrics counted %+v, want %+v", counted, want)
+	}
 	want := map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "success"},
 		"gantry/test/lint": {"pending", "running", "success"}, "gantry/release": {"pending", "running", "success"},
@@ -223,6 +231,7 @@ func TestEngineStatusesSurviveGitLabOutage(t *testing.T) {
 	real := b.statuses
 	flaky := &flakyStatuses{next: real, fail: &failures}
 	b.engine.statuses = flaky
+	deferred := testutil.ToFloat64(statusPosts.WithLabelValues("deferred"))
 	p := b.push(t, "feature")
 	b.drain(t, 0)
 	got, _ := b.store.Pipeline(context.Background(), p.ID)
@@ -234,6 +243,37 @@ func TestEngineStatusesSurviveGitLabOutage(t *testing.T) {
 			t.Errorf("%s posts = %v, want %v", name, real.posts[name], want)
 		}
 	}
+	if n := testutil.ToFloat64(statusPosts.WithLabelValues("deferred")) - deferred; n != 5 {
+		t.Errorf("deferred status posts counted %v, want the 5 failures", n)
+	}
+}
+
+// metricsSnapshot is a few of the engine's metrics at one moment.
+type metricsSnapshot struct {
+	created, testSuccess, releaseSuccess float64
+	timedJobs                            uint64
+	posted                               float64
+}
+
+func readMetrics() metricsSnapshot {
+	var timed uint64
+	for _, stage := range []Stage{StageBuild, StageTest, StageRelease} {
+		var m dto.Metric
+		jobSeconds.WithLabelValues(string(stage), string(StateSuccess)).(prometheus.Histogram).Write(&m)
+		timed += m.GetHistogram().GetSampleCount()
+	}
+	return metricsSnapshot{
+		created:        testutil.ToFloat64(pipelinesCreated.WithLabelValues(string(TriggerPush))),
+		testSuccess:    testutil.ToFloat64(jobsEnded.WithLabelValues(string(StageTest), string(StateSuccess), "none")),
+		releaseSuccess: testutil.ToFloat64(jobsEnded.WithLabelValues(string(StageRelease), string(StateSuccess), "none")),
+		timedJobs:      timed,
+		posted:         testutil.ToFloat64(statusPosts.WithLabelValues("posted")),
+	}
+}
+
+func (a metricsSnapshot) minus(b metricsSnapshot) metricsSnapshot {
+	return metricsSnapshot{a.created - b.created, a.testSuccess - b.testSuccess, a.releaseSuccess - b.releaseSuccess,
+		a.timedJobs - b.timedJobs, a.posted - b.posted}
 }
 
 type flakyStatuses struct {

@@ -88,15 +88,18 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	defer cancel()
 	glID, err := e.statuses.Post(postCtx, u)
 	if errors.Is(err, ErrRejected) {
+		statusPosts.WithLabelValues("refused").Inc()
 		e.log.Error("GitLab refused a commit status", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
 			zap.String("state", string(s.State)), zap.Error(err))
 		return nil
 	}
 	if err != nil {
+		statusPosts.WithLabelValues("deferred").Inc()
 		e.log.Warn("commit status not posted yet", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
 			zap.String("state", string(s.State)), zap.Error(err))
 		return err
 	}
+	statusPosts.WithLabelValues("posted").Inc()
 	if glID != 0 && p.GitLabPipelineID == 0 {
 		p.GitLabPipelineID = glID
 		if err := e.store.UpdatePipeline(ctx, p); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
@@ -50,50 +51,60 @@ type answer struct {
 	Detail     string `json:"detail,omitempty"`
 }
 
-// receive answers one delivery. GitLab disables a hook after repeated non-2xx answers and does
-// not redeliver, so everything deliberately ignored is a 200 and only a bad token is a 401.
+// receive answers one delivery and counts the answer.
 func (h *Handler) receive(c *echo.Context) error {
+	start := time.Now()
+	code, a := h.decide(c)
+	deliveries.WithLabelValues(outcome(code, a)).Inc()
+	answerSeconds.Observe(time.Since(start).Seconds())
+	return c.JSON(code, a)
+}
+
+// decide chooses the answer to one delivery. GitLab disables a hook after repeated non-2xx
+// answers and does not redeliver, so everything deliberately ignored is a 200 and only a bad
+// token is a 401.
+func (h *Handler) decide(c *echo.Context) (int, answer) {
 	r := c.Request()
 	body, err := readBody(c.Response(), r, h.maxBody)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return c.JSON(http.StatusRequestEntityTooLarge, answer{Error: "payload too large", Detail: "the limit is 25 MiB"})
+		return http.StatusRequestEntityTooLarge, answer{Error: "payload too large", Detail: "the limit is 25 MiB"}
 	}
 	if err != nil {
-		return c.JSON(http.StatusBadRequest, answer{Error: "unreadable body", Detail: err.Error()})
+		return http.StatusBadRequest, answer{Error: "unreadable body", Detail: err.Error()}
 	}
 	eventType := r.Header.Get("X-Gitlab-Event")
 	if eventType == "" {
-		return c.JSON(http.StatusBadRequest, answer{Error: "not a GitLab event", Detail: "no X-Gitlab-Event header"})
+		return http.StatusBadRequest, answer{Error: "not a GitLab event", Detail: "no X-Gitlab-Event header"}
 	}
 	ev, err := convert(eventType, body)
 	if err != nil {
-		return c.JSON(http.StatusBadRequest, answer{Error: "not a GitLab event", Detail: err.Error()})
+		return http.StatusBadRequest, answer{Error: "not a GitLab event", Detail: err.Error()}
 	}
 	if ev.Project == "" {
-		return c.JSON(http.StatusOK, answer{Ignored: ev.Ignored})
+		return http.StatusOK, answer{Ignored: ev.Ignored}
 	}
 	secret, known := h.secrets[strings.ToLower(ev.Project)]
 	if !known {
-		return c.JSON(http.StatusOK, answer{Ignored: "project " + ev.Project + " is not configured"})
+		return http.StatusOK, answer{Ignored: "project " + ev.Project + " is not configured"}
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Gitlab-Token")), []byte(secret)) != 1 {
 		h.log.Warn("webhook with a wrong token", zap.String("project", ev.Project), zap.String("remote", r.RemoteAddr))
-		return c.JSON(http.StatusUnauthorized, answer{Error: "unauthorized", Detail: "missing or wrong X-Gitlab-Token"})
+		return http.StatusUnauthorized, answer{Error: "unauthorized", Detail: "missing or wrong X-Gitlab-Token"}
 	}
 	if ev.Ignored != "" {
-		return c.JSON(http.StatusOK, answer{Ignored: ev.Ignored})
+		return http.StatusOK, answer{Ignored: ev.Ignored}
 	}
 	ev.Trigger.DeliveryID = deliveryID(r)
 	a, err := h.accept.Accept(r.Context(), ev.Trigger)
 	if err != nil {
 		h.log.Error("webhook not stored", zap.String("project", ev.Project), zap.String("sha", ev.Trigger.SHA), zap.Error(err))
-		return c.JSON(http.StatusServiceUnavailable, answer{Error: "not stored", Detail: "the event could not be stored; resend it"})
+		return http.StatusServiceUnavailable, answer{Error: "not stored", Detail: "the event could not be stored; resend it"}
 	}
 	if a.Duplicate {
-		return c.JSON(http.StatusOK, answer{Ignored: "duplicate", PipelineID: a.Pipeline.ID})
+		return http.StatusOK, answer{Ignored: "duplicate", PipelineID: a.Pipeline.ID}
 	}
-	return c.JSON(http.StatusAccepted, answer{PipelineID: a.Pipeline.ID})
+	return http.StatusAccepted, answer{PipelineID: a.Pipeline.ID}
 }
 
 // deliveryID identifies a delivery across GitLab's resends (gitlab.md §1.1).

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeAcceptor records triggers; AcceptFunc decides the answer.
@@ -125,23 +126,33 @@ func TestAnswers(t *testing.T) {
 		dup                      bool
 		code                     int
 		want                     string
+		// counted is the answer label of gantry_webhook_deliveries_total.
+		counted string
 	}{
-		{name: "push", event: "Push Hook", token: "tok", body: push, code: 202, want: "pipeline_id"},
-		{name: "wrong token", event: "Push Hook", token: "nope", body: push, code: 401, want: "unauthorized"},
-		{name: "no token", event: "Push Hook", body: push, code: 401, want: "unauthorized"},
-		{name: "no event header", token: "tok", body: push, code: 400, want: "not a GitLab event"},
-		{name: "broken JSON", event: "Push Hook", token: "tok", body: "{", code: 400, want: "not a GitLab event"},
-		{name: "unknown event type", event: "Frobnicate Hook", token: "tok", body: push, code: 200, want: "ignored"},
-		{name: "unknown project", event: "Push Hook", token: "tok", body: strings.Replace(push, "mike/diaspora", "nobody/else", -1), code: 200, want: "not configured"},
-		{name: "store down", event: "Push Hook", token: "tok", body: push, acceptErr: errors.New("dial tcp: connection refused"), code: 503, want: "not stored"},
-		{name: "duplicate", event: "Push Hook", token: "tok", body: push, dup: true, code: 200, want: "duplicate"},
-		{name: "system hook", event: "System Hook", token: "", body: push, code: 200, want: "system hooks"},
+		{name: "push", event: "Push Hook", token: "tok", body: push, code: 202, want: "pipeline_id", counted: "accepted"},
+		{name: "wrong token", event: "Push Hook", token: "nope", body: push, code: 401, want: "unauthorized", counted: "unauthorized"},
+		{name: "no token", event: "Push Hook", body: push, code: 401, want: "unauthorized", counted: "unauthorized"},
+		{name: "no event header", token: "tok", body: push, code: 400, want: "not a GitLab event", counted: "invalid"},
+		{name: "broken JSON", event: "Push Hook", token: "tok", body: "{", code: 400, want: "not a GitLab event", counted: "invalid"},
+		{name: "unknown event type", event: "Frobnicate Hook", token: "tok", body: push, code: 200, want: "ignored", counted: "ignored"},
+		{name: "unknown project", event: "Push Hook", token: "tok", body: strings.Replace(push, "mike/diaspora", "nobody/else", -1), code: 200, want: "not configured", counted: "ignored"},
+		{name: "store down", event: "Push Hook", token: "tok", body: push, acceptErr: errors.New("dial tcp: connection refused"), code: 503, want: "not stored", counted: "not_stored"},
+		{name: "duplicate", event: "Push Hook", token: "tok", body: push, dup: true, code: 200, want: "duplicate", counted: "duplicate"},
+		{name: "system hook", event: "System Hook", token: "", body: push, code: 200, want: "system hooks", counted: "ignored"},
 	}
 	for _, tt := range tests {
 		acc := &fakeAcceptor{AcceptFunc: func(orchestrator.Trigger) (orchestrator.Accepted, error) {
 			return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 7}, Duplicate: tt.dup}, tt.acceptErr
 		}}
+		before := testutil.ToFloat64(deliveries.WithLabelValues(tt.counted))
+		all := countedDeliveries()
 		code, ans := post(newHandler(acc), tt.event, tt.token, []byte(tt.body))
+		if got := testutil.ToFloat64(deliveries.WithLabelValues(tt.counted)) - before; got != 1 {
+			t.Errorf("%s: counted %v deliveries answered %q, want 1", tt.name, got, tt.counted)
+		}
+		if n := countedDeliveries(); n != all+1 {
+			t.Errorf("%s: counted %v deliveries in all, want 1", tt.name, n-all)
+		}
 		b, _ := json.Marshal(ans)
 		if code != tt.code || !strings.Contains(string(b), tt.want) {
 			t.Errorf("%s: answered %d %s, want %d with %q", tt.name, code, b, tt.code, tt.want)
@@ -152,14 +163,27 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+// countedDeliveries sums gantry_webhook_deliveries_total over every answer.
+func countedDeliveries() float64 {
+	var n float64
+	for _, answer := range []string{"accepted", "duplicate", "ignored", "unauthorized", "invalid", "too_large", "not_stored"} {
+		n += testutil.ToFloat64(deliveries.WithLabelValues(answer))
+	}
+	return n
+}
+
 func TestBodyLimit(t *testing.T) {
 	h := New(&fakeAcceptor{}, map[string]string{"g/app": "tok"}, nil)
 	h.maxBody = 1 << 10
 	e := echo.New()
 	h.Register(e)
+	tooLarge := testutil.ToFloat64(deliveries.WithLabelValues("too_large"))
 	code, _ := post(e, "Push Hook", "tok", bytes.Repeat([]byte(" "), 2<<10))
 	if code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body answered %d, want 413", code)
+	}
+	if n := testutil.ToFloat64(deliveries.WithLabelValues("too_large")) - tooLarge; n != 1 {
+		t.Errorf("oversized body counted %v times as too_large, want 1", n)
 	}
 	// Without a Content-Length (chunked), the limit holds all the same.
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte(" "), 2<<10))))

@@ -1,0 +1,40 @@
+package webhook
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// The intake's Prometheus metrics, served by GET /metrics.
+var (
+	deliveries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "gantry_webhook_deliveries_total",
+		Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_large, not_stored.",
+	}, []string{"answer"})
+	answerSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "gantry_webhook_answer_seconds",
+		Help:    "Time from a delivery's arrival to its answer, the pipeline stored.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	})
+)
+
+// outcome names an answer for the deliveries counter.
+func outcome(code int, a answer) string {
+	switch {
+	case code == http.StatusAccepted:
+		return "accepted"
+	case code == http.StatusOK && a.Ignored == "duplicate":
+		return "duplicate"
+	case code == http.StatusOK:
+		return "ignored"
+	case code == http.StatusUnauthorized:
+		return "unauthorized"
+	case code == http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case code == http.StatusServiceUnavailable:
+		return "not_stored"
+	}
+	return "invalid"
+}
