@@ -149,13 +149,13 @@ func NewLogStatuses(logger *zap.Logger) LogStatuses {
 	return LogStatuses{Logger: logger}
 }
 
-// Post logs u and returns 0: there is no GitLab pipeline.
+// Post logs u and answers orchestrator.ErrNoGitLab: the status is done with, not posted.
 func (l LogStatuses) Post(_ context.Context, u orchestrator.StatusUpdate) (int64, error) {
 	if l.Logger != nil {
 		l.Logger.Info("commit status (not posted: no GitLab token)",
 			append(statusFields(u), zap.String("description", u.Description))...)
 	}
-	return 0, nil
+	return 0, orchestrator.ErrNoGitLab
 }
 
 func statusFields(u orchestrator.StatusUpdate) []zap.Field {

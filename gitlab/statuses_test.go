@@ -241,11 +241,11 @@ func TestLogStatuses(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	u := orchestrator.StatusUpdate{ProjectID: 7, SHA: "abc", Ref: "main", Name: "gantry/build",
 		State: orchestrator.StateRunning, Description: "building"}
-	if got, err := (LogStatuses{Logger: zap.New(core)}).Post(context.Background(), u); got != 0 || err != nil {
-		t.Errorf("LogStatuses.Post = %d, %v; want 0, nil", got, err)
+	if got, err := (LogStatuses{Logger: zap.New(core)}).Post(context.Background(), u); got != 0 || !errors.Is(err, orchestrator.ErrNoGitLab) {
+		t.Errorf("LogStatuses.Post = %d, %v; want 0, ErrNoGitLab", got, err)
 	}
-	if got, err := NewLogStatuses(nil).Post(context.Background(), u); got != 0 || err != nil {
-		t.Errorf("LogStatuses{}.Post = %d, %v; want 0, nil", got, err)
+	if got, err := NewLogStatuses(nil).Post(context.Background(), u); got != 0 || !errors.Is(err, orchestrator.ErrNoGitLab) {
+		t.Errorf("LogStatuses{}.Post = %d, %v; want 0, ErrNoGitLab", got, err)
 	}
 	entries := logs.All()
 	if len(entries) != 1 {

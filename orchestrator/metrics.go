@@ -25,7 +25,7 @@ var (
 	}, []string{"stage", "state"})
 	statusPosts = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "gantry_commit_status_posts_total",
-		Help: "Commit status posts to GitLab, by result: posted; refused (GitLab will never take it); deferred (retried later).",
+		Help: "Commit status posts to GitLab, by result: posted; refused (GitLab will never take it); deferred (retried later); logged (no GitLab token).",
 	}, []string{"result"})
 )
 

@@ -112,6 +112,10 @@ type StatusUpdate struct {
 // engine logs it and goes on with the next one. Any other error is retried later.
 var ErrRejected = errors.New("rejected by GitLab")
 
+// ErrNoGitLab is what a Statuses without a GitLab to post to answers (gantry runs without a
+// token): the status is done with, and counted as logged rather than posted.
+var ErrNoGitLab = errors.New("no GitLab to post to")
+
 // Statuses posts commit statuses to GitLab and returns GitLab's pipeline id.
 type Statuses interface {
 	Post(ctx context.Context, u StatusUpdate) (gitlabPipelineID int64, err error)

@@ -87,6 +87,10 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	postCtx, cancel := context.WithTimeout(ctx, statusPostTimeout)
 	defer cancel()
 	glID, err := e.statuses.Post(postCtx, u)
+	if errors.Is(err, ErrNoGitLab) {
+		statusPosts.WithLabelValues("logged").Inc()
+		return nil
+	}
 	if errors.Is(err, ErrRejected) {
 		statusPosts.WithLabelValues("refused").Inc()
 		e.log.Error("GitLab refused a commit status", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),

@@ -85,6 +85,19 @@ projects:
 			t.Errorf("pipeline page lacks %s:\n%s", want, page)
 		}
 	}
+	// gantry's own metrics saw the delivery, the jobs and the statuses it could only log.
+	metrics := getBody(t, g.url+"/metrics")
+	for _, want := range []string{
+		`gantry_webhook_deliveries_total{answer="accepted"}`,
+		`gantry_pipelines_created_total{kind="push"}`,
+		`gantry_jobs_ended_total{error_class="none",stage="test",state="success"}`,
+		`gantry_job_duration_seconds_count{stage="build",state="success"}`,
+		`gantry_commit_status_posts_total{result="logged"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	logged := 0
 	for line := range strings.Lines(g.logs.String()) {
 		if strings.Contains(line, "not posted: no GitLab token") {
