@@ -8,23 +8,81 @@ import (
 	"strings"
 	"sync"
 	"text/template"
+	"time"
 )
 
-// logWriter sends a job attempt's output to the store as it comes, so the log can be followed
-// while the job runs.
+// logWriter sends a job attempt's output to the store while the job runs, so the log can be
+// followed. Output is gathered for at most logFlushDelay, or until logFlushSize bytes, and sent
+// in one call: a test that prints line by line (PYTHONUNBUFFERED, pytest -v) would otherwise
+// cost a Redis round trip per line. Close sends the rest; the log is whole once it returns.
 type logWriter struct {
 	ctx      context.Context
 	store    Store
 	pipeline int64
 	job      string
 	attempt  int
+
+	mu    sync.Mutex
+	buf   []byte
+	timer *time.Timer // set while buf waits for a flush
+	err   error       // the first failed flush: the log is broken from there on
+}
+
+const (
+	logFlushDelay = 100 * time.Millisecond
+	logFlushSize  = 64 << 10
+)
+
+func newLogWriter(ctx context.Context, store Store, pipeline int64, job string, attempt int) *logWriter {
+	return &logWriter{ctx: ctx, store: store, pipeline: pipeline, job: job, attempt: attempt}
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
-	if err := w.store.AppendLog(context.WithoutCancel(w.ctx), w.pipeline, w.job, w.attempt, p); err != nil {
-		return 0, fmt.Errorf("append log: %w", err)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.buf = append(w.buf, p...)
+	if len(w.buf) >= logFlushSize {
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	if w.timer == nil {
+		w.timer = time.AfterFunc(logFlushDelay, func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.flush()
+		})
 	}
 	return len(p), nil
+}
+
+// Close sends what is gathered and reports whether the whole log reached the store.
+func (w *logWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flush()
+}
+
+// flush sends buf; w.mu is held.
+func (w *logWriter) flush() error {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if w.err != nil || len(w.buf) == 0 {
+		return w.err
+	}
+	// The job's context may be cancelled (a cancel, a shutdown): its output is still kept.
+	if err := w.store.AppendLog(context.WithoutCancel(w.ctx), w.pipeline, w.job, w.attempt, w.buf); err != nil {
+		w.err = fmt.Errorf("append log: %w", err)
+		return w.err
+	}
+	w.buf = w.buf[:0]
+	return nil
 }
 
 // tailWriter passes output on and keeps its last few KiB, where a test runner's summary is.

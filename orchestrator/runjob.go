@@ -69,16 +69,19 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 		return nil
 	}
 	e.log.Info("job running", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Int("attempt", j.Attempt))
-	log := &logWriter{ctx: ctx, store: e.store, pipeline: p.ID, job: j.Name, attempt: j.Attempt}
+	log := newLogWriter(ctx, e.store, p.ID, j.Name, j.Attempt)
+	defer log.Close()
 	out := e.execute(jobCtx, p, *j, log)
 	if jobCtx.Err() != nil && ctx.Err() == nil {
 		// Cancelled through Cancel (or superseded): the job's state is already set.
 		fmt.Fprint(log, "\ncanceled\n")
+		log.Close()
 		return e.dispatch(ctx, p.ID)
 	}
 	if out.err != nil && !errors.Is(out.err, ErrProjectFault) {
 		if ctx.Err() != nil || t.Retried < t.MaxRetry {
 			fmt.Fprintf(log, "\ninfrastructure error (attempt %d of %d, will retry): %v\n", t.Retried+1, t.MaxRetry+1, out.err)
+			log.Close()
 			e.log.Warn("job failed for the infrastructure, retrying", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Error(out.err))
 			return out.err
 		}
@@ -88,6 +91,10 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	}
 	if out.desc != "" {
 		fmt.Fprintf(log, "\n%s\n", out.desc)
+	}
+	// The log is whole before the job shows finished: a reader following it stops there.
+	if err := log.Close(); err != nil {
+		e.log.Warn("job log incomplete", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Error(err))
 	}
 	ev := EventSucceed
 	if out.class != ClassNone {
