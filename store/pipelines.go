@@ -43,8 +43,9 @@ redis.call("SET", KEYS[3], id, "PX", ARGV[2])
 return {1, id}
 `)
 
-// CreatePipeline implements orchestrator.Store. It is one Redis round trip, because it is on the
-// path of every webhook answer.
+// CreatePipeline implements orchestrator.Store. It is one script in one Redis round trip, shared
+// with the webhooks that arrive at the same moment (createBatcher), because it is on the path
+// of every webhook answer.
 func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d orchestrator.Dedup) (int64, error) {
 	trig, err := json.Marshal(p.Trigger)
 	if err != nil {
@@ -68,7 +69,7 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 	if p.Trigger.Kind == orchestrator.TriggerPush {
 		branch = s.keyBranch(p.Trigger.Project, p.Trigger.Ref)
 	}
-	res, err := createPipeline.Run(ctx, s.rdb, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew()}, args...).Int64Slice()
+	res, err := s.creates.run(ctx, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew()}, args)
 	if err != nil {
 		return 0, fmt.Errorf("store pipeline: %w", err)
 	}

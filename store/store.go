@@ -24,6 +24,8 @@ type Store struct {
 	retries int
 	// logCap is how many bytes of each job attempt's log are kept.
 	logCap int
+	// creates sends CreatePipeline's scripts to Redis in batches.
+	creates *createBatcher
 }
 
 // Options configure a Store.
@@ -39,7 +41,7 @@ type Options struct {
 
 // New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
 func New(rdb redis.UniversalClient, o Options) *Store {
-	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap)}
+	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap), creates: newCreateBatcher(rdb)}
 	if s.prefix == "" {
 		s.prefix = "gantry"
 	}
@@ -49,8 +51,11 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	return s
 }
 
-// Close releases the queue client; the Redis client stays open.
-func (s *Store) Close() error { return s.queue.Close() }
+// Close releases the queue client and stops creating pipelines; the Redis client stays open.
+func (s *Store) Close() error {
+	s.creates.close()
+	return s.queue.Close()
+}
 
 // Ping checks that Redis answers, for readiness.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }

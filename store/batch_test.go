@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+)
+
+// TestCreateBatched: webhooks arriving together share round trips, and each still gets its own
+// pipeline with its own id, all stored.
+func TestCreateBatched(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	const n = 300
+	ids := make([]int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			p := samplePipeline()
+			p.Trigger.SHA = fmt.Sprintf("%040d", i)
+			existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: p.Trigger.SHA, ContentTTL: time.Minute})
+			if err != nil || existing != 0 {
+				t.Errorf("create %d = %d, %v, want a new pipeline", i, existing, err)
+			}
+			ids[i] = p.ID
+		})
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	for i, id := range ids {
+		if id == 0 || seen[id] {
+			t.Fatalf("create %d got id %d: ids must be set and distinct", i, id)
+		}
+		seen[id] = true
+		p, err := b.store.Pipeline(ctx, id)
+		if err != nil || p.Trigger.SHA != fmt.Sprintf("%040d", i) {
+			t.Fatalf("pipeline %d = %+v, %v, want the trigger of create %d", id, p, err, i)
+		}
+	}
+	if sent := b.store.creates.batches.Load(); sent >= n {
+		t.Errorf("%d creates went out in %d round trips, want them batched", n, sent)
+	}
+}
+
+// TestCreateAfterScriptFlush: Redis lost its scripts (a restart, SCRIPT FLUSH) while webhooks
+// keep coming; every one of them is still stored.
+func TestCreateAfterScriptFlush(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	create(t, b.store, samplePipeline())
+	if err := b.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			p := samplePipeline()
+			existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: fmt.Sprint("flushed", i), ContentTTL: time.Minute})
+			if err != nil || existing != 0 || p.ID == 0 {
+				t.Errorf("create after SCRIPT FLUSH = %d (id %d), %v, want a new pipeline", existing, p.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, _ := b.rdb.ZCard(ctx, b.store.keyIndex()).Result(); n != 21 {
+		t.Errorf("stored pipelines = %d, want 21", n)
+	}
+}
+
+// TestCreateCancelledOrClosed: a request that gave up before its script was sent, or came after
+// Close, writes nothing and says why.
+func TestCreateCancelledOrClosed(t *testing.T) {
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Dedup{Content: "c", ContentTTL: time.Minute}); !errors.Is(err, context.Canceled) {
+		t.Errorf("create with a cancelled context = %v, want context.Canceled", err)
+	}
+	b.store.Close()
+	if _, err := b.store.CreatePipeline(context.Background(), samplePipeline(), orchestrator.Dedup{Content: "d", ContentTTL: time.Minute}); !errors.Is(err, errClosed) {
+		t.Errorf("create after Close = %v, want %v", err, errClosed)
+	}
+	if n, _ := b.rdb.ZCard(context.Background(), b.store.keyIndex()).Result(); n != 0 {
+		t.Errorf("stored pipelines = %d, want none", n)
+	}
+}
