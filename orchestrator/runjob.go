@@ -70,6 +70,7 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	}
 	e.log.Info("job running", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Int("attempt", j.Attempt))
 	log := newLogWriter(ctx, e.store, p.ID, j.Name, j.Attempt)
+	// Closed on every way out; where the pipeline moves on next, closed before that too.
 	defer log.Close()
 	out := e.execute(jobCtx, p, *j, log)
 	if jobCtx.Err() != nil && ctx.Err() == nil {
@@ -81,7 +82,6 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	if out.err != nil && !errors.Is(out.err, ErrProjectFault) {
 		if ctx.Err() != nil || t.Retried < t.MaxRetry {
 			fmt.Fprintf(log, "\ninfrastructure error (attempt %d of %d, will retry): %v\n", t.Retried+1, t.MaxRetry+1, out.err)
-			log.Close()
 			e.log.Warn("job failed for the infrastructure, retrying", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Error(out.err))
 			return out.err
 		}

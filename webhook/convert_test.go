@@ -32,6 +32,26 @@ func fixture(t testing.TB, rel string) []byte {
 	return b
 }
 
+// eachFixture calls f with every payload fixture the GitLab client ships: dir is webhooks or
+// systemhooks, file its name there.
+func eachFixture(t *testing.T, f func(dir, file string, body []byte)) {
+	t.Helper()
+	root := filepath.Join(clientGoDir(t), "testdata")
+	for _, dir := range []string{"webhooks", "systemhooks"} {
+		files, err := os.ReadDir(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range files {
+			body, err := os.ReadFile(filepath.Join(root, dir, file.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f(dir, file.Name(), body)
+		}
+	}
+}
+
 func TestConvertRealPayloads(t *testing.T) {
 	tests := []struct {
 		file, header string
@@ -82,32 +102,22 @@ func TestConvertPushes(t *testing.T) {
 // fixture the client ships, with every event type that parse decodes itself, both give the
 // same event, or both an error.
 func TestFastDecodeMatchesClient(t *testing.T) {
-	root := clientGoDir(t)
 	compared := 0
-	for _, dir := range []string{"webhooks", "systemhooks"} {
-		files, err := os.ReadDir(filepath.Join(root, "testdata", dir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			body, err := os.ReadFile(filepath.Join(root, "testdata", dir, f.Name()))
-			if err != nil {
-				t.Fatal(err)
+	eachFixture(t, func(dir, file string, body []byte) {
+		name := dir + "/" + file
+		for _, typ := range []gl.EventType{gl.EventTypePush, gl.EventTypeTagPush, gl.EventTypeMergeRequest} {
+			want, wantErr := gl.ParseHook(typ, body)
+			got, gotErr := parse(typ, body)
+			if (wantErr == nil) != (gotErr == nil) {
+				t.Errorf("%s as %s: error %v, client's %v", name, typ, gotErr, wantErr)
+				continue
 			}
-			for _, typ := range []gl.EventType{gl.EventTypePush, gl.EventTypeTagPush, gl.EventTypeMergeRequest} {
-				want, wantErr := gl.ParseHook(typ, body)
-				got, gotErr := parse(typ, body)
-				if (wantErr == nil) != (gotErr == nil) {
-					t.Errorf("%s/%s as %s: error %v, client's %v", dir, f.Name(), typ, gotErr, wantErr)
-					continue
-				}
-				if d := cmp.Diff(want, got); wantErr == nil && d != "" {
-					t.Errorf("%s/%s as %s differs from the client's (-client +parse):\n%s", dir, f.Name(), typ, d)
-				}
-				compared++
+			if d := cmp.Diff(want, got); wantErr == nil && d != "" {
+				t.Errorf("%s as %s differs from the client's (-client +parse):\n%s", name, typ, d)
 			}
+			compared++
 		}
-	}
+	})
 	if compared < 90 {
 		t.Errorf("compared %d decodings, expected every fixture three times", compared)
 	}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,29 +88,18 @@ func eventHeader(dir, file string) string {
 // TestEveryRealPayload posts every payload fixture of the GitLab client with its header: each
 // gets a pipeline or a 200 ignored, never a 4xx or 5xx that would get the hook disabled.
 func TestEveryRealPayload(t *testing.T) {
-	root := clientGoDir(t)
 	seen := 0
-	for _, dir := range []string{"webhooks", "systemhooks"} {
-		files, err := os.ReadDir(filepath.Join(root, "testdata", dir))
-		if err != nil {
-			t.Fatal(err)
+	eachFixture(t, func(dir, file string, body []byte) {
+		seen++
+		acc := &fakeAcceptor{}
+		code, ans := post(newHandler(acc), eventHeader(dir, file), "tok", body)
+		if code != http.StatusAccepted && code != http.StatusOK {
+			t.Errorf("%s/%s answered %d %v, want 200 or 202", dir, file, code, ans)
 		}
-		for _, f := range files {
-			body, err := os.ReadFile(filepath.Join(root, "testdata", dir, f.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen++
-			acc := &fakeAcceptor{}
-			code, ans := post(newHandler(acc), eventHeader(dir, f.Name()), "tok", body)
-			if code != http.StatusAccepted && code != http.StatusOK {
-				t.Errorf("%s/%s answered %d %v, want 200 or 202", dir, f.Name(), code, ans)
-			}
-			if code == http.StatusAccepted && len(acc.got) != 1 {
-				t.Errorf("%s/%s answered 202 with %d triggers accepted", dir, f.Name(), len(acc.got))
-			}
+		if code == http.StatusAccepted && len(acc.got) != 1 {
+			t.Errorf("%s/%s answered 202 with %d triggers accepted", dir, file, len(acc.got))
 		}
-	}
+	})
 	if seen < 30 {
 		t.Errorf("saw %d fixtures, expected client-go's whole testdata", seen)
 	}

@@ -4,7 +4,6 @@ package gc
 import (
 	"fmt"
 	"runtime/debug"
-	"strconv"
 )
 
 const (
@@ -31,5 +30,5 @@ func Tune(getenv func(string) string) string {
 	percent := debug.SetGCPercent(-1)
 	debug.SetGCPercent(percent)
 	limit := debug.SetMemoryLimit(-1)
-	return fmt.Sprintf("GOGC=%s GOMEMLIMIT=%dMiB", strconv.Itoa(percent), limit>>20)
+	return fmt.Sprintf("GOGC=%d GOMEMLIMIT=%dMiB", percent, limit>>20)
 }
