@@ -281,3 +281,9 @@ func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error
 	r.descs[u.Name] = u.Description
 	return 501, nil
 }
+
+// MergeRequest answers that merge request iid comes from project 7, the configured one, at
+// "mr-head-<iid>" of branch "feature".
+func (fakeSource) MergeRequest(_ context.Context, _, iid int64) (MergeRequestHead, error) {
+	return MergeRequestHead{SourceProjectID: 7, SHA: fmt.Sprintf("mr-head-%d", iid), SourceBranch: "feature", TargetBranch: "master"}, nil
+}
