@@ -98,16 +98,18 @@ func (e *Engine) start(ctx context.Context, kind TriggerKind, project, ref, sha 
 	if !ok {
 		return Accepted{}, fmt.Errorf("trigger %s: %w", project, ErrUnknownProject)
 	}
-	id, webURL, err := e.source.Project(ctx, proj.Path)
+	// The id is GitLab's for the configured path, never the caller's; resolving it here also
+	// lets KnownProjectID answer for the project.
+	r, err := e.resolveProject(ctx, proj)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("trigger %s: %w", project, err)
 	}
 	if sha == "" {
-		if sha, err = e.source.ResolveRef(ctx, id, ref); err != nil {
+		if sha, err = e.source.ResolveRef(ctx, r.ID, ref); err != nil {
 			return Accepted{}, fmt.Errorf("trigger %s@%s: %w", project, ref, err)
 		}
 	}
-	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: id, ProjectURL: webURL, Kind: kind, Ref: ref, SHA: sha})
+	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: r.ID, HookProjectID: r.ID, ProjectURL: r.WebURL, Kind: kind, Ref: ref, SHA: sha})
 }
 
 // limits are the limits a job runs under, for its record.
