@@ -29,32 +29,9 @@ type binding struct {
 // makes it the same pipeline.
 func (e *Engine) bind(ctx context.Context, p *Pipeline) (binding, error) {
 	t := p.Trigger
-	proj, ok := e.Project(t.Project)
-	if !ok {
-		return binding{refused: fmt.Sprintf("refused: %s is no longer configured", t.Project)}, nil
-	}
-	r, err := e.resolveProject(ctx, proj)
-	if errors.Is(err, ErrNotFound) {
-		return binding{refused: fmt.Sprintf("refused: GitLab shows gantry no project %s", proj.Path)}, nil
-	}
-	if err != nil {
-		return binding{}, err
-	}
-	if hook := t.hookProjectID(); hook != 0 && hook != r.ID {
-		return binding{refused: fmt.Sprintf("refused: the hook names project id %d, but %s is project %d in GitLab", hook, proj.Path, r.ID)}, nil
-	}
-	if t.Kind != TriggerMergeRequest {
-		return binding{}, nil
-	}
-	if t.MergeRequestIID == 0 {
-		return binding{refused: "refused: a merge request hook without the merge request's iid"}, nil
-	}
-	mr, err := e.source.MergeRequest(ctx, r.ID, t.MergeRequestIID)
-	if errors.Is(err, ErrNotFound) {
-		return binding{refused: fmt.Sprintf("refused: %s has no merge request !%d in GitLab", proj.Path, t.MergeRequestIID)}, nil
-	}
-	if err != nil {
-		return binding{}, fmt.Errorf("read merge request !%d of %s: %w", t.MergeRequestIID, proj.Path, err)
+	r, mr, refused, err := e.check(ctx, t)
+	if refused != "" || err != nil || t.Kind != TriggerMergeRequest {
+		return binding{refused: refused}, err
 	}
 	if mr.SHA == "" {
 		return binding{refused: fmt.Sprintf("refused: merge request !%d has no head commit in GitLab", t.MergeRequestIID)}, nil
@@ -81,6 +58,58 @@ func (e *Engine) bind(ctx context.Context, p *Pipeline) (binding, error) {
 		}
 	}
 	return binding{moved: &moved}, nil
+}
+
+// check asks GitLab for the configured project's id and refuses a trigger whose hook names
+// another; for a merge request it reads GitLab's merge request, refusing one the project does
+// not have. refused says why, "" when the trigger passes.
+func (e *Engine) check(ctx context.Context, t Trigger) (r resolvedProject, mr MergeRequestHead, refused string, err error) {
+	proj, ok := e.Project(t.Project)
+	if !ok {
+		return r, mr, fmt.Sprintf("refused: %s is no longer configured", t.Project), nil
+	}
+	r, err = e.resolveProject(ctx, proj)
+	if errors.Is(err, ErrNotFound) {
+		return r, mr, fmt.Sprintf("refused: GitLab shows gantry no project %s", proj.Path), nil
+	}
+	if err != nil {
+		return r, mr, "", err
+	}
+	if hook := t.hookProjectID(); hook != 0 && hook != r.ID {
+		return r, mr, fmt.Sprintf("refused: the hook names project id %d, but %s is project %d in GitLab", hook, proj.Path, r.ID), nil
+	}
+	if t.Kind != TriggerMergeRequest {
+		return r, mr, "", nil
+	}
+	if t.MergeRequestIID == 0 {
+		return r, mr, "refused: a merge request hook without the merge request's iid", nil
+	}
+	mr, err = e.source.MergeRequest(ctx, r.ID, t.MergeRequestIID)
+	if errors.Is(err, ErrNotFound) {
+		return r, mr, fmt.Sprintf("refused: %s has no merge request !%d in GitLab", proj.Path, t.MergeRequestIID), nil
+	}
+	if err != nil {
+		return r, mr, "", fmt.Errorf("read merge request !%d of %s: %w", t.MergeRequestIID, proj.Path, err)
+	}
+	return r, mr, "", nil
+}
+
+// checkRetry asks GitLab again before a finished pipeline's jobs run again: a pipeline that was
+// refused when it started never had its project checked, and a retry must not read or post on
+// it. A merge request pipeline may be retried at its own commit after the merge request moved
+// on, as long as the merge request still comes from the project it posts on.
+func (e *Engine) checkRetry(ctx context.Context, p *Pipeline) error {
+	_, mr, refused, err := e.check(ctx, p.Trigger)
+	if err != nil {
+		return err
+	}
+	if refused == "" && p.Trigger.Kind == TriggerMergeRequest && mr.SourceProjectID != p.Trigger.ProjectID {
+		refused = fmt.Sprintf("refused: merge request !%d comes from project %d in GitLab, not %d", p.Trigger.MergeRequestIID, mr.SourceProjectID, p.Trigger.ProjectID)
+	}
+	if refused != "" {
+		return fmt.Errorf("retry pipeline %d: %s: %w", p.ID, refused, ErrInvalidTransition)
+	}
+	return nil
 }
 
 // startBound runs bind on a pipeline none of whose jobs was announced yet. It reports false when

@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -181,4 +183,44 @@ func (b engineBundle) pipelineBuilding(t *testing.T, sha string) *Pipeline {
 	}
 	t.Fatalf("no pipeline built %s", sha)
 	return nil
+}
+
+// TestRetryOfARefusedMergeRequest: retrying a merge request pipeline that was refused — its
+// source project never checked — is refused too, nothing read or posted on the project the
+// payload named.
+func TestRetryOfARefusedMergeRequest(t *testing.T) {
+	b, src := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
+		return MergeRequestHead{SourceProjectID: 50, SHA: "c0ffee0000", SourceBranch: "feature"}, nil
+	})
+	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 99, HookProjectID: 8, Kind: TriggerMergeRequest,
+		Ref: "feature", SHA: "badbadbad0", Fork: true, MergeRequestIID: 4})
+	b.drain(t, 0)
+	if _, err := b.engine.Retry(context.Background(), p.ID); !errors.Is(err, ErrInvalidTransition) {
+		t.Errorf("Retry of a refused pipeline = %v, want ErrInvalidTransition", err)
+	}
+	if _, err := b.engine.RetryJob(context.Background(), p.ID, JobBuild); !errors.Is(err, ErrInvalidTransition) {
+		t.Errorf("RetryJob of a refused pipeline = %v, want ErrInvalidTransition", err)
+	}
+	b.drain(t, 0)
+	if len(src.readsOf("archive")) != 0 || len(b.statuses.targets) != 0 {
+		t.Errorf("archives %v, statuses %v, want nothing read or posted", src.readsOf("archive"), b.statuses.targets)
+	}
+}
+
+// TestRetryOfAMergeRequestGitLabMoved: an old merge request pipeline is retried at its own commit
+// even though the merge request's head moved on since, as long as it still comes from the
+// project the pipeline posts on.
+func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
+	head := "c0ffee0000"
+	b, _ := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
+		return MergeRequestHead{SourceProjectID: 50, SHA: head, SourceBranch: "feature"}, nil
+	})
+	b.exec.TestFunc = func(TestRequest, io.Writer) (TestResult, error) { return TestResult{ExitCode: 1}, nil }
+	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 50, HookProjectID: 7, Kind: TriggerMergeRequest,
+		Ref: "feature", SHA: head, Fork: true, MergeRequestIID: 4})
+	b.drain(t, 0)
+	head = "d00d000000"
+	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
+		t.Errorf("Retry of a failed merge request pipeline: %v", err)
+	}
 }

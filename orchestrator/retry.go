@@ -64,6 +64,9 @@ func (e *Engine) RetryJob(ctx context.Context, id int64, name string) (*Pipeline
 // retry moves the named jobs to a new pending attempt, posted to GitLab as a new status (GitLab
 // accepts any state after a terminal one as a new job), and queues what can run.
 func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipeline, error) {
+	if err := e.checkRetry(ctx, p); err != nil {
+		return nil, err
+	}
 	for _, name := range names {
 		_, err := e.transition(ctx, p, name, EventRetry, func(j *Job) {
 			j.Attempt++
