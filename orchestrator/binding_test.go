@@ -224,3 +224,24 @@ func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
 		t.Errorf("Retry of a failed merge request pipeline: %v", err)
 	}
 }
+
+// TestRefusalFinishedAfterACrash: a worker died halfway through refusing a pipeline (one job
+// canceled, the others still planned); the start task run again cancels the rest the same way
+// and announces nothing.
+func TestRefusalFinishedAfterACrash(t *testing.T) {
+	b, src := setupBinding(t, noMergeRequest)
+	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "a1a1a1a1a1"})
+	b.store.mu.Lock()
+	b.store.pipelines[p.ID].Jobs[0].State, b.store.pipelines[p.ID].Jobs[0].Description = StateCanceled, "refused: a reason"
+	b.store.mu.Unlock()
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	for _, j := range got.Jobs {
+		if j.State != StateCanceled || j.Description != "refused: a reason" {
+			t.Errorf("job %s = %s %q, want canceled with the refusal's reason", j.Name, j.State, j.Description)
+		}
+	}
+	if len(src.readsOf("archive")) != 0 || len(b.statuses.targets) != 0 {
+		t.Errorf("archives %v, statuses %v, want nothing read or posted", src.readsOf("archive"), b.statuses.targets)
+	}
+}
