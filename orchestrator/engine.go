@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type Engine struct {
 	running   runningJobs
 	now       func() time.Time
 	log       *zap.Logger
+
+	// projectIDs are GitLab's ids of the configured projects' paths.
+	projectIDs *projectIDs
 }
 
 // EngineOptions are the Engine's dependencies and settings.
@@ -53,6 +57,10 @@ type EngineOptions struct {
 	ImageRetention time.Duration
 	Now            func() time.Time
 	Logger         *zap.Logger
+
+	// ProjectIDTTL is how long GitLab's id for a configured project's path is used before it is
+	// asked for again; default 10 minutes.
+	ProjectIDTTL time.Duration
 }
 
 // NewEngine checks the options and builds an Engine.
@@ -76,6 +84,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	if e.log == nil {
 		e.log = zap.NewNop()
 	}
+	e.projectIDs = newProjectIDs(cmp.Or(o.ProjectIDTTL, 10*time.Minute), e.now)
 	for _, p := range o.Projects {
 		e.projects[strings.ToLower(p.Path)] = p
 	}
@@ -109,10 +118,13 @@ func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 	}
 	t.Project = proj.Path
 	p := Plan(proj, t, e.now())
-	d := Dedup{
-		Content:    strings.Join([]string{strings.ToLower(t.Project), string(t.Kind), t.Ref, t.SHA}, "|"),
-		ContentTTL: e.dedup,
+	content := []string{strings.ToLower(t.Project), string(t.Kind), t.Ref, t.SHA}
+	if t.Kind == TriggerMergeRequest {
+		// The same branch and commit named from another source project is another trigger: the
+		// engine replaces a merge request hook naming the wrong source by GitLab's (bind).
+		content = append(content, strconv.FormatInt(t.ProjectID, 10))
 	}
+	d := Dedup{Content: strings.Join(content, "|"), ContentTTL: e.dedup}
 	if t.DeliveryID != "" {
 		d.Delivery, d.DeliveryTTL = t.DeliveryID, deliveryTTL
 	}
@@ -152,12 +164,33 @@ func (e *Engine) Handle(ctx context.Context, t Task) error {
 }
 
 // announce posts every planned job as pending, so that a merge request cannot merge before all
-// of gantry's checks exist, then queues the jobs whose turn has come. A pipeline whose head
-// commit asks to skip CI ends here, every job skipped and nothing posted.
+// of gantry's checks exist, then queues the jobs whose turn has come. First the trigger is
+// checked against GitLab (bind): a refused one ends here, nothing read and nothing posted. A
+// pipeline whose head commit asks to skip CI ends here too, every job skipped and nothing posted.
 func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
+	switch {
+	case unannounced(p):
+		if ok, err := e.startBound(ctx, p); !ok || err != nil {
+			return err
+		}
+	case canceledUnannounced(p):
+		// Canceled or refused before its jobs were all announced, and this task is run again:
+		// the rest are canceled the same way, never announced.
+		reason := "canceled"
+		for _, j := range p.Jobs {
+			if j.State == StateCanceled {
+				reason = j.Description
+			}
+		}
+		return e.endUnannounced(ctx, p, EventCancel, reason)
+	}
 	ev, reason := EventEnqueue, ""
 	if p.Trigger.CheckSkip && p.Jobs[0].State == StateCreated {
-		msg, err := e.source.CommitMessage(ctx, p.Trigger.ProjectID, p.Trigger.SHA)
+		id, _, err := e.sourceProject(ctx, p)
+		if err != nil {
+			return err
+		}
+		msg, err := e.source.CommitMessage(ctx, id, p.Trigger.SHA)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("read commit message of %s: %w", p.Trigger.ShortSHA(), err)
 		}
@@ -238,8 +271,9 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 	edit(&moved)
 	var post *StatusEntry
 	// A pipeline skipped before anything was posted stays invisible in GitLab, like GitLab's own
-	// [skip ci].
-	if ev.Posted() && !(ev == EventSkip && from == StateCreated) {
+	// [skip ci]. So does one canceled (or refused) before it was announced: its project was not
+	// checked against GitLab yet (bind), and it may name one gantry must not post on.
+	if ev.Posted() && !((ev == EventSkip || ev == EventCancel) && from == StateCreated) {
 		post = &StatusEntry{Job: moved.Name, Attempt: moved.Attempt, State: next, Description: moved.Description}
 	}
 	swapped, seq, err := e.store.SwapJob(ctx, p.ID, from, moved, post)

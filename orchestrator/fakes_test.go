@@ -272,12 +272,72 @@ type recordedStatuses struct {
 	mu    sync.Mutex
 	posts map[string][]string
 	descs map[string]string
+	// targets are the commits posted on, "<project id>@<sha>", one per post.
+	targets []string
 }
 
 func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.targets = append(r.targets, fmt.Sprintf("%d@%s", u.ProjectID, u.SHA))
 	r.posts[u.Name] = append(r.posts[u.Name], string(u.State))
 	r.descs[u.Name] = u.Description
 	return 501, nil
+}
+
+// MergeRequest answers that merge request iid comes from project 7, the configured one, at
+// "mr-head-<iid>" of branch "feature".
+func (fakeSource) MergeRequest(_ context.Context, _, iid int64) (MergeRequestHead, error) {
+	return MergeRequestHead{SourceProjectID: 7, SHA: fmt.Sprintf("mr-head-%d", iid), SourceBranch: "feature", TargetBranch: "master"}, nil
+}
+
+// scriptedSource is a Source whose project and merge request answers a test sets, recording
+// every read: "project <path>", "mr <project>!<iid>", "archive <project>@<sha>",
+// "message <project>@<sha>".
+type scriptedSource struct {
+	fakeSource
+	ProjectFunc      func(path string) (int64, string, error)
+	MergeRequestFunc func(projectID, iid int64) (MergeRequestHead, error)
+
+	mu    sync.Mutex
+	reads []string
+}
+
+func (s *scriptedSource) record(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads = append(s.reads, fmt.Sprintf(format, args...))
+}
+
+// readsOf returns the recorded reads that start with prefix.
+func (s *scriptedSource) readsOf(prefix string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.reads {
+		if strings.HasPrefix(r, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *scriptedSource) Project(_ context.Context, path string) (int64, string, error) {
+	s.record("project %s", path)
+	return s.ProjectFunc(path)
+}
+
+func (s *scriptedSource) MergeRequest(_ context.Context, projectID, iid int64) (MergeRequestHead, error) {
+	s.record("mr %d!%d", projectID, iid)
+	return s.MergeRequestFunc(projectID, iid)
+}
+
+func (s *scriptedSource) Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error) {
+	s.record("archive %d@%s", projectID, sha)
+	return s.fakeSource.Archive(ctx, projectID, sha)
+}
+
+func (s *scriptedSource) CommitMessage(ctx context.Context, projectID int64, sha string) (string, error) {
+	s.record("message %d@%s", projectID, sha)
+	return s.fakeSource.CommitMessage(ctx, projectID, sha)
 }

@@ -31,6 +31,11 @@ type Trigger struct {
 	// ProjectID is the GitLab id of the project whose commit is built; statuses are posted there
 	// and the source is fetched from there (for a merge request from a fork: the fork).
 	ProjectID int64 `json:"project_id"`
+	// HookProjectID is the id the delivery gives the project the hook belongs to (the payload's
+	// project.id; a merge request's target). The engine refuses a trigger whose hook project is
+	// not the configured project's id in GitLab. 0 when the webhook did not say; ProjectID then
+	// stands for it unless Fork.
+	HookProjectID int64 `json:"hook_project_id,omitempty"`
 	// ProjectURL is the web URL of the project, recorded in the image's source label.
 	ProjectURL string      `json:"project_url,omitempty"`
 	Kind       TriggerKind `json:"kind"`
@@ -47,6 +52,14 @@ type Trigger struct {
 	// CheckSkip asks the engine to read the head commit's message for [skip ci] before running
 	// anything, because the webhook did not carry it (more than 20 commits, or a tag push).
 	CheckSkip bool `json:"check_skip,omitempty"`
+}
+
+// hookProjectID is the id the delivery gave the hook's project, 0 when unknown.
+func (t Trigger) hookProjectID() int64 {
+	if t.HookProjectID != 0 || t.Fork {
+		return t.HookProjectID
+	}
+	return t.ProjectID
 }
 
 // ShortSHA is the first eight characters of the commit, as GitLab shows it.

@@ -93,6 +93,23 @@ type Source interface {
 	Project(ctx context.Context, path string) (id int64, webURL string, err error)
 	// ResolveRef returns the commit a branch or tag points to.
 	ResolveRef(ctx context.Context, projectID int64, ref string) (string, error)
+	// MergeRequest reads the merge request iid of project projectID (its target) as GitLab has
+	// it now: a webhook's word for where a merge request's commit comes from is not trusted.
+	// ErrNotFound when the project has no such merge request.
+	MergeRequest(ctx context.Context, projectID, iid int64) (MergeRequestHead, error)
+}
+
+// MergeRequestHead is where a merge request's head commit lives, as GitLab says.
+type MergeRequestHead struct {
+	// SourceProjectID is the project the commits come from: the target project, or a fork.
+	SourceProjectID int64
+	// SHA is the head commit of the source branch (GitLab's diff head); "" when the source
+	// branch is gone.
+	SHA          string
+	SourceBranch string
+	TargetBranch string
+	// WebURL is the merge request's page.
+	WebURL string
 }
 
 // StatusUpdate is one commit status post.

@@ -64,6 +64,9 @@ func (e *Engine) RetryJob(ctx context.Context, id int64, name string) (*Pipeline
 // retry moves the named jobs to a new pending attempt, posted to GitLab as a new status (GitLab
 // accepts any state after a terminal one as a new job), and queues what can run.
 func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipeline, error) {
+	if err := e.checkRetry(ctx, p); err != nil {
+		return nil, err
+	}
 	for _, name := range names {
 		_, err := e.transition(ctx, p, name, EventRetry, func(j *Job) {
 			j.Attempt++
@@ -98,16 +101,18 @@ func (e *Engine) start(ctx context.Context, kind TriggerKind, project, ref, sha 
 	if !ok {
 		return Accepted{}, fmt.Errorf("trigger %s: %w", project, ErrUnknownProject)
 	}
-	id, webURL, err := e.source.Project(ctx, proj.Path)
+	// The id is GitLab's for the configured path, never the caller's; resolving it here also
+	// lets KnownProjectID answer for the project.
+	r, err := e.resolveProject(ctx, proj)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("trigger %s: %w", project, err)
 	}
 	if sha == "" {
-		if sha, err = e.source.ResolveRef(ctx, id, ref); err != nil {
+		if sha, err = e.source.ResolveRef(ctx, r.ID, ref); err != nil {
 			return Accepted{}, fmt.Errorf("trigger %s@%s: %w", project, ref, err)
 		}
 	}
-	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: id, ProjectURL: webURL, Kind: kind, Ref: ref, SHA: sha})
+	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: r.ID, HookProjectID: r.ID, ProjectURL: r.WebURL, Kind: kind, Ref: ref, SHA: sha})
 }
 
 // limits are the limits a job runs under, for its record.

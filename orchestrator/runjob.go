@@ -158,7 +158,14 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer)
 }
 
 func (e *Engine) build(ctx context.Context, p *Pipeline, proj Project, log io.Writer, start time.Time) outcome {
-	src, err := e.source.Archive(ctx, p.Trigger.ProjectID, p.Trigger.SHA)
+	// The trigger as GitLab has it: its source project checked when the pipeline started.
+	trigger := p.Trigger
+	id, webURL, err := e.sourceProject(ctx, p)
+	if err != nil {
+		return outcome{err: fmt.Errorf("project of the source: %w", err)}
+	}
+	trigger.ProjectID, trigger.ProjectURL = id, webURL
+	src, err := e.source.Archive(ctx, id, p.Trigger.SHA)
 	if errors.Is(err, ErrNotFound) {
 		return outcome{err: fmt.Errorf("source of %s not found: %w", p.Trigger.ShortSHA(), ErrProjectFault)}
 	}
@@ -166,7 +173,7 @@ func (e *Engine) build(ctx context.Context, p *Pipeline, proj Project, log io.Wr
 		return outcome{err: fmt.Errorf("fetch source: %w", err)}
 	}
 	defer src.Close()
-	res, err := e.exec.Build(ctx, BuildRequest{PipelineID: p.ID, Project: proj, Trigger: p.Trigger, Source: src}, log)
+	res, err := e.exec.Build(ctx, BuildRequest{PipelineID: p.ID, Project: proj, Trigger: trigger, Source: src}, log)
 	if err != nil {
 		return outcome{err: err}
 	}

@@ -74,8 +74,18 @@ func (e *Engine) lockStatuses(ctx context.Context, id int64) (func(), error) {
 // post sends one status. A refusal for good is logged and dropped; any other error is returned
 // so the task is retried with backoff.
 func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
+	projectID, _, err := e.sourceProject(ctx, p)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnknownProject) {
+		// No project in GitLab to post on: waiting will not make one.
+		statusPosts.WithLabelValues("refused").Inc()
+		e.log.Error("commit status dropped: no project to post it on", zap.Int64("pipeline", p.ID), zap.String("job", s.Job), zap.Error(err))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	u := StatusUpdate{
-		ProjectID: p.Trigger.ProjectID, SHA: p.Trigger.SHA, Ref: p.Trigger.Ref,
+		ProjectID: projectID, SHA: p.Trigger.SHA, Ref: p.Trigger.Ref,
 		Name: StatusName(e.prefix, s.Job), State: s.State, Description: s.Description,
 		PipelineID: p.GitLabPipelineID,
 	}

@@ -180,6 +180,11 @@ func (s localSource) Project(context.Context, string) (int64, string, error) {
 }
 func (localSource) ResolveRef(context.Context, int64, string) (string, error) { return "local", nil }
 
+// MergeRequest is never asked: a local run is no merge request.
+func (localSource) MergeRequest(context.Context, int64, int64) (orchestrator.MergeRequestHead, error) {
+	return orchestrator.MergeRequestHead{}, orchestrator.ErrNotFound
+}
+
 func writeArchive(w io.Writer, dir string) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)

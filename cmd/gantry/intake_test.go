@@ -38,6 +38,8 @@ func TestOnePushOnePipeline(t *testing.T) {
 	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
 	old := repo.Git("rev-parse", "HEAD")
 	sha := repo.Commit("second", map[string]string{"more.txt": "x"})
+	// GitLab reads the merge request back (the engine trusts its source and head, not the hook's).
+	g.gitlab.AddMergeRequest(g.project.ID, gitlabtest.MergeRequest{IID: 3, SourceProjectID: g.project.ID, SourceBranch: "main", TargetBranch: "master"})
 	mr := mrPayload(g.project, g.project, 3, "update", old, sha, "main")
 	var ids []float64
 	for _, key := range []string{"delivery-a", "delivery-b", "delivery-a"} {
@@ -70,7 +72,8 @@ func TestForkMergeRequest(t *testing.T) {
 	forkRepo.Git("pull", "-q", repo.Dir, "main")
 	sha := forkRepo.Commit("from a fork", map[string]string{"fork.txt": "hello"})
 	fork := g.gitlab.AddProject("someone/tiny", forkRepo.Dir)
-	code, ans, _ := g.hook(t, "Merge Request Hook", g.secret, mrPayload(g.project, fork, 4, "open", "", sha, "master"))
+	g.gitlab.AddMergeRequest(g.project.ID, gitlabtest.MergeRequest{IID: 4, SourceProjectID: fork.ID, SourceBranch: "main", TargetBranch: "master"})
+	code, ans, _ := g.hook(t, "Merge Request Hook", g.secret, mrPayload(g.project, fork, 4, "open", "", sha, "main"))
 	if code != http.StatusAccepted {
 		t.Fatalf("fork MR answered %d %v", code, ans)
 	}

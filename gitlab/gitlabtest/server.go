@@ -37,6 +37,9 @@ type Server struct {
 	accepted  []acceptance
 	faults    []fault
 	cutNext   bool
+
+	// mergeRequests are the merge requests of every project, in the order they were opened.
+	mergeRequests []*mergeRequest
 }
 
 // Project is a project the double serves, backed by a git repository on disk.
@@ -217,6 +220,8 @@ func (s *Server) handler(method string, tail []string) (func(http.ResponseWriter
 		return s.commit, http.MethodGet
 	case len(tail) == 4 && tail[0] == "repository" && tail[1] == "commits" && tail[3] == "statuses":
 		return s.listStatuses, http.MethodGet
+	case len(tail) == 2 && tail[0] == "merge_requests":
+		return s.showMergeRequest, http.MethodGet
 	}
 	return nil, ""
 }
