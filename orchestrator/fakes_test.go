@@ -15,7 +15,7 @@ import (
 type memStore struct {
 	mu        sync.Mutex
 	pipelines map[int64]*Pipeline
-	released  map[string]int64
+	released  map[string]string
 	logs      map[string]string
 	dedup     map[string]int64
 	outbox    map[int64][]StatusEntry
@@ -141,21 +141,22 @@ func (m *memStore) AppendLog(_ context.Context, id int64, job string, attempt in
 	return nil
 }
 
-func (m *memStore) Released(_ context.Context, project, branch string) (int64, error) {
+func (m *memStore) Released(_ context.Context, project, branch string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.released[project+"/"+branch], nil
 }
 
-func (m *memStore) MarkReleased(_ context.Context, project, branch string, id int64) error {
+func (m *memStore) MarkReleased(_ context.Context, project, branch, sha string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.released[project+"/"+branch] = max(m.released[project+"/"+branch], id)
+	m.released[project+"/"+branch] = sha
 	return nil
 }
 
-func (m *memStore) LockRelease(context.Context, string, string) (func(), error) {
-	return func() {}, nil
+func (m *memStore) LockRelease(ctx context.Context, _, _ string) (context.Context, func(), error) {
+	held, unlock := context.WithCancel(ctx)
+	return held, unlock, nil
 }
 
 func (m *memStore) BranchPipelines(_ context.Context, project, branch string, before int64) ([]int64, error) {
@@ -256,7 +257,22 @@ func (fakeSource) Project(_ context.Context, path string) (int64, string, error)
 }
 
 func (fakeSource) ResolveRef(_ context.Context, _ int64, ref string) (string, error) {
+	if tag, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+		return "commit-of-" + tag, nil
+	}
 	return "head-of-" + ref, nil
+}
+
+// IsAncestor models one linear history, ordered as the SHAs sort, that every branch's head
+// holds whole, except commits starting with "5tray": they are on no branch.
+func (fakeSource) IsAncestor(_ context.Context, _ int64, ancestor, descendant string) (bool, error) {
+	if strings.HasPrefix(ancestor, "5tray") {
+		return false, nil
+	}
+	if strings.HasPrefix(descendant, "refs/heads/") {
+		return true, nil
+	}
+	return ancestor <= descendant, nil
 }
 
 // CommitMessage answers with a skip marker for SHAs that start with "5k1p".

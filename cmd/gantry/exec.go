@@ -180,6 +180,11 @@ func (s localSource) Project(context.Context, string) (int64, string, error) {
 }
 func (localSource) ResolveRef(context.Context, int64, string) (string, error) { return "local", nil }
 
+// IsAncestor says no: a local run never releases (the guard refuses TriggerLocal before it asks).
+func (localSource) IsAncestor(context.Context, int64, string, string) (bool, error) {
+	return false, nil
+}
+
 func writeArchive(w io.Writer, dir string) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
