@@ -25,6 +25,8 @@ type memStore struct {
 	abandoned []Task
 	finished  map[int64]time.Time
 	queue     *memQueue
+	// lostLocks is how many of the next release locks are lost as soon as they are taken.
+	lostLocks int
 }
 
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
@@ -155,8 +157,14 @@ func (m *memStore) MarkReleased(_ context.Context, project, branch, sha string) 
 }
 
 func (m *memStore) LockRelease(ctx context.Context, _, _ string) (context.Context, func(), error) {
-	held, unlock := context.WithCancel(ctx)
-	return held, unlock, nil
+	held, end := context.WithCancelCause(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lostLocks > 0 {
+		m.lostLocks--
+		end(ErrLockLost)
+	}
+	return held, func() { end(nil) }, nil
 }
 
 func (m *memStore) BranchPipelines(_ context.Context, project, branch string, before int64) ([]int64, error) {

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -106,5 +107,28 @@ func TestEngineResumedReleaseAsksTheGuardAgain(t *testing.T) {
 	}
 	if d := b.statuses.descs["gantry/release"]; !strings.HasPrefix(d, "outdated") {
 		t.Errorf("release description = %q, want outdated…", d)
+	}
+}
+
+// TestEngineLostLockStopsThePush: a release lock lost before the push (its renewal failed) stops
+// the push from starting; the retry resumes under a new lock, asks the guard again and pushes.
+func TestEngineLostLockStopsThePush(t *testing.T) {
+	b := setupEngine(t)
+	b.store.lostLocks = 1
+	pushes := 0
+	b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+		pushes++
+		return ReleaseResult{Digest: "sha256:dig"}, nil
+	}
+	p := b.push(t, "master")
+	b.drain(t, 1)
+	if pushes != 1 {
+		t.Errorf("pushes = %d, want 1: none under the lost lock, one after", pushes)
+	}
+	if got := b.statuses.posts["gantry/release"]; !cmp.Equal(got, []string{"pending", "running", "success"}) {
+		t.Errorf("release statuses = %v, want pending, running, success", got)
+	}
+	if log := b.store.logs[fmt.Sprintf("%d/release/1", p.ID)]; !strings.Contains(log, "lock lost") {
+		t.Errorf("release log = %q, want the lost lock told", log)
 	}
 }
