@@ -267,3 +267,23 @@ func TestFromEnv(t *testing.T) {
 		t.Error("FromEnv(GANTRY_WORKERS_CONCURRENCY=zero) = nil error, want one")
 	}
 }
+
+// TestReleaseTagPushes: a tag push releases under the tag's own name by default, and only for
+// tags the whole of whose name matches the pattern.
+func TestReleaseTagPushes(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, minimal+"    release: {tag_pushes: true, tag_pattern: 'v[0-9]+\\.[0-9]+\\.[0-9]+'}\n", nil)
+	r := cfg.Projects[0].Release
+	if !cmp.Equal(r.TagTags, []string{"{{.Tag}}"}) {
+		t.Errorf("release.tag_tags = %v, want the default [{{.Tag}}], never latest", r.TagTags)
+	}
+	re := r.TagRegexp()
+	for tag, want := range map[string]bool{"v1.2.3": true, "v1.2.3-evil": false, "xv1.2.3": false, "latest": false} {
+		if got := re != nil && re.MatchString(tag); got != want {
+			t.Errorf("TagRegexp().MatchString(%q) = %v, want %v: the pattern matches whole names", tag, got, want)
+		}
+	}
+	if re := mustLoad(t, minimal, nil).Projects[0].Release.TagRegexp(); re != nil {
+		t.Errorf("TagRegexp() without tag pushes = %v, want nil: no tag releases", re)
+	}
+}

@@ -155,6 +155,10 @@ func TestLoadValidates(t *testing.T) {
 			"projects[0].release.tags[0]", `renders "release/1.x" for branch release/1.x, which is not a Docker tag`},
 		{"test tag", minimal + "    release: {tags: [\"test-{{.PipelineID}}\"]}\n", "projects[0].release.tags[0]", "test images"},
 		{"empty tags", minimal + "    release: {tags: []}\n", "projects[0].release.tags", "must not be empty"},
+		{"tag pushes without a pattern", minimal + "    release: {tag_pushes: true}\n", "projects[0].release.tag_pattern", "required when tag_pushes is true"},
+		{"tag pattern", minimal + "    release: {tag_pushes: true, tag_pattern: \"v[\"}\n", "projects[0].release.tag_pattern", "is not a regular expression"},
+		{"tag push template", minimal + "    release: {tag_pushes: true, tag_pattern: \"v.*\", tag_tags: [\"{{.Nope}}\"]}\n", "projects[0].release.tag_tags[0]", "does not render"},
+		{"tag in a branch template", minimal + "    release: {tags: [\"{{.Tag}}\"]}\n", "projects[0].release.tags[0]", "which is not a Docker tag"},
 		{"schedule ref", minimal + "    schedules: [{cron: \"@daily\"}]\n", "projects[0].schedules[0].ref", "required"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"cmp"
+	"regexp"
 	"time"
 )
 
@@ -33,6 +34,7 @@ const (
 	defaultReleaseRef   = "master"
 	defaultReleaseTag   = "latest"
 	defaultReleaseShort = "{{.ShortSHA}}"
+	defaultTagPushTag   = "{{.Tag}}"
 )
 
 // Project is one GitLab project gantry builds, tests and releases.
@@ -149,8 +151,28 @@ type Release struct {
 	// Tags are text/template strings over .SHA, .ShortSHA, .Ref and
 	// .PipelineID. Default ["latest", "{{.ShortSHA}}"].
 	Tags []string `yaml:"tags" json:"tags"`
-	// TagPushes also releases on tag pushes, under the tag's name.
+	// TagPushes also releases on tag pushes whose tag matches TagPattern.
 	TagPushes bool `yaml:"tag_pushes" json:"tag_pushes"`
+	// TagPattern is a regular expression a pushed tag's whole name must
+	// match to release; required when TagPushes is true.
+	TagPattern string `yaml:"tag_pattern" json:"tag_pattern"`
+	// TagTags are the tags a tag push releases under, templates like Tags
+	// with .Tag as well. Default ["{{.Tag}}"]: a tag push never moves
+	// latest unless listed here.
+	TagTags []string `yaml:"tag_tags" json:"tag_tags"`
+}
+
+// TagRegexp is TagPattern anchored to match whole tag names, nil when tag
+// pushes do not release (or the pattern does not compile: validation says so).
+func (r Release) TagRegexp() *regexp.Regexp {
+	if !r.TagPushes || r.TagPattern == "" {
+		return nil
+	}
+	re, err := regexp.Compile(`^(?:` + r.TagPattern + `)$`)
+	if err != nil {
+		return nil
+	}
+	return re
 }
 
 // Schedule starts a pipeline for Ref whenever Cron fires.
@@ -187,5 +209,8 @@ func (p *Project) setDefaults() {
 	}
 	if p.Release.Tags == nil {
 		p.Release.Tags = []string{defaultReleaseTag, defaultReleaseShort}
+	}
+	if p.Release.TagPushes && p.Release.TagTags == nil {
+		p.Release.TagTags = []string{defaultTagPushTag}
 	}
 }

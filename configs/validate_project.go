@@ -29,7 +29,7 @@ var (
 // tagData is what a release tag template sees. The release job must offer
 // the same fields; validation renders every tag with sample values.
 type tagData struct {
-	SHA, ShortSHA, Ref, PipelineID string
+	SHA, ShortSHA, Ref, PipelineID, Tag string
 }
 
 func (p *Project) validate(errs *Errors, key string) {
@@ -150,16 +150,33 @@ func (r *Release) validate(errs *Errors, key string) {
 		errs.add(field(key, "tags"), "must not be empty")
 	}
 	for i, tag := range r.Tags {
-		if msg := checkTagTemplate(tag, r.Branches); msg != "" {
+		if msg := checkTagTemplate(tag, r.Branches, ""); msg != "" {
 			errs.add(index(field(key, "tags"), i), "%s", msg)
+		}
+	}
+	if !r.TagPushes {
+		return
+	}
+	if r.TagPattern == "" {
+		errs.add(field(key, "tag_pattern"), "required when tag_pushes is true: which tags release")
+	} else if _, err := regexp.Compile(r.TagPattern); err != nil {
+		errs.add(field(key, "tag_pattern"), "%q is not a regular expression: %v", r.TagPattern, err)
+	}
+	if len(r.TagTags) == 0 {
+		errs.add(field(key, "tag_tags"), "must not be empty")
+	}
+	for i, tag := range r.TagTags {
+		if msg := checkTagTemplate(tag, []string{"v1.2.3"}, "v1.2.3"); msg != "" {
+			errs.add(index(field(key, "tag_tags"), i), "%s", msg)
 		}
 	}
 }
 
 // checkTagTemplate renders tag as the release job will, once per release
 // branch, because a template such as {{.Ref}} is only a valid tag for some
-// branch names. It returns what is wrong, or "".
-func checkTagTemplate(tag string, branches []string) string {
+// branch names; pushedTag is .Tag, "" for a branch's release. It returns
+// what is wrong, or "".
+func checkTagTemplate(tag string, branches []string, pushedTag string) string {
 	tmpl, err := template.New("tag").Option("missingkey=error").Parse(tag)
 	if err != nil {
 		return fmt.Sprintf("%q is not a template: %v", tag, err)
@@ -169,7 +186,7 @@ func checkTagTemplate(tag string, branches []string) string {
 	}
 	for _, b := range branches {
 		var out strings.Builder
-		data := tagData{SHA: strings.Repeat("0123456789", 4), ShortSHA: "01234567", Ref: b, PipelineID: "42"}
+		data := tagData{SHA: strings.Repeat("0123456789", 4), ShortSHA: "01234567", Ref: b, PipelineID: "42", Tag: pushedTag}
 		if err := tmpl.Execute(&out, data); err != nil {
 			return fmt.Sprintf("%q does not render: %v", tag, err)
 		}

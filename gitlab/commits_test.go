@@ -49,3 +49,46 @@ func TestProjectAndResolveRef(t *testing.T) {
 		t.Errorf("Project(unknown) error = %v, want ErrNotFound", err)
 	}
 }
+
+// TestIsAncestor asks the double's merge-base endpoint, which answers from real git history:
+// a branch's older commit is on it, a commit of another branch is not, and a commit GitLab does
+// not have is nobody's ancestor.
+func TestIsAncestor(t *testing.T) {
+	srv := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	older := repo.Commit("older", map[string]string{"a.txt": "1"})
+	newer := repo.Commit("newer", map[string]string{"a.txt": "2"})
+	repo.Git("checkout", "-q", "-b", "side", older)
+	side := repo.Commit("side", map[string]string{"a.txt": "3"})
+	repo.Git("tag", "main") // a tag named like the branch must not answer for refs/heads/main
+	repo.Git("checkout", "-q", "--orphan", "unrelated")
+	unrelated := repo.Commit("no shared history", map[string]string{"b.txt": "4"})
+	repo.Git("checkout", "-q", "-f", "main")
+	proj := srv.AddProject("group/app", repo.Dir)
+	c, err := New(srv.URL, srv.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ancestor, descendant string
+		want                 bool
+	}{
+		{older, "refs/heads/main", true},
+		{newer, "refs/heads/main", true},
+		{side, "refs/heads/main", false},
+		{older, newer, true},
+		{newer, older, false},
+		{newer, newer, true},
+		{older, side, true},
+		{newer, side, false},
+		{"0123456789012345678901234567890123456789", "refs/heads/main", false},
+		{older, "refs/heads/nope", false},
+		{unrelated, "refs/heads/main", false},
+		{older, unrelated, false},
+	}
+	for _, tt := range tests {
+		if got, err := c.IsAncestor(t.Context(), proj.ID, tt.ancestor, tt.descendant); err != nil || got != tt.want {
+			t.Errorf("IsAncestor(%.8s, %.16s) = %v, %v, want %v", tt.ancestor, tt.descendant, got, err, tt.want)
+		}
+	}
+}

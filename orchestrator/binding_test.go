@@ -62,8 +62,8 @@ func TestBindingRefusesAnotherProjectsID(t *testing.T) {
 	if len(b.statuses.targets) != 0 {
 		t.Errorf("statuses posted on %v, want none", b.statuses.targets)
 	}
-	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != 0 {
-		t.Errorf("Released = %d, want 0", r)
+	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != "" {
+		t.Errorf("Released = %q, want nothing", r)
 	}
 }
 

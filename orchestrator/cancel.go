@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -122,19 +121,4 @@ func (e *Engine) supersede(ctx context.Context, p *Pipeline) error {
 		}
 	}
 	return nil
-}
-
-// lockRelease waits for the release lock of the pipeline's branch.
-func (e *Engine) lockRelease(ctx context.Context, p *Pipeline) (func(), error) {
-	for {
-		unlock, err := e.store.LockRelease(ctx, p.Trigger.Project, p.Trigger.Ref)
-		if !errors.Is(err, ErrLocked) {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

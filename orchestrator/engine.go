@@ -198,6 +198,11 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 			ev, reason = EventSkip, "skipped: [skip ci] in the commit message"
 		}
 	}
+	if ev == EventEnqueue {
+		if err := e.guardAtStart(ctx, p); err != nil {
+			return fmt.Errorf("release guard for %s: %w", p.Trigger.ShortSHA(), err)
+		}
+	}
 	for _, j := range p.Jobs {
 		if j.State != StateCreated {
 			continue

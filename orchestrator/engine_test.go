@@ -27,7 +27,7 @@ func setupEngine(t *testing.T) engineBundle {
 	t.Helper()
 	q := &memQueue{}
 	b := engineBundle{
-		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]int64{}, logs: map[string]string{},
+		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]string{}, logs: map[string]string{},
 			dedup: map[string]int64{}, outbox: map[int64][]StatusEntry{}, locked: map[int64]bool{}, unstarted: map[int64]bool{}, finished: map[int64]time.Time{}, queue: q},
 		queue: q,
 		exec: &fakeExecutor{
@@ -115,8 +115,8 @@ func TestEngineHappyPath(t *testing.T) {
 	if got.State() != StateSuccess || got.Digest != "sha256:dig" || got.GitLabPipelineID != 501 {
 		t.Errorf("pipeline = %s digest %s gitlab id %d, want success, the digest and 501", got.State(), got.Digest, got.GitLabPipelineID)
 	}
-	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != p.ID {
-		t.Errorf("Released = %d, want %d", r, p.ID)
+	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != p.Trigger.SHA {
+		t.Errorf("Released = %q, want %s", r, p.Trigger.SHA)
 	}
 }
 
@@ -124,8 +124,11 @@ func TestEngineHappyPath(t *testing.T) {
 // released while this one was testing, so this one must not push.
 func TestEngineGuardRightBeforePush(t *testing.T) {
 	b := setupEngine(t)
-	p := b.push(t, "master")
-	b.store.MarkReleased(context.Background(), "g/app", "master", p.ID+1)
+	b.exec.TestFunc = func(TestRequest, io.Writer) (TestResult, error) {
+		b.store.MarkReleased(context.Background(), "g/app", "master", "9999999999")
+		return TestResult{}, nil
+	}
+	b.push(t, "master")
 	b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
 		t.Error("Release called for an outdated pipeline")
 		return ReleaseResult{}, nil

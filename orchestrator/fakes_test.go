@@ -15,7 +15,7 @@ import (
 type memStore struct {
 	mu        sync.Mutex
 	pipelines map[int64]*Pipeline
-	released  map[string]int64
+	released  map[string]string
 	logs      map[string]string
 	dedup     map[string]int64
 	outbox    map[int64][]StatusEntry
@@ -25,6 +25,8 @@ type memStore struct {
 	abandoned []Task
 	finished  map[int64]time.Time
 	queue     *memQueue
+	// lostLocks is how many of the next release locks are lost as soon as they are taken.
+	lostLocks int
 }
 
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
@@ -141,21 +143,28 @@ func (m *memStore) AppendLog(_ context.Context, id int64, job string, attempt in
 	return nil
 }
 
-func (m *memStore) Released(_ context.Context, project, branch string) (int64, error) {
+func (m *memStore) Released(_ context.Context, project, branch string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.released[project+"/"+branch], nil
 }
 
-func (m *memStore) MarkReleased(_ context.Context, project, branch string, id int64) error {
+func (m *memStore) MarkReleased(_ context.Context, project, branch, sha string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.released[project+"/"+branch] = max(m.released[project+"/"+branch], id)
+	m.released[project+"/"+branch] = sha
 	return nil
 }
 
-func (m *memStore) LockRelease(context.Context, string, string) (func(), error) {
-	return func() {}, nil
+func (m *memStore) LockRelease(ctx context.Context, _, _ string) (context.Context, func(), error) {
+	held, end := context.WithCancelCause(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lostLocks > 0 {
+		m.lostLocks--
+		end(ErrLockLost)
+	}
+	return held, func() { end(nil) }, nil
 }
 
 func (m *memStore) BranchPipelines(_ context.Context, project, branch string, before int64) ([]int64, error) {
@@ -256,7 +265,22 @@ func (fakeSource) Project(_ context.Context, path string) (int64, string, error)
 }
 
 func (fakeSource) ResolveRef(_ context.Context, _ int64, ref string) (string, error) {
+	if tag, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+		return "commit-of-" + tag, nil
+	}
 	return "head-of-" + ref, nil
+}
+
+// IsAncestor models one linear history, ordered as the SHAs sort, that every branch's head
+// holds whole, except commits starting with "5tray": they are on no branch.
+func (fakeSource) IsAncestor(_ context.Context, _ int64, ancestor, descendant string) (bool, error) {
+	if strings.HasPrefix(ancestor, "5tray") {
+		return false, nil
+	}
+	if strings.HasPrefix(descendant, "refs/heads/") {
+		return true, nil
+	}
+	return ancestor <= descendant, nil
 }
 
 // CommitMessage answers with a skip marker for SHAs that start with "5k1p".

@@ -1,9 +1,12 @@
 package orchestrator
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 var masterOnly = ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}
@@ -24,7 +27,8 @@ func TestReleaseGuardTraps(t *testing.T) {
 		{"push Master", push("Master"), masterOnly, false},
 		{"push refs/heads/master unnormalised", push("refs/heads/master"), masterOnly, false},
 		{"tag named master", Trigger{Kind: TriggerTag, Ref: "master"}, masterOnly, false},
-		{"tag push, project releases tags", Trigger{Kind: TriggerTag, Ref: "v1.0"}, ReleasePolicy{Branches: []string{"master"}, TagPushes: true}, true},
+		{"tag push, project releases tags", Trigger{Kind: TriggerTag, Ref: "v1.0"}, ReleasePolicy{Branches: []string{"master"}, TagPushes: true, TagPattern: regexp.MustCompile(`^v[0-9]`)}, true},
+		{"tag push not matching the pattern", Trigger{Kind: TriggerTag, Ref: "latest"}, ReleasePolicy{Branches: []string{"master"}, TagPushes: true, TagPattern: regexp.MustCompile(`^v[0-9]`)}, false},
 		{"MR from master", Trigger{Kind: TriggerMergeRequest, Ref: "master"}, masterOnly, false},
 		{"MR into master", Trigger{Kind: TriggerMergeRequest, Ref: "feature"}, masterOnly, false},
 		{"push master from a fork", Trigger{Kind: TriggerPush, Ref: "master", Fork: true}, masterOnly, false},
@@ -37,7 +41,7 @@ func TestReleaseGuardTraps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, phase := range []GuardPhase{PhasePlan, PhasePush} {
-			in := GuardInput{Phase: phase, Trigger: tt.t, Policy: tt.pol, Pipeline: 5,
+			in := GuardInput{Phase: phase, Trigger: tt.t, Policy: tt.pol, Facts: onMaster,
 				Jobs: []Job{{Name: JobBuild, Stage: StageBuild, State: StateSuccess}}}
 			got := ReleaseGuard(in)
 			if got.Allowed != tt.want {
@@ -50,28 +54,74 @@ func TestReleaseGuardTraps(t *testing.T) {
 	}
 }
 
-func TestReleaseGuardAtPush(t *testing.T) {
+// onMaster are the facts of a commit on master with nothing released yet.
+var onMaster = &ReleaseFacts{OnRef: true}
+
+// TestReleaseGuardAncestry is check 4: GitLab's ancestry facts decide, at the start task and
+// right before the push; pipeline ids decide nothing.
+func TestReleaseGuardAncestry(t *testing.T) {
 	ok := []Job{{Name: JobBuild, Stage: StageBuild, State: StateSuccess}, {Name: "test/unit", Stage: StageTest, State: StateSuccess}, {Name: JobRelease, Stage: StageRelease, State: StatePending}}
 	failed := []Job{{Name: JobBuild, Stage: StageBuild, State: StateSuccess}, {Name: "test/unit", Stage: StageTest, State: StateFailed}}
+	master := func(kind TriggerKind) Trigger { return Trigger{Kind: kind, Ref: "master", SHA: "0ld0c0mm1t"} }
+	tags := ReleasePolicy{Branches: []string{"master"}, TagPushes: true, TagPattern: regexp.MustCompile(`^v[0-9]`)}
 	tests := []struct {
-		name         string
-		jobs         []Job
-		released     int64
-		want, outdat bool
+		name   string
+		t      Trigger
+		pol    ReleasePolicy
+		jobs   []Job
+		facts  *ReleaseFacts
+		want   bool
+		reason string // the refusal's prefix; check 4 refusals are Outdated
 	}{
-		{"all passed, nothing released", ok, 0, true, false},
-		{"all passed, older release", ok, 4, true, false},
-		{"a test failed", failed, 0, false, false},
-		{"newer pipeline released", ok, 9, false, true},
+		{"on master, nothing released", master(TriggerPush), masterOnly, ok, onMaster, true, ""},
+		{"descends from the release", master(TriggerPush), masterOnly, ok, &ReleaseFacts{OnRef: true, Released: "aaaa", FromReleased: true}, true, ""},
+		{"the released commit again", master(TriggerAPI), masterOnly, ok, &ReleaseFacts{OnRef: true, Released: "0ld0c0mm1t", FromReleased: true}, true, ""},
+		{"old commit of master after a newer release", master(TriggerAPI), masterOnly, ok, &ReleaseFacts{OnRef: true, Released: "newer0000"}, false, "outdated: master already released newer000"},
+		{"old commit of master pushed late", master(TriggerPush), masterOnly, ok, &ReleaseFacts{OnRef: true, Released: "newer0000"}, false, "outdated"},
+		{"schedule of an old commit", master(TriggerSchedule), masterOnly, ok, &ReleaseFacts{OnRef: true, Released: "newer0000"}, false, "outdated"},
+		{"API trigger of a commit never on master", master(TriggerAPI), masterOnly, ok, &ReleaseFacts{}, false, "not released: 0ld0c0mm is not on master"},
+		{"push of a commit GitLab does not have on master", master(TriggerPush), masterOnly, ok, &ReleaseFacts{Released: "aaaa", FromReleased: true}, false, "not released"},
+		{"facts never gathered", master(TriggerPush), masterOnly, ok, nil, false, "not released"},
+		{"a test failed", master(TriggerPush), masterOnly, failed, onMaster, false, "test/unit did not succeed"},
+		{"tag matching the pattern", Trigger{Kind: TriggerTag, Ref: "v1.2.3", SHA: "t"}, tags, ok, &ReleaseFacts{OnRef: true, Released: "unrelated"}, true, ""},
+		{"tag pointing elsewhere", Trigger{Kind: TriggerTag, Ref: "v1.2.3", SHA: "t"}, tags, ok, &ReleaseFacts{}, false, "not released: tag v1.2.3 does not point at"},
+		{"tag not matching the pattern", Trigger{Kind: TriggerTag, Ref: "nightly", SHA: "t"}, tags, ok, &ReleaseFacts{OnRef: true}, false, "tag nightly does not match"},
+		{"tag without a pattern", Trigger{Kind: TriggerTag, Ref: "v1.2.3", SHA: "t"}, ReleasePolicy{Branches: []string{"master"}, TagPushes: true}, ok, &ReleaseFacts{OnRef: true}, false, "tag v1.2.3 does not match"},
 	}
 	for _, tt := range tests {
-		got := ReleaseGuard(GuardInput{Phase: PhasePush, Trigger: Trigger{Kind: TriggerPush, Ref: "master"}, Policy: masterOnly, Pipeline: 5, Jobs: tt.jobs, Released: tt.released})
-		if got.Allowed != tt.want || got.Outdated != tt.outdat {
-			t.Errorf("%s: ReleaseGuard = %+v, want allowed %v outdated %v", tt.name, got, tt.want, tt.outdat)
+		got := ReleaseGuard(GuardInput{Phase: PhasePush, Trigger: tt.t, Policy: tt.pol, Jobs: tt.jobs, Facts: tt.facts})
+		if got.Allowed != tt.want || !strings.HasPrefix(got.Reason, tt.reason) {
+			t.Errorf("%s: ReleaseGuard(push) = %+v, want allowed %v reason %q…", tt.name, got, tt.want, tt.reason)
 		}
-		if tt.outdat && !strings.HasPrefix(got.Reason, "outdated") {
-			t.Errorf("%s: reason %q does not start with outdated", tt.name, got.Reason)
+		check4 := strings.HasPrefix(tt.reason, "outdated") || strings.HasPrefix(tt.reason, "not released")
+		if got.Outdated != check4 {
+			t.Errorf("%s: ReleaseGuard(push).Outdated = %v, want %v (only check 4 ends the job skipped)", tt.name, got.Outdated, check4)
 		}
+		// At the start task the same facts decide, before the jobs have run.
+		if tt.jobs[len(tt.jobs)-1].State == StatePending {
+			plan := ReleaseGuard(GuardInput{Phase: PhasePlan, Trigger: tt.t, Policy: tt.pol, Facts: tt.facts})
+			if tt.facts != nil && (plan.Allowed != got.Allowed || plan.Reason != got.Reason) {
+				t.Errorf("%s: ReleaseGuard(plan) = %+v, want %+v like at the push", tt.name, plan, got)
+			}
+		}
+	}
+}
+
+// TestTagReleaseTags: a tag push releases under the tag's own name and never moves latest
+// unless the project says so.
+func TestTagReleaseTags(t *testing.T) {
+	pol := ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}, TagPushes: true, TagTags: []string{"{{.Tag}}"}}
+	tag := &Pipeline{ID: 7, Trigger: Trigger{Kind: TriggerTag, Ref: "v1.2.3", SHA: "0123456789abcdef"}}
+	got, err := ReleaseTags(pol.Templates(tag.Trigger), tag)
+	if err != nil || !cmp.Equal(got, []string{"v1.2.3"}) {
+		t.Errorf("ReleaseTags(tag v1.2.3) = %v, %v, want [v1.2.3] and not latest", got, err)
+	}
+	push := &Pipeline{ID: 8, Trigger: Trigger{Kind: TriggerPush, Ref: "master", SHA: "0123456789abcdef"}}
+	if got, err := ReleaseTags(pol.Templates(push.Trigger), push); err != nil || !cmp.Equal(got, []string{"latest", "01234567"}) {
+		t.Errorf("ReleaseTags(push master) = %v, %v, want [latest 01234567]", got, err)
+	}
+	if _, err := ReleaseTags([]string{"{{.Tag}}"}, push); err == nil {
+		t.Error("ReleaseTags({{.Tag}}) of a branch pipeline = nil error, want one: it has no tag")
 	}
 }
 

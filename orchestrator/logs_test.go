@@ -26,7 +26,7 @@ func (c *countingStore) AppendLog(ctx context.Context, id int64, job string, att
 }
 
 func newCountingStore() *countingStore {
-	return &countingStore{memStore: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]int64{}, logs: map[string]string{}}}
+	return &countingStore{memStore: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]string{}, logs: map[string]string{}}}
 }
 
 func (c *countingStore) log() string {

@@ -97,6 +97,10 @@ type Source interface {
 	// it now: a webhook's word for where a merge request's commit comes from is not trusted.
 	// ErrNotFound when the project has no such merge request.
 	MergeRequest(ctx context.Context, projectID, iid int64) (MergeRequestHead, error)
+	// IsAncestor reports whether commit ancestor is descendant or one of its ancestors in the
+	// project's repository (GitLab's merge base of the two is ancestor). Either may be a SHA or
+	// a full ref name (refs/heads/master); one GitLab does not have is no ancestor.
+	IsAncestor(ctx context.Context, projectID int64, ancestor, descendant string) (bool, error)
 }
 
 // MergeRequestHead is where a merge request's head commit lives, as GitLab says.
@@ -162,6 +166,10 @@ type StatusEntry struct {
 // ErrLocked is returned when another worker holds a lock.
 var ErrLocked = errors.New("locked")
 
+// ErrLockLost is the cause of a held lock's context ending because the lock could not be
+// renewed (someone else holds it now, or Redis did not answer before it expired).
+var ErrLockLost = errors.New("lock lost")
+
 // Store keeps pipelines and their jobs.
 type Store interface {
 	// CreatePipeline checks the dedup keys and, when neither names a stored pipeline, gives p an
@@ -192,12 +200,15 @@ type Store interface {
 	Unstarted(ctx context.Context, before time.Time) ([]int64, error)
 	// AppendLog adds output to a job attempt's log.
 	AppendLog(ctx context.Context, pipelineID int64, job string, attempt int, p []byte) error
-	// Released is the highest pipeline ID released from a project's branch, 0 if none.
-	Released(ctx context.Context, project, branch string) (int64, error)
-	// MarkReleased records a release of a branch by a pipeline, unless a newer one is recorded.
-	MarkReleased(ctx context.Context, project, branch string, pipelineID int64) error
-	// LockRelease takes the lock of a project branch's releases, or returns ErrLocked.
-	LockRelease(ctx context.Context, project, branch string) (unlock func(), err error)
+	// Released is the commit a project's branch last released, "" when none is known.
+	Released(ctx context.Context, project, branch string) (sha string, err error)
+	// MarkReleased records the commit a project's branch released. It keeps what it is given:
+	// the guard, under the release lock, decides by ancestry which release may follow which.
+	MarkReleased(ctx context.Context, project, branch, sha string) error
+	// LockRelease takes the lock of a project ref's releases, or returns ErrLocked. The lock
+	// is renewed until unlock, which stops the renewal and waits for it; held ends when the
+	// lock is lost (cause ErrLockLost), or at unlock, and a push must not start after that.
+	LockRelease(ctx context.Context, project, ref string) (held context.Context, unlock func(), err error)
 	// BranchPipelines lists the push pipelines of a project's branch older than pipeline before.
 	BranchPipelines(ctx context.Context, project, branch string, before int64) ([]int64, error)
 	// PublishCancel tells every gantry process to stop its running jobs of a pipeline that are

@@ -1,6 +1,9 @@
 package orchestrator
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Project is what gantry knows about one configured GitLab project: how to build, test and
 // release it. cmd/gantry translates the configuration into it.
@@ -68,12 +71,28 @@ type TestSpec struct {
 // ReleasePolicy says which pushes release and under which tags.
 type ReleasePolicy struct {
 	Branches []string
-	// Tags are text/template strings executed against TagData.
-	Tags      []string
+	// Tags are text/template strings executed against TagData, for branch releases.
+	Tags []string
+	// TagPushes lets a tag push release, when the tag's name matches TagPattern.
 	TagPushes bool
+	// TagPattern is matched against a pushed tag's name; nil matches nothing, so a hook-secret
+	// holder cannot release by pushing any tag.
+	TagPattern *regexp.Regexp
+	// TagTags are the templates of a tag push's release, by default the tag's own name: a
+	// tag push never moves latest unless the project lists it here.
+	TagTags []string
 }
 
-// TagData is what a release tag template sees.
+// Templates are the release tag templates for a trigger's pipeline.
+func (r ReleasePolicy) Templates(t Trigger) []string {
+	if t.Kind == TriggerTag {
+		return r.TagTags
+	}
+	return r.Tags
+}
+
+// TagData is what a release tag template sees. Tag is the pushed tag's name, "" for a branch,
+// so that {{.Tag}} in a branch's templates fails to render rather than push an empty tag.
 type TagData struct {
-	SHA, ShortSHA, Ref, PipelineID string
+	SHA, ShortSHA, Ref, PipelineID, Tag string
 }

@@ -20,27 +20,25 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	if !ok || j.Attempt != t.Attempt || j.State.Terminal() {
 		return nil // a task of a job or attempt that no longer exists, or already ran
 	}
+	var held context.Context // the release lock's lifetime; only a release holds one
 	if j.Name == JobRelease {
-		// Releases of one branch run one at a time, and the guard is asked again under the lock:
-		// a newer pipeline may have released while this one waited.
-		unlock, err := e.lockRelease(ctx, p)
+		// Releases of one ref run one at a time, and the guard is asked again under the lock,
+		// by a resumed attempt too: a newer commit may have been released while this one
+		// waited, or while a lost worker's lock lapsed.
+		h, unlock, err := e.lockRelease(ctx, p)
 		if err != nil {
 			return err
 		}
 		defer unlock()
+		held = h
 		if p, err = e.store.Pipeline(ctx, p.ID); err != nil {
 			return err
 		}
-		j, _ = p.Job(t.Job)
-		if j.State == StatePending {
-			if skip, reason, err := e.releaseOutdated(ctx, p); err != nil {
-				return err
-			} else if skip {
-				if _, err := e.transition(ctx, p, j.Name, EventSkip, func(j *Job) { j.Description = reason }); err != nil {
-					return err
-				}
-				return e.dispatch(ctx, p.ID)
-			}
+		if j, _ = p.Job(t.Job); j.Attempt != t.Attempt || j.State.Terminal() {
+			return nil
+		}
+		if ok, err := e.guardAtPush(ctx, p); err != nil || !ok {
+			return err
 		}
 	}
 	// Registered before the job shows running, so a cancellation announced from then on finds
@@ -72,7 +70,7 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	log := newLogWriter(ctx, e.store, p.ID, j.Name, j.Attempt)
 	// Closed on every way out; where the pipeline moves on next, closed before that too.
 	defer log.Close()
-	out := e.execute(jobCtx, p, *j, log)
+	out := e.execute(jobCtx, p, *j, log, held)
 	if jobCtx.Err() != nil && ctx.Err() == nil {
 		// Cancelled through Cancel (or superseded): the job's state is already set.
 		fmt.Fprint(log, "\ncanceled\n")
@@ -118,8 +116,9 @@ type outcome struct {
 }
 
 // execute does a job's work. Success and the project's failures come back in the outcome;
-// out.err holds an error the job could not get past.
-func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer) outcome {
+// out.err holds an error the job could not get past. held is the release lock's lifetime, nil
+// for other jobs.
+func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer, held context.Context) outcome {
 	proj, ok := e.Project(p.Trigger.Project)
 	if !ok {
 		return outcome{err: fmt.Errorf("project %s is no longer configured: %w", p.Trigger.Project, ErrProjectFault)}
@@ -129,7 +128,7 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer)
 	case j.Name == JobBuild:
 		return e.build(ctx, p, proj, log, start)
 	case j.Name == JobRelease:
-		return e.release(ctx, p, proj, log)
+		return e.release(ctx, p, proj, log, held)
 	}
 	spec, ok := testSpec(proj, j.TestName())
 	if !ok {
@@ -188,24 +187,21 @@ func (e *Engine) build(ctx context.Context, p *Pipeline, proj Project, log io.Wr
 	return outcome{desc: desc}
 }
 
-// releaseOutdated asks the guard again right before the push.
-func (e *Engine) releaseOutdated(ctx context.Context, p *Pipeline) (bool, string, error) {
-	proj, _ := e.Project(p.Trigger.Project)
-	released, err := e.store.Released(ctx, proj.Path, p.Trigger.Ref)
-	if err != nil {
-		return false, "", err
-	}
-	v := ReleaseGuard(GuardInput{Phase: PhasePush, Trigger: p.Trigger, Policy: proj.Release, Pipeline: p.ID, Jobs: p.Jobs, Released: released})
-	if v.Allowed {
-		return false, "", nil
-	}
-	return true, v.Reason, nil
-}
-
-func (e *Engine) release(ctx context.Context, p *Pipeline, proj Project, log io.Writer) outcome {
-	tags, err := ReleaseTags(proj.Release.Tags, p)
+// release tags the tested image and pushes the tags, if the release lock is still held.
+func (e *Engine) release(ctx context.Context, p *Pipeline, proj Project, log io.Writer, held context.Context) outcome {
+	tags, err := ReleaseTags(proj.Release.Templates(p.Trigger), p)
 	if err != nil {
 		return outcome{err: fmt.Errorf("release tags: %v: %w", err, ErrProjectFault)}
+	}
+	// Lost the lock: another worker may be releasing this ref, so the push does not start; the
+	// retry resumes under the lock and asks the guard again. A push that has started is not
+	// interrupted: tags split between two images would be worse than a late one.
+	if held == nil || held.Err() != nil {
+		cause := ErrLockLost
+		if held != nil {
+			cause = context.Cause(held)
+		}
+		return outcome{err: fmt.Errorf("release lock of %s: %w", p.Trigger.Ref, cause)}
 	}
 	res, err := e.exec.Release(ctx, ReleaseRequest{PipelineID: p.ID, ImageID: p.Image, Repository: proj.Image, Tags: tags}, log)
 	if err != nil {
@@ -215,8 +211,11 @@ func (e *Engine) release(ctx context.Context, p *Pipeline, proj Project, log io.
 	if err := e.store.UpdatePipeline(ctx, p); err != nil {
 		return outcome{err: fmt.Errorf("record digest: %w", err)}
 	}
-	if err := e.store.MarkReleased(ctx, proj.Path, p.Trigger.Ref, p.ID); err != nil {
-		return outcome{err: fmt.Errorf("record release: %w", err)}
+	// A tag's release is no branch's: the branch's mark stays what the branch released.
+	if p.Trigger.Kind != TriggerTag {
+		if err := e.store.MarkReleased(ctx, proj.Path, p.Trigger.Ref, p.Trigger.SHA); err != nil {
+			return outcome{err: fmt.Errorf("record release: %w", err)}
+		}
 	}
 	return outcome{desc: fmt.Sprintf("pushed %d tags, %s", len(res.Pushed), shortDigest(res.Digest))}
 }
@@ -258,5 +257,8 @@ func joinNonEmpty(a, b string) string {
 // ReleaseTags renders a project's release tag templates for a pipeline.
 func ReleaseTags(templates []string, p *Pipeline) ([]string, error) {
 	data := TagData{SHA: p.Trigger.SHA, ShortSHA: p.Trigger.ShortSHA(), Ref: p.Trigger.Ref, PipelineID: strconv.FormatInt(p.ID, 10)}
+	if p.Trigger.Kind == TriggerTag {
+		data.Tag = p.Trigger.Ref
+	}
 	return renderTags(templates, data)
 }

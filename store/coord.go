@@ -13,15 +13,9 @@ import (
 
 // lock takes a lock key for ttl and returns the function that releases it, if still ours.
 func (s *Store) lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
-	b := make([]byte, 12)
-	rand.Read(b)
-	token := hex.EncodeToString(b)
-	ok, err := s.rdb.SetNX(ctx, key, token, ttl).Result()
+	token, err := s.take(ctx, key, ttl)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, orchestrator.ErrLocked
 	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -30,13 +24,19 @@ func (s *Store) lock(ctx context.Context, key string, ttl time.Duration) (func()
 	}, nil
 }
 
-// releaseLockTTL frees the release lock of a worker that died while pushing; a push of one
-// image rarely takes more than a few minutes, and a second push of the same image is harmless.
-const releaseLockTTL = 15 * time.Minute
-
-// LockRelease implements orchestrator.Store.
-func (s *Store) LockRelease(ctx context.Context, project, branch string) (func(), error) {
-	return s.lock(ctx, s.keyReleaseLock(project, branch), releaseLockTTL)
+// take sets a lock key to a new holder's token for ttl, or returns ErrLocked.
+func (s *Store) take(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	b := make([]byte, 12)
+	rand.Read(b)
+	token := hex.EncodeToString(b)
+	ok, err := s.rdb.SetNX(ctx, key, token, ttl).Result()
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", orchestrator.ErrLocked
+	}
+	return token, nil
 }
 
 // BranchPipelines implements orchestrator.Store.

@@ -77,7 +77,13 @@ func (s *Store) channelCancel() string {
 	return s.prefix + ":cancel:" + strconv.Itoa(db)
 }
 
-// keyReleased holds the id of the newest pipeline released from a project's branch.
+// keyReleasedCommit holds the commit a project's branch last released.
+func (s *Store) keyReleasedCommit(project, branch string) string {
+	return s.prefix + ":released-commit:" + strings.ToLower(project) + ":" + branch
+}
+
+// keyReleased is the legacy release mark: the id of the newest pipeline released from a
+// project's branch, written before releases were kept as commits. It is only read (Released).
 func (s *Store) keyReleased(project, branch string) string {
 	return s.prefix + ":released:" + strings.ToLower(project) + ":" + branch
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/hibiken/asynq"
@@ -26,6 +27,8 @@ type Store struct {
 	logCap int
 	// creates sends CreatePipeline's scripts to Redis in batches.
 	creates *createBatcher
+	// releaseLockTTL is how long a release lock outlives its last renewal.
+	releaseLockTTL time.Duration
 }
 
 // Options configure a Store.
@@ -37,11 +40,15 @@ type Options struct {
 	// LogCap is how many bytes of each job attempt's log are kept (the tail); default
 	// DefaultLogCap.
 	LogCap int
+	// ReleaseLockTTL is how long a release lock outlives its holder's last renewal, which
+	// comes every third of it; default DefaultReleaseLockTTL.
+	ReleaseLockTTL time.Duration
 }
 
 // New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
 func New(rdb redis.UniversalClient, o Options) *Store {
-	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap), creates: newCreateBatcher(rdb)}
+	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap), creates: newCreateBatcher(rdb),
+		releaseLockTTL: cmp.Or(o.ReleaseLockTTL, DefaultReleaseLockTTL)}
 	if s.prefix == "" {
 		s.prefix = "gantry"
 	}
@@ -93,27 +100,33 @@ func (s *Store) UpdatePipeline(ctx context.Context, p *orchestrator.Pipeline) er
 	return nil
 }
 
-// Released implements orchestrator.Store.
-func (s *Store) Released(ctx context.Context, project, branch string) (int64, error) {
+// Released implements orchestrator.Store. A branch last released before releases were kept as
+// commits has a pipeline id under the legacy key: its commit is read from that pipeline's
+// record while the record is kept; after that it is unknown ("") and the branch's next release
+// sets it again. Refusing every release of such a branch instead would need an operator.
+func (s *Store) Released(ctx context.Context, project, branch string) (string, error) {
+	sha, err := s.rdb.Get(ctx, s.keyReleasedCommit(project, branch)).Result()
+	if err == nil || !errors.Is(err, redis.Nil) {
+		return sha, err
+	}
 	id, err := s.rdb.Get(ctx, s.keyReleased(project, branch)).Int64()
 	if errors.Is(err, redis.Nil) {
-		return 0, nil
+		return "", nil
 	}
-	return id, err
+	if err != nil {
+		return "", fmt.Errorf("legacy release mark of %s %s: %w", project, branch, err)
+	}
+	p, err := s.Pipeline(ctx, id)
+	if errors.Is(err, orchestrator.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return p.Trigger.SHA, nil
 }
 
-// markReleased raises the released mark of a branch, never lowers it.
-//
-//	KEYS[1] released key; ARGV[1] pipeline id
-//	returns 1 when raised, 0 when a newer release was already recorded
-var markReleased = redis.NewScript(`
-local cur = tonumber(redis.call("GET", KEYS[1]) or "0")
-if cur >= tonumber(ARGV[1]) then return 0 end
-redis.call("SET", KEYS[1], ARGV[1])
-return 1
-`)
-
 // MarkReleased implements orchestrator.Store.
-func (s *Store) MarkReleased(ctx context.Context, project, branch string, pipelineID int64) error {
-	return markReleased.Run(ctx, s.rdb, []string{s.keyReleased(project, branch)}, pipelineID).Err()
+func (s *Store) MarkReleased(ctx context.Context, project, branch, sha string) error {
+	return s.rdb.Set(ctx, s.keyReleasedCommit(project, branch), sha, 0).Err()
 }

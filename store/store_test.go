@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,19 +108,103 @@ func TestSwapJobOneWinner(t *testing.T) {
 	}
 }
 
-func TestMarkReleasedNeverGoesBack(t *testing.T) {
+// TestReleasedIsACommit: the store keeps the commit a branch released, the last one written;
+// which release may follow which is the guard's decision, by ancestry, under the release lock.
+func TestReleasedIsACommit(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	for _, id := range []int64{5, 9, 7} {
-		if err := b.store.MarkReleased(ctx, "G/App", "master", id); err != nil {
+	for _, sha := range []string{"c2", "c1"} {
+		if err := b.store.MarkReleased(ctx, "G/App", "master", sha); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, err := b.store.Released(ctx, "g/app", "master"); err != nil || got != 9 {
-		t.Errorf("Released = %d, %v, want 9", got, err)
+	if got, err := b.store.Released(ctx, "g/app", "master"); err != nil || got != "c1" {
+		t.Errorf("Released(master) = %q, %v, want c1", got, err)
 	}
-	if got, _ := b.store.Released(ctx, "g/app", "dev"); got != 0 {
-		t.Errorf("Released(dev) = %d, want 0", got)
+	if got, err := b.store.Released(ctx, "g/app", "dev"); err != nil || got != "" {
+		t.Errorf("Released(dev) = %q, %v, want none", got, err)
+	}
+}
+
+// TestReleasedLegacyPipelineID: records written before releases were commits hold a pipeline
+// id; the commit is read from that pipeline while its record is kept, and is unknown after.
+func TestReleasedLegacyPipelineID(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	if _, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: "legacy", ContentTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	b.rdb.Set(ctx, "gantry:released:g/app:master", p.ID, 0)
+	b.rdb.Set(ctx, "gantry:released:g/app:old", 99999, 0)
+	if got, err := b.store.Released(ctx, "G/App", "master"); err != nil || got != p.Trigger.SHA {
+		t.Errorf("Released(master) = %q, %v, want %s, the commit of pipeline %d", got, err, p.Trigger.SHA, p.ID)
+	}
+	if got, err := b.store.Released(ctx, "g/app", "old"); err != nil || got != "" {
+		t.Errorf("Released(old) = %q, %v, want unknown: pipeline 99999 is gone", got, err)
+	}
+	if err := b.store.MarkReleased(ctx, "g/app", "master", "c3"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.store.Released(ctx, "g/app", "master"); got != "c3" {
+		t.Errorf("Released(master) after a release = %q, want c3", got)
+	}
+}
+
+// TestReleaseLockRenewed: a release lock outlives its TTL for as long as it is held, and is
+// free again once unlocked.
+func TestReleaseLockRenewed(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s := New(rdb, Options{ReleaseLockTTL: 300 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	held, unlock, err := s.LockRelease(ctx, "g/app", "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // more than three TTLs
+	if _, _, err := s.LockRelease(ctx, "g/app", "master"); err != orchestrator.ErrLocked {
+		t.Errorf("LockRelease after 3 TTLs held = %v, want ErrLocked: the lock must be renewed", err)
+	}
+	if held.Err() != nil {
+		t.Errorf("held ended while the lock was renewed: %v", context.Cause(held))
+	}
+	unlock()
+	if held.Err() == nil {
+		t.Error("held still open after unlock")
+	}
+	_, unlock2, err := s.LockRelease(ctx, "g/app", "master")
+	if err != nil {
+		t.Fatalf("LockRelease after unlock = %v", err)
+	}
+	unlock2()
+}
+
+// TestReleaseLockLost: a lock taken over by someone else ends held, so the push does not start.
+func TestReleaseLockLost(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s := New(rdb, Options{ReleaseLockTTL: 300 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	held, unlock, err := s.LockRelease(ctx, "g/app", "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	rdb.Set(ctx, "gantry:release-lock:g/app:master", "another holder", 0)
+	select {
+	case <-held.Done():
+		if !errors.Is(context.Cause(held), orchestrator.ErrLockLost) {
+			t.Errorf("held ended with %v, want ErrLockLost", context.Cause(held))
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("held still open 2s after the lock was taken over")
+	}
+	unlock()
+	if got := rdb.Get(ctx, "gantry:release-lock:g/app:master").Val(); got != "another holder" {
+		t.Errorf("unlock of a lost lock deleted the new holder's lock (now %q)", got)
 	}
 }
 

@@ -185,6 +185,11 @@ func (localSource) MergeRequest(context.Context, int64, int64) (orchestrator.Mer
 	return orchestrator.MergeRequestHead{}, orchestrator.ErrNotFound
 }
 
+// IsAncestor says no: a local run never releases (the guard refuses TriggerLocal before it asks).
+func (localSource) IsAncestor(context.Context, int64, string, string) (bool, error) {
+	return false, nil
+}
+
 func writeArchive(w io.Writer, dir string) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)

@@ -16,9 +16,14 @@ import (
 
 // startBusyboxProject runs gantry serve for a busybox project "group/bb-<random>" whose one test runs
 // the repository's test.sh, with extra project settings and the test registry as its image's
-// home, so a release really pushes.
+// home, so a release really pushes. Extra settings starting with "    release:" replace the
+// default release settings (branch main).
 func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gitlabtest.Repo) {
 	t.Helper()
+	release := "    release: {branches: [main]}\n"
+	if strings.HasPrefix(extra, "    release:") {
+		release = ""
+	}
 	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
 	reg := testenv.NeedRegistry(t)
 	gl := gitlabtest.New(t)
@@ -43,8 +48,7 @@ projects:
     image: %s
     tests:
       - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
-    release: {branches: [main]}
-%s`, addr, addr, redisURL, gl.URL, gl.Token, reg.Host, reg.User, reg.Password, proj.PathWithNamespace, image, extra)
+%s%s`, addr, addr, redisURL, gl.URL, gl.Token, reg.Host, reg.User, reg.Password, proj.PathWithNamespace, image, release, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
 	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "bb-token", gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}

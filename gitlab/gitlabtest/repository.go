@@ -76,11 +76,22 @@ func (s *Server) commit(w http.ResponseWriter, req *request) {
 		writeJSON(w, http.StatusNotFound, message("404 Commit Not Found"))
 		return
 	}
+	entity, ok := s.commitEntity(ctx, req.project, sha)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, message("404 Commit Not Found"))
+		return
+	}
+	writeJSON(w, http.StatusOK, entity)
+}
+
+// commitEntity is GitLab's commit entity of a full SHA, as the commit and merge-base
+// endpoints answer it.
+func (s *Server) commitEntity(ctx context.Context, project *Project, sha string) (map[string]any, bool) {
+	dir := project.RepoDir
 	out, err := git(ctx, dir, "show", "-s", "--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B", sha)
 	f := strings.SplitN(strings.TrimSuffix(string(out), "\n"), "\x00", 9)
 	if err != nil || len(f) != 9 {
-		writeJSON(w, http.StatusNotFound, message("404 Commit Not Found"))
-		return
+		return nil, false
 	}
 	msg := f[8]
 	title, _, _ := strings.Cut(msg, "\n")
@@ -88,7 +99,7 @@ func (s *Server) commit(w http.ResponseWriter, req *request) {
 	if parents == nil {
 		parents = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return map[string]any{
 		"id":                sha,
 		"short_id":          sha[:8],
 		"title":             title,
@@ -104,11 +115,11 @@ func (s *Server) commit(w http.ResponseWriter, req *request) {
 		"stats":             commitStats(ctx, dir, sha),
 		"status":            nil,
 		"last_pipeline":     nil,
-		"project_id":        req.project.ID,
+		"project_id":        project.ID,
 		"trailers":          map[string]string{},
 		"extended_trailers": map[string][]string{},
-		"web_url":           fmt.Sprintf("%s/%s/-/commit/%s", s.URL, req.project.PathWithNamespace, sha),
-	})
+		"web_url":           fmt.Sprintf("%s/%s/-/commit/%s", s.URL, project.PathWithNamespace, sha),
+	}, true
 }
 
 // commitStats counts the lines a commit adds and deletes against its first parent, as GitLab's

@@ -216,6 +216,8 @@ func (s *Server) handler(method string, tail []string) (func(http.ResponseWriter
 	case len(tail) == 2 && tail[0] == "repository" &&
 		(tail[1] == "archive" || strings.HasPrefix(tail[1], "archive.")):
 		return s.archive, http.MethodGet
+	case len(tail) == 2 && tail[0] == "repository" && tail[1] == "merge_base":
+		return s.mergeBase, http.MethodGet
 	case len(tail) == 3 && tail[0] == "repository" && tail[1] == "commits":
 		return s.commit, http.MethodGet
 	case len(tail) == 4 && tail[0] == "repository" && tail[1] == "commits" && tail[3] == "statuses":

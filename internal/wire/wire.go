@@ -26,7 +26,10 @@ func Project(p *configs.Project) orchestrator.Project {
 			Dockerfile: p.Build.Dockerfile, Context: p.Build.Context, Args: p.Build.Args,
 			Target: p.Build.Target, PullAlways: p.Build.Pull == configs.PullAlways,
 		},
-		Release:   orchestrator.ReleasePolicy{Branches: p.Release.Branches, Tags: p.Release.Tags, TagPushes: p.Release.TagPushes},
+		Release: orchestrator.ReleasePolicy{
+			Branches: p.Release.Branches, Tags: p.Release.Tags,
+			TagPushes: p.Release.TagPushes, TagPattern: p.Release.TagRegexp(), TagTags: p.Release.TagTags,
+		},
 		Supersede: p.SupersedeEnabled(),
 	}
 	if p.Base != nil {

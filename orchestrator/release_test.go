@@ -1,0 +1,134 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestEngineGuardAtStart is the planning check with GitLab's facts, in the start task: a
+// release the guard refuses is skipped from created with the reason, and nothing is posted for
+// it; build and tests run all the same.
+func TestEngineGuardAtStart(t *testing.T) {
+	tests := []struct {
+		name   string
+		tr     Trigger
+		mark   string // the branch's last release
+		reason string
+	}{
+		{"API trigger of an older commit of master", Trigger{Kind: TriggerAPI, Ref: "master", SHA: "0123456789"}, "9999999999", "outdated: master already released 99999999"},
+		{"API trigger of a commit never on master", Trigger{Kind: TriggerAPI, Ref: "master", SHA: "5tray00000"}, "", "not released: 5tray000 is not on master"},
+		{"schedule of an older commit", Trigger{Kind: TriggerSchedule, Ref: "master", SHA: "0123456789"}, "9999999999", "outdated"},
+		{"tag pointing at another commit", Trigger{Kind: TriggerTag, Ref: "v1.2.3", SHA: "0123456789"}, "", "not released: tag v1.2.3 does not point at 01234567"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := setupTagEngine(t)
+			if tt.mark != "" {
+				b.store.MarkReleased(context.Background(), "g/app", "master", tt.mark)
+			}
+			b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+				t.Error("Release called for a release the guard refused")
+				return ReleaseResult{}, nil
+			}
+			tr := tt.tr
+			tr.Project, tr.ProjectID = "g/app", 7
+			p := b.pushTrigger(t, tr)
+			b.drain(t, 0)
+			got, _ := b.store.Pipeline(context.Background(), p.ID)
+			if j, _ := got.Job(JobRelease); j.State != StateSkipped || !strings.HasPrefix(j.Description, tt.reason) {
+				t.Errorf("release = %s %q, want skipped %q…", j.State, j.Description, tt.reason)
+			}
+			if got.State() != StateSuccess {
+				t.Errorf("pipeline = %s, want success: the commit is built and tested", got.State())
+			}
+			if posts := b.statuses.posts["gantry/release"]; posts != nil {
+				t.Errorf("release statuses = %v, want none", posts)
+			}
+		})
+	}
+}
+
+// TestEngineTagRelease: a tag that points at its commit in GitLab releases under its own
+// name, not latest, and leaves the branch's release mark alone.
+func TestEngineTagRelease(t *testing.T) {
+	b := setupTagEngine(t)
+	var pushed []string
+	b.exec.ReleaseFunc = func(r ReleaseRequest) (ReleaseResult, error) {
+		pushed = r.Tags
+		return ReleaseResult{Digest: "sha256:dig"}, nil
+	}
+	b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerTag, Ref: "v1.2.3", SHA: "commit-of-v1.2.3"})
+	b.drain(t, 0)
+	if !cmp.Equal(pushed, []string{"v1.2.3"}) {
+		t.Errorf("released tags = %v, want [v1.2.3]", pushed)
+	}
+	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != "" {
+		t.Errorf("Released(master) = %q after a tag release, want none", r)
+	}
+}
+
+// setupTagEngine is setupEngine with a project that releases v-tags under their own name.
+func setupTagEngine(t *testing.T) engineBundle {
+	t.Helper()
+	b := setupEngine(t)
+	proj, _ := b.engine.Project("g/app")
+	proj.Release.TagPushes, proj.Release.TagPattern, proj.Release.TagTags = true, regexp.MustCompile(`^v[0-9]`), []string{"{{.Tag}}"}
+	b.engine.projects["g/app"] = proj
+	return b
+}
+
+// TestEngineResumedReleaseAsksTheGuardAgain: the worker pushing a release is lost, and while
+// its lock lapsed a newer commit of the branch was released. The new attempt of the release
+// job must ask the guard again instead of pushing the older image over the newer release; the
+// job shows running in GitLab, where skipped cannot follow running, so it ends canceled with
+// the guard's reason.
+func TestEngineResumedReleaseAsksTheGuardAgain(t *testing.T) {
+	b := setupEngine(t)
+	b.push(t, "master")
+	pushes := 0
+	b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+		pushes++
+		if pushes == 1 {
+			b.store.MarkReleased(context.Background(), "g/app", "master", "9999999999")
+			return ReleaseResult{}, errors.New("worker lost")
+		}
+		t.Error("the resumed release pushed over a newer release")
+		return ReleaseResult{Digest: "sha256:dig"}, nil
+	}
+	b.drain(t, 1)
+	if got := b.statuses.posts["gantry/release"]; !cmp.Equal(got, []string{"pending", "running", "canceled"}) {
+		t.Errorf("release statuses = %v, want pending, running, canceled", got)
+	}
+	if d := b.statuses.descs["gantry/release"]; !strings.HasPrefix(d, "outdated") {
+		t.Errorf("release description = %q, want outdated…", d)
+	}
+}
+
+// TestEngineLostLockStopsThePush: a release lock lost before the push (its renewal failed) stops
+// the push from starting; the retry resumes under a new lock, asks the guard again and pushes.
+func TestEngineLostLockStopsThePush(t *testing.T) {
+	b := setupEngine(t)
+	b.store.lostLocks = 1
+	pushes := 0
+	b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+		pushes++
+		return ReleaseResult{Digest: "sha256:dig"}, nil
+	}
+	p := b.push(t, "master")
+	b.drain(t, 1)
+	if pushes != 1 {
+		t.Errorf("pushes = %d, want 1: none under the lost lock, one after", pushes)
+	}
+	if got := b.statuses.posts["gantry/release"]; !cmp.Equal(got, []string{"pending", "running", "success"}) {
+		t.Errorf("release statuses = %v, want pending, running, success", got)
+	}
+	if log := b.store.logs[fmt.Sprintf("%d/release/1", p.ID)]; !strings.Contains(log, "lock lost") {
+		t.Errorf("release log = %q, want the lost lock told", log)
+	}
+}
