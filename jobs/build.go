@@ -106,14 +106,15 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	return res, nil
 }
 
-// buildBase returns the base tier's reference, <base image>:<16 hex digits of the content
-// hash>, and whether it had to be built now.
+// buildBase returns the base tier's reference, <base image>:<content hash> with the full
+// SHA-256 of baseContext (64 hex digits: a shorter tag would let two different bases collide,
+// and the tag is all a reuse is decided on), and whether it had to be built now.
 func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buildContext, log io.Writer) (string, bool, error) {
 	baseTar, hash, err := bc.baseContext(p.Base, p.Build.Args)
 	if err != nil {
 		return "", false, fmt.Errorf("build: %w", err)
 	}
-	ref := p.Base.Image + ":" + hash[:16]
+	ref := p.Base.Image + ":" + hash
 	_, err = d.cli.ImageInspect(ctx, ref)
 	if err == nil {
 		fmt.Fprintf(log, "base image %s reused\n", ref)
