@@ -21,6 +21,9 @@ import (
 
 // pullBase tries to pull a base image from its registry and reports whether it now exists here.
 func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
+	if isForkRef(ref) {
+		return false
+	}
 	auth, err := authconfig.Encode(d.login(ref))
 	if err != nil {
 		return false
@@ -42,6 +45,10 @@ func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
 
 // pushBase pushes a freshly built base image so other engines can pull it.
 func (d *Docker) pushBase(ctx context.Context, ref string, log io.Writer) {
+	if isForkRef(ref) {
+		fmt.Fprintf(log, "base image %s not pushed: %s\n", ref, errForkRef(ref))
+		return
+	}
 	auth, err := authconfig.Encode(d.login(ref))
 	if err != nil {
 		return
@@ -63,6 +70,9 @@ func firstLine(s string) string {
 // shareTestImage pushes a test image for workers on other engines. Unlike the base, they cannot
 // do without it, so a failure fails the build (for the infrastructure: it is retried).
 func (d *Docker) shareTestImage(ctx context.Context, ref string, log io.Writer) error {
+	if isForkRef(ref) {
+		return fmt.Errorf("build: share test image: %w", errForkRef(ref))
+	}
 	auth, err := authconfig.Encode(d.login(ref))
 	if err != nil {
 		return fmt.Errorf("build: encode registry login: %w", err)
@@ -84,6 +94,10 @@ func (d *Docker) ensureImage(ctx context.Context, id, ref string, log io.Writer)
 	}
 	if ref == "" {
 		return fmt.Errorf("image %s is not on this engine", id)
+	}
+	if isForkRef(ref) {
+		// Not the project's fault: the queue retries, and a retry may land on the right engine.
+		return fmt.Errorf("image %s is not on this engine and cannot be pulled: %w; its tests run only on the engine that built it", id, errForkRef(ref))
 	}
 	auth, err := authconfig.Encode(d.login(ref))
 	if err != nil {

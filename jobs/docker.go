@@ -46,7 +46,8 @@ type Options struct {
 	// wants TLS (docker.tls_verify); otherwise DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply.
 	CertPath string
 	// ShareImages pushes every test image to its registry after the build, for workers on
-	// several engines: a test that runs on an engine without the image pulls it.
+	// several engines: a test that runs on an engine without the image pulls it. A fork's
+	// test image is never pushed: its tests need the engine that built it (see forkTagPrefix).
 	ShareImages bool
 	// Templates holds the Dockerfile templates for projects without a Dockerfile, laid out like
 	// configs.Templates (templates/python-base.Dockerfile.tmpl and
