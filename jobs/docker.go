@@ -162,7 +162,7 @@ func (d *Docker) RemoveContainers(ctx context.Context, labelFilter map[string]st
 	var errs []error
 	removed := 0
 	for _, c := range list.Items {
-		_, err := d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+		_, err := d.cli.ContainerRemove(ctx, c.ID, removeOptions())
 		switch {
 		case err == nil:
 			removed++
@@ -183,12 +183,19 @@ func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
 	return nil
 }
 
+// removeOptions removes a container whether it runs or not, with its anonymous volumes: an
+// image's VOLUME gives every container one, which the test can fill and nothing else would
+// ever remove. Named volumes are not touched (and a test container mounts none).
+func removeOptions() client.ContainerRemoveOptions {
+	return client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}
+}
+
 // removeContainer force-removes a job's container. It runs on a context that survives the job's
 // cancellation, because a cancelled job must not leak its container.
 func (d *Docker) removeContainer(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	_, err := d.cli.ContainerRemove(ctx, id, removeOptions())
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		d.log.Warn("container not removed", zap.String("container", id), zap.Error(err))
 	}
