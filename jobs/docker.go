@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,9 @@ const (
 // DefaultMaxContextBytes bounds the unpacked source archive that is held in memory for a build.
 const DefaultMaxContextBytes int64 = 512 << 20
 
+// DefaultMaxTestLogBytes bounds the output of one test container that reaches the job log.
+const DefaultMaxTestLogBytes int64 = 4 << 20
+
 // cleanupTimeout bounds removals that run after the job's context may have been cancelled.
 const cleanupTimeout = 30 * time.Second
 
@@ -42,6 +46,9 @@ type Options struct {
 	Logger *zap.Logger
 	// MaxContextBytes bounds the unpacked source archive; zero means DefaultMaxContextBytes.
 	MaxContextBytes int64
+	// MaxTestLogBytes bounds the output of one test container that reaches the job log (and
+	// the container's own log on the engine's disk); zero means DefaultMaxTestLogBytes.
+	MaxTestLogBytes int64
 	// CertPath, when set, is a directory with ca.pem, cert.pem and key.pem for an engine that
 	// wants TLS (docker.tls_verify); otherwise DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply.
 	CertPath string
@@ -76,6 +83,7 @@ type Docker struct {
 	log        *zap.Logger
 	registries []Registry
 	maxContext int64
+	maxTestLog int64              // Options.MaxTestLogBytes
 	templates  *template.Template // nil without Options.Templates
 	share      bool               // Options.ShareImages
 }
@@ -116,6 +124,7 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 		log:        opts.Logger,
 		registries: opts.Registries,
 		maxContext: opts.MaxContextBytes,
+		maxTestLog: cmp.Or(max(opts.MaxTestLogBytes, 0), DefaultMaxTestLogBytes),
 		templates:  templates,
 		share:      opts.ShareImages,
 	}

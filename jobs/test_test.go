@@ -36,6 +36,7 @@ func TestContainerConfig(t *testing.T) {
 			Labels: map[string]string{"gantry.pipeline": "42", "gantry.job": "test/unit", "gantry.project": "group/app"}},
 		wantHost: &container.HostConfig{NetworkMode: "bridge", CapDrop: []string{"ALL"},
 			SecurityOpt: []string{"no-new-privileges"},
+			LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1048576", "max-file": "2"}},
 			Resources:   container.Resources{Memory: 256 << 20, MemorySwap: 256 << 20, NanoCPUs: 1.5e9, PidsLimit: &pids}},
 	}, {
 		name: "defaults",
@@ -44,10 +45,11 @@ func TestContainerConfig(t *testing.T) {
 			Labels: map[string]string{"gantry.pipeline": "7", "gantry.job": "test/lint", "gantry.project": "p"}},
 		wantHost: &container.HostConfig{NetworkMode: "none", CapDrop: []string{"ALL"},
 			SecurityOpt: []string{"no-new-privileges"},
+			LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1048576", "max-file": "2"}},
 			Resources:   container.Resources{Memory: defaultTestMemory, MemorySwap: defaultTestMemory, PidsLimit: &defaultPids}},
 	}}
 	for _, tt := range tests {
-		cfg, host := containerConfig(tt.req)
+		cfg, host := containerConfig(tt.req, 1<<20)
 		if diff := cmp.Diff(tt.wantCfg, cfg); diff != "" {
 			t.Errorf("containerConfig(%s) config (-want +got):\n%s", tt.name, diff)
 		}
