@@ -31,6 +31,10 @@ import (
 // orchestrator.ErrProjectFault.
 func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log io.Writer) (orchestrator.BuildResult, error) {
 	p := req.Project
+	limits, err := limitsOf(p.Build)
+	if err != nil {
+		return orchestrator.BuildResult{}, err
+	}
 	bc, err := readContext(req.Source, p.Build.Context, p.Base, d.maxContext)
 	if err != nil {
 		return orchestrator.BuildResult{}, fmt.Errorf("build: %w", err)
@@ -59,7 +63,7 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	args := buildArgs(p.Build.Args)
 	pull := p.Build.PullAlways
 	if p.Base != nil {
-		if res.BaseImage, res.BaseBuilt, err = d.buildBase(ctx, p, bc, fork, log); err != nil {
+		if res.BaseImage, res.BaseBuilt, err = d.buildBase(ctx, p, bc, fork, limits, log); err != nil {
 			return orchestrator.BuildResult{}, err
 		}
 		args["BASE_IMAGE"] = &res.BaseImage
@@ -96,7 +100,7 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	}
 	start := time.Now()
 	fmt.Fprintf(log, "building %s\n", res.ImageRef)
-	res.ImageID, err = d.imageBuild(ctx, buildCtx, opts, log)
+	res.ImageID, err = d.imageBuild(ctx, buildCtx, opts, limits, log)
 	if err != nil {
 		return orchestrator.BuildResult{}, err
 	}
@@ -117,7 +121,7 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 // and the tag is all a reuse is decided on), and whether it had to be built now. A fork's
 // build may reuse the trusted base but builds its own under a fork- tag, kept on this engine
 // (see forkTagPrefix).
-func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buildContext, fork bool, log io.Writer) (string, bool, error) {
+func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buildContext, fork bool, limits buildLimits, log io.Writer) (string, bool, error) {
 	baseTar, hash, err := bc.baseContext(p.Base, p.Build.Args)
 	if err != nil {
 		return "", false, fmt.Errorf("build: %w", err)
@@ -149,7 +153,7 @@ func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buil
 		BuildArgs:  buildArgs(p.Build.Args),
 		// No pipeline label: the base outlives the pipeline that built it.
 		Labels: map[string]string{LabelProject: p.Path},
-	}, log)
+	}, limits, log)
 	if err != nil {
 		return "", false, err
 	}
@@ -162,11 +166,12 @@ func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buil
 	return ref, true, nil
 }
 
-// imageBuild runs one classic-builder build and decodes its stream to the end, because the
-// engine answers 200 and reports a failing step only inside the stream.
-func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts client.ImageBuildOptions, log io.Writer) (string, error) {
+// imageBuild runs one classic-builder build within limits and decodes its stream to the end,
+// because the engine answers 200 and reports a failing step only inside the stream.
+func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts client.ImageBuildOptions, limits buildLimits, log io.Writer) (string, error) {
 	// BuildKit over /build works, but its log is protobuf inside aux messages.
 	opts.Version = build.BuilderV1
+	limits.apply(&opts)
 	opts.Remove, opts.ForceRemove = true, true
 	resp, err := d.cli.ImageBuild(ctx, buildContext, opts)
 	if err != nil {
@@ -188,7 +193,7 @@ func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts cl
 		}
 		if m.Error != nil {
 			// A failing RUN, or a FROM image that could not be pulled.
-			return "", projectFault("build: %s", strings.TrimSpace(m.Error.Message))
+			return "", projectFault("build: %s", limits.explainKill(strings.TrimSpace(m.Error.Message)))
 		}
 		if m.Aux != nil {
 			var aux struct{ ID string }
