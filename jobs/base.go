@@ -24,7 +24,8 @@ func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
 	if isForkRef(ref) {
 		return false
 	}
-	auth, err := authconfig.Encode(d.login(ref))
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
 		return false
 	}
@@ -36,7 +37,7 @@ func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
 	}
 	if err != nil {
 		// "manifest unknown" or "not found" is the usual answer: nobody built it yet.
-		fmt.Fprintf(log, "base image %s not in the registry (%s), building it\n", ref, firstLine(err.Error()))
+		fmt.Fprintf(log, "base image %s not in the registry (%s), building it\n", ref, redact(login, firstLine(err.Error())))
 		return false
 	}
 	fmt.Fprintf(log, "base image %s pulled from the registry in %.1fs\n", ref, time.Since(start).Seconds())
@@ -49,14 +50,16 @@ func (d *Docker) pushBase(ctx context.Context, ref string, log io.Writer) {
 		fmt.Fprintf(log, "base image %s not pushed: %s\n", ref, errForkRef(ref))
 		return
 	}
-	auth, err := authconfig.Encode(d.login(ref))
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
 		return
 	}
 	start := time.Now()
 	if _, err := d.push(ctx, ref, auth, io.Discard); err != nil {
-		fmt.Fprintf(log, "base image %s not pushed (other engines will build it too): %s\n", ref, firstLine(err.Error()))
-		d.log.Warn("base image not pushed", zap.String("image", ref), zap.String("error", firstLine(err.Error())))
+		msg := redact(login, firstLine(err.Error()))
+		fmt.Fprintf(log, "base image %s not pushed (other engines will build it too): %s\n", ref, msg)
+		d.log.Warn("base image not pushed", zap.String("image", ref), zap.String("error", msg))
 		return
 	}
 	fmt.Fprintf(log, "pushed base image %s in %.1fs\n", ref, time.Since(start).Seconds())
@@ -73,13 +76,17 @@ func (d *Docker) shareTestImage(ctx context.Context, ref string, log io.Writer) 
 	if isForkRef(ref) {
 		return fmt.Errorf("build: share test image: %w", errForkRef(ref))
 	}
-	auth, err := authconfig.Encode(d.login(ref))
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
 		return fmt.Errorf("build: encode registry login: %w", err)
 	}
 	start := time.Now()
 	if _, err := d.push(ctx, ref, auth, io.Discard); err != nil {
-		return fmt.Errorf("build: share test image %s: %s", ref, firstLine(err.Error()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("build: share test image %s: %w", ref, ctx.Err())
+		}
+		return fmt.Errorf("build: share test image %s: %s", ref, redact(login, firstLine(err.Error())))
 	}
 	fmt.Fprintf(log, "pushed test image %s for the other engines in %.1fs\n", ref, time.Since(start).Seconds())
 	return nil
@@ -99,9 +106,10 @@ func (d *Docker) ensureImage(ctx context.Context, id, ref string, log io.Writer)
 		// Not the project's fault: the queue retries, and a retry may land on the right engine.
 		return fmt.Errorf("image %s is not on this engine and cannot be pulled: %w; its tests run only on the engine that built it", id, errForkRef(ref))
 	}
-	auth, err := authconfig.Encode(d.login(ref))
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode registry login for %s", login.ServerAddress)
 	}
 	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
 	if err == nil {
@@ -109,7 +117,10 @@ func (d *Docker) ensureImage(ctx context.Context, id, ref string, log io.Writer)
 		err = resp.Wait(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("image %s is not on this engine and %s could not be pulled: %s", id, ref, firstLine(err.Error()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("pull %s: %w", ref, ctx.Err())
+		}
+		return fmt.Errorf("image %s is not on this engine and %s could not be pulled: %s", id, ref, redact(login, firstLine(err.Error())))
 	}
 	img, err := d.cli.ImageInspect(ctx, ref)
 	if err != nil {
