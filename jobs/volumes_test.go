@@ -66,6 +66,14 @@ func TestTestRemovesVolumes(t *testing.T) {
 	if len(volumes) != 1 {
 		t.Fatalf("volumes of the running test = %v, want one", volumes)
 	}
+	// The engine's own copy of the output is bounded as well (see containerConfig).
+	inspect, err := b.d.cli.ContainerInspect(t.Context(), ids[0], client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatalf("ContainerInspect() error = %v", err)
+	}
+	if lc := inspect.Container.HostConfig.LogConfig; lc.Type != "json-file" || lc.Config["max-size"] != "4194304" || lc.Config["max-file"] != "2" {
+		t.Errorf("running test container's log config = %+v, want json-file rotated at 4 MiB once", lc)
+	}
 	if got := <-done; got.err != nil || got.res.ExitCode != 0 {
 		t.Fatalf("Test(volume) = %+v, %v\nlog:\n%s", got.res, got.err, got.log)
 	}
