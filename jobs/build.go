@@ -178,6 +178,8 @@ func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts cl
 		return "", classifyBuildError(ctx, err)
 	}
 	defer resp.Body.Close()
+	// The steps' output is the project's to choose, and goes to the job log within a cap.
+	log = newCappedWriter(log, d.maxLog)
 	pr := newProgress(log)
 	dec := json.NewDecoder(resp.Body)
 	var id string

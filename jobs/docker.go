@@ -29,8 +29,9 @@ const (
 // DefaultMaxContextBytes bounds the unpacked source archive that is held in memory for a build.
 const DefaultMaxContextBytes int64 = 512 << 20
 
-// DefaultMaxTestLogBytes bounds the output of one test container that reaches the job log.
-const DefaultMaxTestLogBytes int64 = 4 << 20
+// DefaultMaxLogBytes bounds the engine's output that reaches a job log from one build or
+// one test container.
+const DefaultMaxLogBytes int64 = 4 << 20
 
 // cleanupTimeout bounds removals that run after the job's context may have been cancelled.
 const cleanupTimeout = 30 * time.Second
@@ -46,9 +47,10 @@ type Options struct {
 	Logger *zap.Logger
 	// MaxContextBytes bounds the unpacked source archive; zero means DefaultMaxContextBytes.
 	MaxContextBytes int64
-	// MaxTestLogBytes bounds the output of one test container that reaches the job log (and
-	// the container's own log on the engine's disk); zero means DefaultMaxTestLogBytes.
-	MaxTestLogBytes int64
+	// MaxLogBytes bounds the output that reaches the job log from one build (base and app
+	// count apart) or one test container, whose own log on the engine's disk it bounds too;
+	// zero means DefaultMaxLogBytes.
+	MaxLogBytes int64
 	// CertPath, when set, is a directory with ca.pem, cert.pem and key.pem for an engine that
 	// wants TLS (docker.tls_verify); otherwise DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply.
 	CertPath string
@@ -83,7 +85,7 @@ type Docker struct {
 	log        *zap.Logger
 	registries []Registry
 	maxContext int64
-	maxTestLog int64              // Options.MaxTestLogBytes
+	maxLog     int64              // Options.MaxLogBytes
 	templates  *template.Template // nil without Options.Templates
 	share      bool               // Options.ShareImages
 }
@@ -124,7 +126,7 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 		log:        opts.Logger,
 		registries: opts.Registries,
 		maxContext: opts.MaxContextBytes,
-		maxTestLog: cmp.Or(max(opts.MaxTestLogBytes, 0), DefaultMaxTestLogBytes),
+		maxLog:     cmp.Or(max(opts.MaxLogBytes, 0), DefaultMaxLogBytes),
 		templates:  templates,
 		share:      opts.ShareImages,
 	}

@@ -31,7 +31,7 @@ func TestTestLogCapped(t *testing.T) {
 func TestCappedWriter(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
-	c := &cappedWriter{w: &out, left: 1 << 19, limit: 1 << 19}
+	c := newCappedWriter(&out, 1<<19)
 	chunk := strings.Repeat("x", 100<<10)
 	for range 8 {
 		if n, err := c.Write([]byte(chunk)); n != len(chunk) || err != nil {
@@ -167,5 +167,22 @@ func TestBuildLimits(t *testing.T) {
 	p.Build.Network = "host"
 	if _, _, err := b.build(t, p, map[string]string{"Dockerfile": "FROM " + b.env.busybox + "\n"}); !isProjectFault(err) {
 		t.Errorf("Build(network host) error = %v, want a project fault", err)
+	}
+}
+
+// TestBuildLogCapped: a build step's output reaches the job log up to the same cap as a
+// test's, and the build goes on.
+func TestBuildLogCapped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, log, err := b.build(t, b.project(), map[string]string{
+		"Dockerfile": "FROM " + b.env.busybox + "\nRUN echo " + randomHex(8) + " && head -c 10m /dev/zero | tr '\\0' x && echo && echo end-$((6*7))\n",
+	})
+	if err != nil {
+		t.Fatalf("Build() error = %v", err)
+	}
+	// end-42 is printed after the cap; the step's command line shows only its formula.
+	if len(log) > 5<<20 || !strings.Contains(log, "output truncated after 4 MiB") || strings.Contains(log, "end-42") {
+		t.Errorf("Build(10 MiB of output) log has %d bytes, ends %q; want 4 MiB and a truncation line", len(log), log[max(0, len(log)-300):])
 	}
 }

@@ -42,7 +42,7 @@ func (d *Docker) Test(ctx context.Context, req orchestrator.TestRequest, log io.
 	if err := d.ensureImage(ctx, req.ImageID, req.ImageRef, log); err != nil {
 		return orchestrator.TestResult{}, fmt.Errorf("test %s: %w", req.Test.Name, err)
 	}
-	cfg, host := containerConfig(req, d.maxTestLog)
+	cfg, host := containerConfig(req, d.maxLog)
 	// The create is not cancelled halfway: an engine that finishes creating after the client
 	// gave up leaves a container nobody knows the ID of. A cancellation is looked at right after.
 	createCtx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -102,7 +102,7 @@ func (d *Docker) run(ctx context.Context, id string, timeout time.Duration, log 
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		capped := &cappedWriter{w: log, left: d.maxTestLog, limit: d.maxTestLog}
+		capped := newCappedWriter(log, d.maxLog)
 		if _, err := stdcopy.StdCopy(capped, capped, logs); err != nil && ctx.Err() == nil {
 			d.log.Warn("container log stream broke", zap.String("container", id), zap.Error(err))
 		}
@@ -228,13 +228,17 @@ func containerConfig(req orchestrator.TestRequest, maxLog int64) (*container.Con
 	return cfg, host
 }
 
-// cappedWriter passes the first limit bytes of a test's output to the job log, then one line
-// that says the rest was left out, and swallows the rest: the container keeps running, and its
-// log stream must be drained to its end to know when it stopped.
+// cappedWriter passes the first limit bytes of a build's or a test's output to the job log,
+// then one line that says the rest was left out, and swallows the rest: the build or the
+// container goes on, and its stream must be drained to its end to know how it ended.
 type cappedWriter struct {
 	w           io.Writer
 	left, limit int64
 	truncated   bool
+}
+
+func newCappedWriter(w io.Writer, limit int64) *cappedWriter {
+	return &cappedWriter{w: w, left: limit, limit: limit}
 }
 
 func (c *cappedWriter) Write(p []byte) (int, error) {
