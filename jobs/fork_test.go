@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/gantry-ci/gantry/orchestrator"
 )
 
@@ -143,6 +145,33 @@ func TestForkTags(t *testing.T) {
 	} {
 		if got := isForkRef(ref); got != want {
 			t.Errorf("isForkRef(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}
+
+// TestForkRefsNeverTransferred: the registry paths themselves refuse a fork's tag, whoever asks.
+func TestForkRefsNeverTransferred(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := strings.ReplaceAll(b.image, "/", "-")
+	base, test := b.env.registry+"/"+name+"-base:fork-"+randomHex(32), b.env.registry+"/"+name+":fork-test-1"
+	for _, ref := range []string{base, test} {
+		if _, err := b.d.cli.ImageTag(t.Context(), client.ImageTagOptions{Source: b.env.busybox, Target: ref}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.removeImages(t, base, test)
+	var log bytes.Buffer
+	b.d.pushBase(t.Context(), base, &log)
+	if err := b.d.shareTestImage(t.Context(), test, &log); err == nil || !strings.Contains(err.Error(), "fork") {
+		t.Errorf("shareTestImage(%s) error = %v, want a refusal", test, err)
+	}
+	if b.d.pullBase(t.Context(), base, &log) {
+		t.Errorf("pullBase(%s) = true, want false", base)
+	}
+	for _, repo := range []string{name, name + "-base"} {
+		if tags := registryTags(t, b.env, repo); len(tags) != 0 {
+			t.Errorf("registry has %s:%v, want nothing of a fork's", repo, tags)
 		}
 	}
 }
