@@ -54,10 +54,19 @@ func TestTestRemovesVolumes(t *testing.T) {
 	go func() {
 		done <- b.runTest(t, res.ImageID, orchestrator.TestSpec{Name: "volume", Command: []string{"sh", "-c", "echo x > /data/x; sleep 3"}})
 	}()
+	// By the job's label too: the build's intermediate containers carry the pipeline's label
+	// (from the image config) and may linger a moment after the build.
 	var ids []string
 	for deadline := time.Now().Add(10 * time.Second); len(ids) == 0 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
-		ids = b.containers(t)
+		list, err := b.d.cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: make(client.Filters).
+			Add("label", LabelPipeline+"="+b.pipelineLabel()).Add("label", LabelJob+"="+orchestrator.TestJobPrefix+"volume")})
+		if err != nil {
+			t.Fatalf("ContainerList() error = %v", err)
+		}
+		for _, c := range list.Items {
+			ids = append(ids, c.ID)
+		}
 	}
 	if len(ids) != 1 {
 		t.Fatalf("containers of the running test = %v, want one", ids)
