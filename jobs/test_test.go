@@ -83,11 +83,22 @@ func (b *testBundle) runTestCtx(ctx context.Context, image string, spec orchestr
 // containers lists the test's containers that are left.
 func (b *testBundle) containers(t *testing.T) []string {
 	t.Helper()
+	return b.jobContainers(t, "")
+}
+
+// jobContainers lists the test's containers of one test job ("" for all). A job's own is
+// found by its job label: other containers of the pipeline may be listed beside it, such as a
+// build's intermediate ones, which carry the pipeline label from the image.
+func (b *testBundle) jobContainers(t *testing.T, test string) []string {
+	t.Helper()
 	// Also called from cleanups, where the test's context is over.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := b.d.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", LabelPipeline+"="+b.pipelineLabel())})
+	filters := make(client.Filters).Add("label", LabelPipeline+"="+b.pipelineLabel())
+	if test != "" {
+		filters.Add("label", LabelJob+"="+orchestrator.TestJobPrefix+test)
+	}
+	list, err := b.d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
 	if err != nil {
 		t.Fatalf("ContainerList() error = %v", err)
 	}
@@ -181,7 +192,7 @@ func TestTestIsolation(t *testing.T) {
 	var ids []string
 	for deadline := time.Now().Add(10 * time.Second); len(ids) == 0 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
-		ids = b.containers(t)
+		ids = b.jobContainers(t, "running")
 	}
 	if len(ids) != 1 {
 		cancel()

@@ -54,32 +54,31 @@ func TestTestRemovesVolumes(t *testing.T) {
 	go func() {
 		done <- b.runTest(t, res.ImageID, orchestrator.TestSpec{Name: "volume", Command: []string{"sh", "-c", "echo x > /data/x; sleep 3"}})
 	}()
-	// By the job's label too: the build's intermediate containers carry the pipeline's label
-	// (from the image config) and may linger a moment after the build.
-	var ids []string
-	for deadline := time.Now().Add(10 * time.Second); len(ids) == 0 && time.Now().Before(deadline); {
+	// Polled until a listed container can be inspected: under load the engine was seen to list
+	// a container it no longer knew a moment later.
+	var inspect client.ContainerInspectResult
+	found := false
+	for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
-		list, err := b.d.cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: make(client.Filters).
-			Add("label", LabelPipeline+"="+b.pipelineLabel()).Add("label", LabelJob+"="+orchestrator.TestJobPrefix+"volume")})
-		if err != nil {
-			t.Fatalf("ContainerList() error = %v", err)
-		}
-		for _, c := range list.Items {
-			ids = append(ids, c.ID)
+		for _, id := range b.jobContainers(t, "volume") {
+			if r, err := b.d.cli.ContainerInspect(t.Context(), id, client.ContainerInspectOptions{}); err == nil && r.Container.State != nil && r.Container.State.Running {
+				inspect, found = r, true
+			}
 		}
 	}
-	if len(ids) != 1 {
-		t.Fatalf("containers of the running test = %v, want one", ids)
+	if !found {
+		t.Fatalf("no running container of the test found")
 	}
-	volumes := b.volumesOf(t, ids[0])
+	var volumes []string
+	for _, m := range inspect.Container.Mounts {
+		if m.Type == mount.TypeVolume {
+			volumes = append(volumes, m.Name)
+		}
+	}
 	if len(volumes) != 1 {
 		t.Fatalf("volumes of the running test = %v, want one", volumes)
 	}
 	// The engine's own copy of the output is bounded as well (see containerConfig).
-	inspect, err := b.d.cli.ContainerInspect(t.Context(), ids[0], client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatalf("ContainerInspect() error = %v", err)
-	}
 	if lc := inspect.Container.HostConfig.LogConfig; lc.Type != "json-file" || lc.Config["max-size"] != "4194304" || lc.Config["max-file"] != "2" {
 		t.Errorf("running test container's log config = %+v, want json-file rotated at 4 MiB once", lc)
 	}
