@@ -193,7 +193,7 @@ func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string
 	h := &baseHash{h: sha256.New()}
 	h.string(baseHashVersion)
 	h.string(dockerfile)
-	h.count(len(bc.base))
+	h.number(len(bc.base))
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, name := range slices.Sorted(maps.Keys(bc.base)) {
@@ -204,7 +204,7 @@ func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string
 		}
 		h.string(name)
 		h.bytes([]byte{f.hdr.Typeflag})
-		h.count(int(f.hdr.Mode & 0o7777))
+		h.number(int(f.hdr.Mode & 0o7777))
 		h.bytes(content)
 		if err := tw.WriteHeader(&f.hdr); err != nil {
 			return nil, "", fmt.Errorf("base context: %s: %w", name, err)
@@ -213,7 +213,7 @@ func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string
 			return nil, "", fmt.Errorf("base context: %s: %w", name, err)
 		}
 	}
-	h.count(len(args))
+	h.number(len(args))
 	for _, k := range slices.Sorted(maps.Keys(args)) {
 		h.string(k)
 		h.string(args[k])
@@ -239,4 +239,5 @@ func (b *baseHash) bytes(p []byte) {
 
 func (b *baseHash) string(s string) { b.bytes([]byte(s)) }
 
-func (b *baseHash) count(n int) { b.h.Write(binary.BigEndian.AppendUint64(nil, uint64(n))) }
+// number writes a count or a mode, fixed-width.
+func (b *baseHash) number(n int) { b.h.Write(binary.BigEndian.AppendUint64(nil, uint64(n))) }
