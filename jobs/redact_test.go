@@ -114,7 +114,7 @@ func TestRegistryErrorsRedacted(t *testing.T) {
 		p := b.project()
 		p.Image = host + "/app-" + randomHex(4)
 		res, log, err := b.build(t, p, map[string]string{"Dockerfile": "FROM " + env.busybox + "\nCOPY . /app\n"})
-		t.Cleanup(func() { b.d.RemoveImage(t.Context(), p.Image+":test-"+b.pipelineLabel()) })
+		t.Cleanup(func() { b.d.RemoveImage(context.Background(), p.Image+":test-"+b.pipelineLabel()) })
 		if err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Errorf("Build(share) = %+v, %v; want an error saying the registry refused", res, err)
 		}
