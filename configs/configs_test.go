@@ -210,8 +210,9 @@ func TestLoadDefaults(t *testing.T) {
 				Path:          "group/app",
 				WebhookSecret: "s3cret",
 				Image:         "registry.example.com/group/app",
-				Build:         configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing},
-				Supersede:     new(true),
+				Build: configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing,
+					Memory: 4 * configs.GiB, CPUs: 2, Network: configs.NetworkBridge},
+				Supersede: new(true),
 				Tests: []configs.Test{{
 					Name: "unit", Command: []string{"pytest"}, Timeout: configs.Duration{Duration: 10 * time.Minute},
 					Memory: 512 * configs.MiB, CPUs: 1, Pids: 256, Network: configs.NetworkNone,
@@ -232,7 +233,8 @@ server: {listen: ""}
 			c := configs.Default()
 			c.Projects = []configs.Project{{
 				Path: "group/app", WebhookSecret: "s3cret", Image: "registry.example.com/group/app",
-				Build:     configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing},
+				Build: configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing,
+					Memory: 4 * configs.GiB, CPUs: 2, Network: configs.NetworkBridge},
 				Generate:  configs.Generate{Python: &configs.GeneratePython{Image: "python:3.11-slim", SetupPy: true}},
 				Supersede: new(false),
 				Release:   configs.Release{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},

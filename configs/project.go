@@ -14,11 +14,11 @@ const (
 	PullAlways = "always"
 )
 
-// Values accepted by Test.Network.
+// Values accepted by Test.Network and Build.Network.
 const (
-	// NetworkNone gives a test container only a loopback interface.
+	// NetworkNone gives a container only a loopback interface.
 	NetworkNone = "none"
-	// NetworkBridge gives a test container Docker's default bridge network.
+	// NetworkBridge gives a container Docker's default bridge network.
 	NetworkBridge = "bridge"
 )
 
@@ -27,6 +27,8 @@ const (
 	defaultDockerfile   = "Dockerfile"
 	defaultContext      = "."
 	defaultPythonImage  = "python:3.11-slim"
+	defaultBuildMemory  = 4 * GiB
+	defaultBuildCPUs    = 2.0
 	defaultTestTimeout  = 10 * time.Minute
 	defaultTestMemory   = 512 * MiB
 	defaultTestCPUs     = 1.0
@@ -83,6 +85,14 @@ type Build struct {
 	Target string `yaml:"target" json:"target"`
 	// Pull is PullMissing (default) or PullAlways.
 	Pull string `yaml:"pull" json:"pull"`
+	// Memory limits every build step, base and app, without swap: a step
+	// that outgrows it is killed and fails the build. Default 4GiB.
+	Memory ByteSize `yaml:"memory" json:"memory"`
+	// CPUs limits every build step's CPU time. Default 2.
+	CPUs float64 `yaml:"cpus" json:"cpus"`
+	// Network is the build steps' network: NetworkBridge (default, because
+	// installing dependencies needs the package index) or NetworkNone.
+	Network string `yaml:"network" json:"network"`
 }
 
 // Base is the first tier of a two-tier build: an image with the slow-changing
@@ -190,6 +200,9 @@ func (p *Project) setDefaults() {
 	p.Build.Dockerfile = cmp.Or(p.Build.Dockerfile, defaultDockerfile)
 	p.Build.Context = cmp.Or(p.Build.Context, defaultContext)
 	p.Build.Pull = cmp.Or(p.Build.Pull, PullMissing)
+	p.Build.Memory = cmp.Or(p.Build.Memory, defaultBuildMemory)
+	p.Build.CPUs = cmp.Or(p.Build.CPUs, defaultBuildCPUs)
+	p.Build.Network = cmp.Or(p.Build.Network, NetworkBridge)
 	if py := p.Generate.Python; py != nil {
 		py.Image = cmp.Or(py.Image, defaultPythonImage)
 	}

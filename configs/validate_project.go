@@ -23,6 +23,7 @@ var (
 	debianPkg    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$`)
 	badRefRunes  = " \t~^:?*[\\"
 	minMemory    = 6 * MiB // the smallest limit Docker accepts
+	minBuildCPUs = 0.01    // a build's CPU quota is at least 1 ms per 100 ms period
 	reservedJobs = []string{"build", "release"}
 )
 
@@ -52,6 +53,13 @@ func (p *Project) validate(errs *Errors, key string) {
 		errs.add(field(bk, "args.BASE_IMAGE"), "is reserved: gantry sets it to the base image of two-tier builds")
 	}
 	oneOf(errs, field(bk, "pull"), p.Build.Pull, PullMissing, PullAlways)
+	if p.Build.Memory < minMemory {
+		errs.add(field(bk, "memory"), "must be at least %s, Docker's minimum, not %s", minMemory, p.Build.Memory)
+	}
+	if !(p.Build.CPUs >= minBuildCPUs) { // also catches .nan
+		errs.add(field(bk, "cpus"), "must be at least %v, not %v", minBuildCPUs, p.Build.CPUs)
+	}
+	oneOf(errs, field(bk, "network"), p.Build.Network, NetworkBridge, NetworkNone)
 
 	if b := p.Base; b != nil {
 		k := field(key, "base")

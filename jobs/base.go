@@ -21,7 +21,11 @@ import (
 
 // pullBase tries to pull a base image from its registry and reports whether it now exists here.
 func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
-	auth, err := authconfig.Encode(d.login(ref))
+	if isForkRef(ref) {
+		return false
+	}
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
 		return false
 	}
@@ -33,7 +37,7 @@ func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
 	}
 	if err != nil {
 		// "manifest unknown" or "not found" is the usual answer: nobody built it yet.
-		fmt.Fprintf(log, "base image %s not in the registry (%s), building it\n", ref, firstLine(err.Error()))
+		fmt.Fprintf(log, "base image %s not in the registry (%s), building it\n", ref, redact(login, firstLine(err.Error())))
 		return false
 	}
 	fmt.Fprintf(log, "base image %s pulled from the registry in %.1fs\n", ref, time.Since(start).Seconds())
@@ -42,14 +46,20 @@ func (d *Docker) pullBase(ctx context.Context, ref string, log io.Writer) bool {
 
 // pushBase pushes a freshly built base image so other engines can pull it.
 func (d *Docker) pushBase(ctx context.Context, ref string, log io.Writer) {
-	auth, err := authconfig.Encode(d.login(ref))
+	if isForkRef(ref) {
+		fmt.Fprintf(log, "base image %s not pushed: %s\n", ref, errForkRef(ref))
+		return
+	}
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
 		return
 	}
 	start := time.Now()
 	if _, err := d.push(ctx, ref, auth, io.Discard); err != nil {
-		fmt.Fprintf(log, "base image %s not pushed (other engines will build it too): %s\n", ref, firstLine(err.Error()))
-		d.log.Warn("base image not pushed", zap.String("image", ref), zap.String("error", firstLine(err.Error())))
+		msg := redact(login, firstLine(err.Error()))
+		fmt.Fprintf(log, "base image %s not pushed (other engines will build it too): %s\n", ref, msg)
+		d.log.Warn("base image not pushed", zap.String("image", ref), zap.String("error", msg))
 		return
 	}
 	fmt.Fprintf(log, "pushed base image %s in %.1fs\n", ref, time.Since(start).Seconds())
@@ -63,13 +73,20 @@ func firstLine(s string) string {
 // shareTestImage pushes a test image for workers on other engines. Unlike the base, they cannot
 // do without it, so a failure fails the build (for the infrastructure: it is retried).
 func (d *Docker) shareTestImage(ctx context.Context, ref string, log io.Writer) error {
-	auth, err := authconfig.Encode(d.login(ref))
+	if isForkRef(ref) {
+		return fmt.Errorf("build: share test image: %w", errForkRef(ref))
+	}
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
 		return fmt.Errorf("build: encode registry login: %w", err)
 	}
 	start := time.Now()
 	if _, err := d.push(ctx, ref, auth, io.Discard); err != nil {
-		return fmt.Errorf("build: share test image %s: %s", ref, firstLine(err.Error()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("build: share test image %s: %w", ref, ctx.Err())
+		}
+		return fmt.Errorf("build: share test image %s: %s", ref, redact(login, firstLine(err.Error())))
 	}
 	fmt.Fprintf(log, "pushed test image %s for the other engines in %.1fs\n", ref, time.Since(start).Seconds())
 	return nil
@@ -85,9 +102,14 @@ func (d *Docker) ensureImage(ctx context.Context, id, ref string, log io.Writer)
 	if ref == "" {
 		return fmt.Errorf("image %s is not on this engine", id)
 	}
-	auth, err := authconfig.Encode(d.login(ref))
+	if isForkRef(ref) {
+		// Not the project's fault: the queue retries, and a retry may land on the right engine.
+		return fmt.Errorf("image %s is not on this engine and cannot be pulled: %w; its tests run only on the engine that built it", id, errForkRef(ref))
+	}
+	login := d.login(ref)
+	auth, err := authconfig.Encode(login)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode registry login for %s", login.ServerAddress)
 	}
 	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
 	if err == nil {
@@ -95,7 +117,10 @@ func (d *Docker) ensureImage(ctx context.Context, id, ref string, log io.Writer)
 		err = resp.Wait(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("image %s is not on this engine and %s could not be pulled: %s", id, ref, firstLine(err.Error()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("pull %s: %w", ref, ctx.Err())
+		}
+		return fmt.Errorf("image %s is not on this engine and %s could not be pulled: %s", id, ref, redact(login, firstLine(err.Error())))
 	}
 	img, err := d.cli.ImageInspect(ctx, ref)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,15 @@ import (
 // first unless an image for the same content hash exists, and is handed to the app build as
 // build-arg BASE_IMAGE; like the app's Dockerfile, the base Dockerfile and inputs are paths in
 // the build context. A project with Generate and no Dockerfile is built from generated base and
-// app Dockerfiles (see generatePython). Failures caused by the project wrap
+// app Dockerfiles (see generatePython). A merge request from a fork pushes nothing and tags
+// its images fork-… (see forkTagPrefix). Failures caused by the project wrap
 // orchestrator.ErrProjectFault.
 func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log io.Writer) (orchestrator.BuildResult, error) {
 	p := req.Project
+	limits, err := limitsOf(p.Build)
+	if err != nil {
+		return orchestrator.BuildResult{}, err
+	}
 	bc, err := readContext(req.Source, p.Build.Context, p.Base, d.maxContext)
 	if err != nil {
 		return orchestrator.BuildResult{}, fmt.Errorf("build: %w", err)
@@ -52,11 +58,12 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 		fmt.Fprintf(log, ".dockerignore left %d entries out of the build context\n", n)
 	}
 
-	res := orchestrator.BuildResult{ImageRef: fmt.Sprintf("%s:test-%d", p.Image, req.PipelineID)}
+	fork := req.Trigger.Fork
+	res := orchestrator.BuildResult{ImageRef: p.Image + ":" + testTag(req.PipelineID, fork)}
 	args := buildArgs(p.Build.Args)
 	pull := p.Build.PullAlways
 	if p.Base != nil {
-		if res.BaseImage, res.BaseBuilt, err = d.buildBase(ctx, p, bc, log); err != nil {
+		if res.BaseImage, res.BaseBuilt, err = d.buildBase(ctx, p, bc, fork, limits, log); err != nil {
 			return orchestrator.BuildResult{}, err
 		}
 		args["BASE_IMAGE"] = &res.BaseImage
@@ -93,12 +100,15 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	}
 	start := time.Now()
 	fmt.Fprintf(log, "building %s\n", res.ImageRef)
-	res.ImageID, err = d.imageBuild(ctx, buildCtx, opts, log)
+	res.ImageID, err = d.imageBuild(ctx, buildCtx, opts, limits, log)
 	if err != nil {
 		return orchestrator.BuildResult{}, err
 	}
 	fmt.Fprintf(log, "built %s (%s) in %.1fs\n", res.ImageRef, res.ImageID, time.Since(start).Seconds())
-	if d.share {
+	switch {
+	case d.share && fork:
+		fmt.Fprintf(log, "test image %s not shared: a fork's images never go to the registry, so its tests need this engine\n", res.ImageRef)
+	case d.share:
 		if err := d.shareTestImage(ctx, res.ImageRef, log); err != nil {
 			return orchestrator.BuildResult{}, err
 		}
@@ -106,25 +116,33 @@ func (d *Docker) Build(ctx context.Context, req orchestrator.BuildRequest, log i
 	return res, nil
 }
 
-// buildBase returns the base tier's reference, <base image>:<16 hex digits of the content
-// hash>, and whether it had to be built now.
-func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buildContext, log io.Writer) (string, bool, error) {
+// buildBase returns the base tier's reference, <base image>:<content hash> with the full
+// SHA-256 of baseContext (64 hex digits: a shorter tag would let two different bases collide,
+// and the tag is all a reuse is decided on), and whether it had to be built now. A fork's
+// build may reuse the trusted base but builds its own under a fork- tag, kept on this engine
+// (see forkTagPrefix).
+func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buildContext, fork bool, limits buildLimits, log io.Writer) (string, bool, error) {
 	baseTar, hash, err := bc.baseContext(p.Base, p.Build.Args)
 	if err != nil {
 		return "", false, fmt.Errorf("build: %w", err)
 	}
-	ref := p.Base.Image + ":" + hash[:16]
-	_, err = d.cli.ImageInspect(ctx, ref)
-	if err == nil {
-		fmt.Fprintf(log, "base image %s reused\n", ref)
-		return ref, false, nil
-	}
-	if !cerrdefs.IsNotFound(err) {
-		return "", false, fmt.Errorf("build: inspect base image %s: %w", ref, err)
+	trusted := p.Base.Image + ":" + baseTag(hash, false)
+	ref := p.Base.Image + ":" + baseTag(hash, fork)
+	// A trusted build looks up only the trusted tag; a fork also its own, after the trusted one.
+	for _, r := range slices.Compact([]string{trusted, ref}) {
+		_, err = d.cli.ImageInspect(ctx, r)
+		if err == nil {
+			fmt.Fprintf(log, "base image %s reused\n", r)
+			return r, false, nil
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return "", false, fmt.Errorf("build: inspect base image %s: %w", r, err)
+		}
 	}
 	// Another worker, maybe on another engine, may have built it already: the registry has it.
-	if d.pullBase(ctx, ref, log) {
-		return ref, false, nil
+	// Only a trusted build ever put it there, so a fork may pull it as well.
+	if d.pullBase(ctx, trusted, log) {
+		return trusted, false, nil
 	}
 	start := time.Now()
 	fmt.Fprintf(log, "building base image %s\n", ref)
@@ -135,26 +153,33 @@ func (d *Docker) buildBase(ctx context.Context, p orchestrator.Project, bc *buil
 		BuildArgs:  buildArgs(p.Build.Args),
 		// No pipeline label: the base outlives the pipeline that built it.
 		Labels: map[string]string{LabelProject: p.Path},
-	}, log)
+	}, limits, log)
 	if err != nil {
 		return "", false, err
 	}
 	fmt.Fprintf(log, "built base image %s in %.1fs\n", ref, time.Since(start).Seconds())
-	d.pushBase(ctx, ref, log)
+	if fork {
+		fmt.Fprintf(log, "base image %s not pushed: built from a fork, it stays on this engine\n", ref)
+	} else {
+		d.pushBase(ctx, ref, log)
+	}
 	return ref, true, nil
 }
 
-// imageBuild runs one classic-builder build and decodes its stream to the end, because the
-// engine answers 200 and reports a failing step only inside the stream.
-func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts client.ImageBuildOptions, log io.Writer) (string, error) {
+// imageBuild runs one classic-builder build within limits and decodes its stream to the end,
+// because the engine answers 200 and reports a failing step only inside the stream.
+func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts client.ImageBuildOptions, limits buildLimits, log io.Writer) (string, error) {
 	// BuildKit over /build works, but its log is protobuf inside aux messages.
 	opts.Version = build.BuilderV1
+	limits.apply(&opts)
 	opts.Remove, opts.ForceRemove = true, true
 	resp, err := d.cli.ImageBuild(ctx, buildContext, opts)
 	if err != nil {
 		return "", classifyBuildError(ctx, err)
 	}
 	defer resp.Body.Close()
+	// The steps' output is the project's to choose, and goes to the job log within a cap.
+	log = newCappedWriter(log, d.maxLog)
 	pr := newProgress(log)
 	dec := json.NewDecoder(resp.Body)
 	var id string
@@ -170,7 +195,7 @@ func (d *Docker) imageBuild(ctx context.Context, buildContext io.Reader, opts cl
 		}
 		if m.Error != nil {
 			// A failing RUN, or a FROM image that could not be pulled.
-			return "", projectFault("build: %s", strings.TrimSpace(m.Error.Message))
+			return "", projectFault("build: %s", limits.explainKill(strings.TrimSpace(m.Error.Message)))
 		}
 		if m.Aux != nil {
 			var aux struct{ ID string }

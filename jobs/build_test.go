@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,8 +130,8 @@ func TestBuildTwoTier(t *testing.T) {
 		t.Fatalf("first Build() error = %v\nlog:\n%s", err, log)
 	}
 	b.removeImages(t, first.BaseImage)
-	if !first.BaseBuilt || !strings.HasPrefix(first.BaseImage, p.Base.Image+":") || len(first.BaseImage) != len(p.Base.Image)+17 {
-		t.Errorf("first Build() = %+v, want a base built as %s:<16 hex digits>", first, p.Base.Image)
+	if tag, ok := strings.CutPrefix(first.BaseImage, p.Base.Image+":"); !first.BaseBuilt || !ok || !isHex(tag, 64) {
+		t.Errorf("first Build() = %+v, want a base built as %s:<the 64 hex digits of a SHA-256>", first, p.Base.Image)
 	}
 
 	files["app.py"] = "print(2)\n"
@@ -225,4 +226,10 @@ func TestTestImageSharedAcrossEngines(t *testing.T) {
 	if err != nil || got.ExitCode != 0 || !strings.Contains(out.String(), "pulled test image") {
 		t.Errorf("Test on an engine without the image = %+v, %v, want it pulled and passing; log:\n%s", got, err, out.String())
 	}
+}
+
+// isHex reports whether s is n lower-case hex digits.
+func isHex(s string, n int) bool {
+	_, err := hex.DecodeString(s)
+	return len(s) == n && err == nil && strings.ToLower(s) == s
 }

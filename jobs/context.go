@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"path"
@@ -167,11 +168,21 @@ func baseSees(base *orchestrator.BaseSpec, name string) bool {
 	return false
 }
 
-// baseContext packs the base tier's own context — only its Dockerfile and inputs, so that the
-// content hash covers everything the base build can see — and returns it with that hash. The
-// hash also covers the build args, which reach the base build too.
+// baseContext packs the base tier's own context — only its Dockerfile and inputs — and returns
+// it with its content hash, the full SHA-256 the base image is tagged by. The hash covers
+// everything the base build is given, so that a base is reused only for the same build:
+//   - which file is the Dockerfile (two inputs may swap roles);
+//   - every file of the context: its path, tar type (a symlink is not a file with its target as
+//     content), permission bits (COPY keeps them) and content or link target;
+//   - the build args, which reach the base build too.
+//
+// Every field is length-prefixed and every list counted, so no two different builds can write
+// the same byte stream. What it cannot cover is what the Dockerfile names from outside: the
+// FROM image is a reference, resolved by the engine, so a newer upstream image under the same
+// tag is picked up only when an input changes (or by a project that changes its Dockerfile).
 func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string]string) (*bytes.Buffer, string, error) {
-	if _, ok := bc.base[relPath(base.Dockerfile)]; !ok {
+	dockerfile := relPath(base.Dockerfile)
+	if _, ok := bc.base[dockerfile]; !ok {
 		return nil, "", projectFault("base Dockerfile %q not found in the build context", base.Dockerfile)
 	}
 	for _, in := range base.Inputs {
@@ -179,7 +190,10 @@ func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string
 			return nil, "", projectFault("base input %q not found in the build context", in)
 		}
 	}
-	h := sha256.New()
+	h := &baseHash{h: sha256.New()}
+	h.string(baseHashVersion)
+	h.string(dockerfile)
+	h.number(len(bc.base))
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, name := range slices.Sorted(maps.Keys(bc.base)) {
@@ -188,12 +202,10 @@ func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string
 		if f.hdr.Typeflag == tar.TypeSymlink {
 			content = []byte(f.hdr.Linkname)
 		}
-		// path NUL length content: the length keeps one file's end from passing as the
-		// next file's start.
-		h.Write([]byte(name))
-		h.Write([]byte{0})
-		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(content))))
-		h.Write(content)
+		h.string(name)
+		h.bytes([]byte{f.hdr.Typeflag})
+		h.number(int(f.hdr.Mode & 0o7777))
+		h.bytes(content)
 		if err := tw.WriteHeader(&f.hdr); err != nil {
 			return nil, "", fmt.Errorf("base context: %s: %w", name, err)
 		}
@@ -201,11 +213,31 @@ func (bc *buildContext) baseContext(base *orchestrator.BaseSpec, args map[string
 			return nil, "", fmt.Errorf("base context: %s: %w", name, err)
 		}
 	}
+	h.number(len(args))
 	for _, k := range slices.Sorted(maps.Keys(args)) {
-		fmt.Fprintf(h, "\x00arg\x00%s=%s", k, args[k])
+		h.string(k)
+		h.string(args[k])
 	}
 	if err := tw.Close(); err != nil {
 		return nil, "", fmt.Errorf("base context: %w", err)
 	}
-	return &buf, hex.EncodeToString(h.Sum(nil)), nil
+	return &buf, hex.EncodeToString(h.h.Sum(nil)), nil
 }
+
+// baseHashVersion starts every base hash, so that a change to what the hash covers gives every
+// base a new tag instead of a reused one built by the old rules.
+const baseHashVersion = "gantry base v2"
+
+// baseHash writes length-prefixed fields to a hash: one field's end can never pass as the next
+// one's start.
+type baseHash struct{ h hash.Hash }
+
+func (b *baseHash) bytes(p []byte) {
+	b.h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
+	b.h.Write(p)
+}
+
+func (b *baseHash) string(s string) { b.bytes([]byte(s)) }
+
+// number writes a count or a mode, fixed-width.
+func (b *baseHash) number(n int) { b.h.Write(binary.BigEndian.AppendUint64(nil, uint64(n))) }

@@ -231,3 +231,55 @@ func TestDockerignore(t *testing.T) {
 		t.Errorf("applyDockerignore dropped %d entries, want at least 2", n)
 	}
 }
+
+// TestBaseContextHashCovers: whatever changes the base image changes its content hash, so an
+// old base is never reused for new inputs: each case differs from the reference in one thing
+// the build sees and that today's file names and contents alone do not tell apart.
+func TestBaseContextHashCovers(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{
+		"Dockerfile.base":  "FROM busybox\nCOPY . /deps/\n",
+		"docker/base":      "FROM busybox\nRUN false\n",
+		"requirements.txt": "pytest\n",
+	}
+	base := func(dockerfile string) *orchestrator.BaseSpec {
+		return &orchestrator.BaseSpec{Dockerfile: dockerfile, Inputs: []string{"requirements.txt", "Dockerfile.base", "docker/base"}, Image: "x/base"}
+	}
+	hash := func(t *testing.T, spec *orchestrator.BaseSpec, args map[string]string, change func(*buildContext)) string {
+		t.Helper()
+		bc, err := readContext(archive(t, testSHA, files), ".", spec, DefaultMaxContextBytes)
+		if err != nil {
+			t.Fatalf("readContext() error = %v", err)
+		}
+		if change != nil {
+			change(bc)
+		}
+		_, h, err := bc.baseContext(spec, args)
+		if err != nil {
+			t.Fatalf("baseContext() error = %v", err)
+		}
+		return h
+	}
+	ref := hash(t, base("Dockerfile.base"), map[string]string{"A": "1", "B": "2"}, nil)
+	tests := []struct {
+		name   string
+		spec   *orchestrator.BaseSpec
+		args   map[string]string
+		change func(*buildContext)
+	}{
+		{"another file is the Dockerfile", base("docker/base"), map[string]string{"A": "1", "B": "2"}, nil},
+		{"an input's mode", base("Dockerfile.base"), map[string]string{"A": "1", "B": "2"},
+			func(bc *buildContext) { bc.base["requirements.txt"].hdr.Mode = 0o755 }},
+		{"a symlink in place of a file", base("Dockerfile.base"), map[string]string{"A": "1", "B": "2"},
+			func(bc *buildContext) {
+				f := bc.base["requirements.txt"]
+				f.hdr.Typeflag, f.hdr.Linkname, f.hdr.Size, f.data = tar.TypeSymlink, "pytest\n", 0, nil
+			}},
+		{"args that run together", base("Dockerfile.base"), map[string]string{"A": "1\x00arg\x00B=2"}, nil},
+	}
+	for _, tt := range tests {
+		if h := hash(t, tt.spec, tt.args, tt.change); h == ref {
+			t.Errorf("baseContext() hash with %s = %s, want another hash than the reference's", tt.name, h)
+		}
+	}
+}

@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ const (
 // DefaultMaxContextBytes bounds the unpacked source archive that is held in memory for a build.
 const DefaultMaxContextBytes int64 = 512 << 20
 
+// DefaultMaxLogBytes bounds the engine's output that reaches a job log from one build or
+// one test container.
+const DefaultMaxLogBytes int64 = 4 << 20
+
 // cleanupTimeout bounds removals that run after the job's context may have been cancelled.
 const cleanupTimeout = 30 * time.Second
 
@@ -42,11 +47,16 @@ type Options struct {
 	Logger *zap.Logger
 	// MaxContextBytes bounds the unpacked source archive; zero means DefaultMaxContextBytes.
 	MaxContextBytes int64
+	// MaxLogBytes bounds the output that reaches the job log from one build (base and app
+	// count apart) or one test container, whose own log on the engine's disk it bounds too;
+	// zero means DefaultMaxLogBytes.
+	MaxLogBytes int64
 	// CertPath, when set, is a directory with ca.pem, cert.pem and key.pem for an engine that
 	// wants TLS (docker.tls_verify); otherwise DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply.
 	CertPath string
 	// ShareImages pushes every test image to its registry after the build, for workers on
-	// several engines: a test that runs on an engine without the image pulls it.
+	// several engines: a test that runs on an engine without the image pulls it. A fork's
+	// test image is never pushed: its tests need the engine that built it (see forkTagPrefix).
 	ShareImages bool
 	// Templates holds the Dockerfile templates for projects without a Dockerfile, laid out like
 	// configs.Templates (templates/python-base.Dockerfile.tmpl and
@@ -75,6 +85,7 @@ type Docker struct {
 	log        *zap.Logger
 	registries []Registry
 	maxContext int64
+	maxLog     int64              // Options.MaxLogBytes
 	templates  *template.Template // nil without Options.Templates
 	share      bool               // Options.ShareImages
 }
@@ -115,6 +126,7 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 		log:        opts.Logger,
 		registries: opts.Registries,
 		maxContext: opts.MaxContextBytes,
+		maxLog:     cmp.Or(max(opts.MaxLogBytes, 0), DefaultMaxLogBytes),
 		templates:  templates,
 		share:      opts.ShareImages,
 	}
@@ -161,7 +173,7 @@ func (d *Docker) RemoveContainers(ctx context.Context, labelFilter map[string]st
 	var errs []error
 	removed := 0
 	for _, c := range list.Items {
-		_, err := d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+		_, err := d.cli.ContainerRemove(ctx, c.ID, removeOptions())
 		switch {
 		case err == nil:
 			removed++
@@ -182,12 +194,19 @@ func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
 	return nil
 }
 
+// removeOptions removes a container whether it runs or not, with its anonymous volumes: an
+// image's VOLUME gives every container one, which the test can fill and nothing else would
+// ever remove. Named volumes are not touched (and a test container mounts none).
+func removeOptions() client.ContainerRemoveOptions {
+	return client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}
+}
+
 // removeContainer force-removes a job's container. It runs on a context that survives the job's
 // cancellation, because a cancelled job must not leak its container.
 func (d *Docker) removeContainer(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	_, err := d.cli.ContainerRemove(ctx, id, removeOptions())
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		d.log.Warn("container not removed", zap.String("container", id), zap.Error(err))
 	}

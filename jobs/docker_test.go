@@ -59,6 +59,7 @@ type testBundle struct {
 	env      testEnv
 	image    string // gantry-jobs-test/<random>
 	pipeline int64  // random, so the gantry.pipeline label is this test's own
+	fork     bool   // build as a merge request from a fork
 }
 
 func setup(t *testing.T) *testBundle {
@@ -117,7 +118,7 @@ func (b *testBundle) build(t *testing.T, p orchestrator.Project, files map[strin
 	res, err := b.d.Build(t.Context(), orchestrator.BuildRequest{
 		PipelineID: b.pipeline,
 		Project:    p,
-		Trigger:    orchestrator.Trigger{SHA: sha, ProjectURL: "https://gitlab.example.com/" + p.Path},
+		Trigger:    orchestrator.Trigger{SHA: sha, ProjectURL: "https://gitlab.example.com/" + p.Path, Fork: b.fork},
 		Source:     archive(t, sha, files),
 	}, &log)
 	t.Logf("Build(pipeline %d) took %s", b.pipeline, time.Since(start))

@@ -33,11 +33,7 @@ func (d *Docker) Release(ctx context.Context, req orchestrator.ReleaseRequest, l
 		if ctx.Err() != nil {
 			return orchestrator.ReleaseResult{}, fmt.Errorf("release: %s: %w", what, ctx.Err())
 		}
-		msg := err.Error()
-		if login.Password != "" {
-			msg = strings.NewReplacer(login.Password, "***", auth, "***").Replace(msg)
-		}
-		return orchestrator.ReleaseResult{}, fmt.Errorf("release: %s: %s", what, msg)
+		return orchestrator.ReleaseResult{}, fmt.Errorf("release: %s: %s", what, redact(login, err.Error()))
 	}
 
 	var res orchestrator.ReleaseResult

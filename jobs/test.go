@@ -42,7 +42,7 @@ func (d *Docker) Test(ctx context.Context, req orchestrator.TestRequest, log io.
 	if err := d.ensureImage(ctx, req.ImageID, req.ImageRef, log); err != nil {
 		return orchestrator.TestResult{}, fmt.Errorf("test %s: %w", req.Test.Name, err)
 	}
-	cfg, host := containerConfig(req)
+	cfg, host := containerConfig(req, d.maxLog)
 	// The create is not cancelled halfway: an engine that finishes creating after the client
 	// gave up leaves a container nobody knows the ID of. A cancellation is looked at right after.
 	createCtx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -102,7 +102,8 @@ func (d *Docker) run(ctx context.Context, id string, timeout time.Duration, log 
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		if _, err := stdcopy.StdCopy(log, log, logs); err != nil && ctx.Err() == nil {
+		capped := newCappedWriter(log, d.maxLog)
+		if _, err := stdcopy.StdCopy(capped, capped, logs); err != nil && ctx.Err() == nil {
 			d.log.Warn("container log stream broke", zap.String("container", id), zap.Error(err))
 		}
 	}()
@@ -178,8 +179,9 @@ func (d *Docker) kill(ctx context.Context, id string) {
 
 // containerConfig is the container a test job runs in: the test image with the test's command
 // and environment, gantry's labels, and a host config without privileges, capabilities, mounts
-// or (by default) network, within the test's limits.
-func containerConfig(req orchestrator.TestRequest) (*container.Config, *container.HostConfig) {
+// or (by default) network, within the test's limits. The engine keeps at most about two times
+// maxLog of its output on disk.
+func containerConfig(req orchestrator.TestRequest, maxLog int64) (*container.Config, *container.HostConfig) {
 	t := req.Test
 	vars := maps.Clone(req.Env)
 	if vars == nil {
@@ -207,6 +209,13 @@ func containerConfig(req orchestrator.TestRequest) (*container.Config, *containe
 		Privileged:  false,
 		CapDrop:     []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges"},
+		// The job log stops at maxLog (see cappedWriter), but the engine writes everything the
+		// container prints to its own log file first, which would fill the daemon's disk. One
+		// rotation keeps the part the follower has not read yet. json-file by name: the
+		// engine's default driver may take other options, and gantry reads the logs back.
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
+			"max-size": strconv.FormatInt(maxLog, 10), "max-file": "2",
+		}},
 		Resources: container.Resources{
 			Memory: memory,
 			// Equal to Memory: no swap, so a test that outgrows its limit is OOM-killed

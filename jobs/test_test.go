@@ -36,6 +36,7 @@ func TestContainerConfig(t *testing.T) {
 			Labels: map[string]string{"gantry.pipeline": "42", "gantry.job": "test/unit", "gantry.project": "group/app"}},
 		wantHost: &container.HostConfig{NetworkMode: "bridge", CapDrop: []string{"ALL"},
 			SecurityOpt: []string{"no-new-privileges"},
+			LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1048576", "max-file": "2"}},
 			Resources:   container.Resources{Memory: 256 << 20, MemorySwap: 256 << 20, NanoCPUs: 1.5e9, PidsLimit: &pids}},
 	}, {
 		name: "defaults",
@@ -44,10 +45,11 @@ func TestContainerConfig(t *testing.T) {
 			Labels: map[string]string{"gantry.pipeline": "7", "gantry.job": "test/lint", "gantry.project": "p"}},
 		wantHost: &container.HostConfig{NetworkMode: "none", CapDrop: []string{"ALL"},
 			SecurityOpt: []string{"no-new-privileges"},
+			LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1048576", "max-file": "2"}},
 			Resources:   container.Resources{Memory: defaultTestMemory, MemorySwap: defaultTestMemory, PidsLimit: &defaultPids}},
 	}}
 	for _, tt := range tests {
-		cfg, host := containerConfig(tt.req)
+		cfg, host := containerConfig(tt.req, 1<<20)
 		if diff := cmp.Diff(tt.wantCfg, cfg); diff != "" {
 			t.Errorf("containerConfig(%s) config (-want +got):\n%s", tt.name, diff)
 		}
@@ -81,11 +83,22 @@ func (b *testBundle) runTestCtx(ctx context.Context, image string, spec orchestr
 // containers lists the test's containers that are left.
 func (b *testBundle) containers(t *testing.T) []string {
 	t.Helper()
+	return b.jobContainers(t, "")
+}
+
+// jobContainers lists the test's containers of one test job ("" for all). A job's own is
+// found by its job label: other containers of the pipeline may be listed beside it, such as a
+// build's intermediate ones, which carry the pipeline label from the image.
+func (b *testBundle) jobContainers(t *testing.T, test string) []string {
+	t.Helper()
 	// Also called from cleanups, where the test's context is over.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := b.d.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", LabelPipeline+"="+b.pipelineLabel())})
+	filters := make(client.Filters).Add("label", LabelPipeline+"="+b.pipelineLabel())
+	if test != "" {
+		filters.Add("label", LabelJob+"="+orchestrator.TestJobPrefix+test)
+	}
+	list, err := b.d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
 	if err != nil {
 		t.Fatalf("ContainerList() error = %v", err)
 	}
@@ -179,7 +192,7 @@ func TestTestIsolation(t *testing.T) {
 	var ids []string
 	for deadline := time.Now().Add(10 * time.Second); len(ids) == 0 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
-		ids = b.containers(t)
+		ids = b.jobContainers(t, "running")
 	}
 	if len(ids) != 1 {
 		cancel()

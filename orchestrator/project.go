@@ -29,6 +29,14 @@ type BuildSpec struct {
 	Args       map[string]string
 	Target     string
 	PullAlways bool
+	// Memory limits each build step's container, without swap, in bytes; 0 means the
+	// executor's default.
+	Memory int64
+	// CPUs limits each build step's CPU time, in CPUs; 0 means no limit.
+	CPUs float64
+	// Network is the build steps' network, "bridge" or "none"; "" means "bridge", because
+	// dependency installs need to reach their index.
+	Network string
 }
 
 // BaseSpec declares the dependency tier: an image built from Dockerfile with the Inputs as its

@@ -42,8 +42,9 @@ func TestConfigLoads(t *testing.T) {
 	got := wire.Project(sample)
 	want := orchestrator.Project{
 		Path: "bench-1/sample", Image: "127.0.0.1:5090/bench-1/sample",
-		Build: orchestrator.BuildSpec{Dockerfile: "Dockerfile", Context: ".", Args: map[string]string{"PYTHON_IMAGE": "gantry-test/python:3.11"}},
-		Base:  &orchestrator.BaseSpec{Dockerfile: "Dockerfile.base", Inputs: []string{"requirements.txt", "wheels"}, Image: "127.0.0.1:5090/bench-1/sample-base"},
+		Build: orchestrator.BuildSpec{Dockerfile: "Dockerfile", Context: ".", Args: map[string]string{"PYTHON_IMAGE": "gantry-test/python:3.11"},
+			Memory: 4 << 30, CPUs: 2, Network: "bridge"},
+		Base: &orchestrator.BaseSpec{Dockerfile: "Dockerfile.base", Inputs: []string{"requirements.txt", "wheels"}, Image: "127.0.0.1:5090/bench-1/sample-base"},
 		Tests: []orchestrator.TestSpec{
 			{Name: "unit", Command: []string{"python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"}, Timeout: 2 * time.Minute, Memory: 512 << 20, CPUs: 1, Pids: 256, Network: "none"},
 			{Name: "lint", Command: []string{"python3", "lint.py", "app", "tests"}, Timeout: time.Minute, Memory: 512 << 20, CPUs: 1, Pids: 256, Network: "none"},

@@ -25,6 +25,7 @@ func Project(p *configs.Project) orchestrator.Project {
 		Build: orchestrator.BuildSpec{
 			Dockerfile: p.Build.Dockerfile, Context: p.Build.Context, Args: p.Build.Args,
 			Target: p.Build.Target, PullAlways: p.Build.Pull == configs.PullAlways,
+			Memory: int64(p.Build.Memory), CPUs: p.Build.CPUs, Network: p.Build.Network,
 		},
 		Release: orchestrator.ReleasePolicy{
 			Branches: p.Release.Branches, Tags: p.Release.Tags,
