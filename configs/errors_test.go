@@ -157,6 +157,7 @@ func TestLoadValidates(t *testing.T) {
 		{"tag per branch", minimal + "    release: {branches: [master, release/1.x], tags: [\"{{.Ref}}\"]}\n",
 			"projects[0].release.tags[0]", `renders "release/1.x" for branch release/1.x, which is not a Docker tag`},
 		{"test tag", minimal + "    release: {tags: [\"test-{{.PipelineID}}\"]}\n", "projects[0].release.tags[0]", "test images"},
+		{"fork tag", minimal + "    release: {tags: [\"Fork-{{.ShortSHA}}\"]}\n", "projects[0].release.tags[0]", "test images"},
 		{"empty tags", minimal + "    release: {tags: []}\n", "projects[0].release.tags", "must not be empty"},
 		{"tag pushes without a pattern", minimal + "    release: {tag_pushes: true}\n", "projects[0].release.tag_pattern", "required when tag_pushes is true"},
 		{"tag pattern", minimal + "    release: {tag_pushes: true, tag_pattern: \"v[\"}\n", "projects[0].release.tag_pattern", "is not a regular expression"},

@@ -201,8 +201,8 @@ func checkTagTemplate(tag string, branches []string, pushedTag string) string {
 		switch s := out.String(); {
 		case !dockerTag.MatchString(s):
 			return fmt.Sprintf("%q renders %q for branch %s, which is not a Docker tag", tag, s, b)
-		case strings.HasPrefix(s, "test-"):
-			return fmt.Sprintf("%q renders %q: tags starting with test- name gantry's test images", tag, s)
+		case strings.HasPrefix(strings.ToLower(s), "test-"), strings.HasPrefix(strings.ToLower(s), "fork-"):
+			return fmt.Sprintf("%q renders %q: tags starting with test- or fork- name gantry's test images", tag, s)
 		}
 	}
 	return ""

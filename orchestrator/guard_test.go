@@ -194,6 +194,15 @@ func TestReleaseTags(t *testing.T) {
 	if _, err := ReleaseTags([]string{"{{.Nope}}"}, p); err == nil {
 		t.Error("ReleaseTags({{.Nope}}) = nil error, want one")
 	}
+	// A pushed tag matching a loose tag_pattern must not overwrite gantry's own test images,
+	// a fork's above all, which share the release repository.
+	tag := &Pipeline{ID: 7, Trigger: Trigger{Kind: TriggerTag, SHA: "0123456789abcdef"}}
+	for _, name := range []string{"test-7", "fork-test-3", "Fork-x"} {
+		tag.Trigger.Ref = name
+		if got, err := ReleaseTags([]string{"{{.Tag}}"}, tag); err == nil {
+			t.Errorf("ReleaseTags({{.Tag}}) of tag %s = %v, want an error", name, got)
+		}
+	}
 }
 
 func TestPytestSummary(t *testing.T) {

@@ -110,6 +110,15 @@ func (t *tailWriter) String() string {
 	return string(t.buf)
 }
 
+// reservedTag reports whether a tag has the form of gantry's own test images (test-<id>, and a
+// fork's fork-test-<id>), which live in the release repository: a release under such a tag (a
+// pushed tag matching a loose tag_pattern) would replace one. Docker tags are case-sensitive,
+// registries' storage not always, hence the fold.
+func reservedTag(tag string) bool {
+	lower := strings.ToLower(tag)
+	return strings.HasPrefix(lower, "test-") || strings.HasPrefix(lower, "fork-")
+}
+
 // badTagChars are the characters a Docker tag may not hold; a ref like "feature/x" becomes
 // "feature-x".
 var badTagChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
@@ -128,6 +137,9 @@ func renderTags(templates []string, data TagData) ([]string, error) {
 		tag := strings.TrimLeft(badTagChars.ReplaceAllString(b.String(), "-"), ".-")
 		if tag == "" || len(tag) > 128 {
 			return nil, fmt.Errorf("tag %q renders to %q, not a valid Docker tag", src, b.String())
+		}
+		if reservedTag(tag) {
+			return nil, fmt.Errorf("tag %q renders to %q, which names gantry's test images", src, tag)
 		}
 		tags = append(tags, tag)
 	}
