@@ -189,18 +189,25 @@ func TestTestIsolation(t *testing.T) {
 	go func() {
 		done <- b.runTestCtx(ctx, b.env.busybox, orchestrator.TestSpec{Name: "running", Command: []string{"sleep", "300"}, Memory: 32 << 20})
 	}()
-	var ids []string
-	for deadline := time.Now().Add(10 * time.Second); len(ids) == 0 && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-		ids = b.jobContainers(t, "running")
+	// Polled until the listed container is inspected running: under load the engine was seen to
+	// list a container it no longer knew a moment later. A run that ended meanwhile says why.
+	var inspect client.ContainerInspectResult
+	found := false
+	for deadline := time.Now().Add(30 * time.Second); !found && time.Now().Before(deadline); {
+		select {
+		case r := <-done:
+			t.Fatalf("Test(running) ended before it was inspected: %+v, error %v, log %q", r.res, r.err, r.log)
+		case <-time.After(100 * time.Millisecond):
+		}
+		for _, id := range b.jobContainers(t, "running") {
+			if r, err := b.d.cli.ContainerInspect(t.Context(), id, client.ContainerInspectOptions{}); err == nil && r.Container.State != nil && r.Container.State.Running {
+				inspect, found = r, true
+			}
+		}
 	}
-	if len(ids) != 1 {
+	if !found {
 		cancel()
-		t.Fatalf("containers of the running test = %v, want one", ids)
-	}
-	inspect, err := b.d.cli.ContainerInspect(t.Context(), ids[0], client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatalf("ContainerInspect() error = %v", err)
+		t.Fatalf("no running container of the running test within 30 s")
 	}
 	hc := inspect.Container.HostConfig
 	if hc.Privileged || len(hc.Binds) != 0 || len(hc.Mounts) != 0 || len(inspect.Container.Mounts) != 0 ||
@@ -215,7 +222,7 @@ func TestTestIsolation(t *testing.T) {
 		t.Errorf("Test(cancelled) error = %v, want context.Canceled", got.err)
 	}
 	t.Logf("Test(cancelled) returned %s after the cancel", time.Since(start))
-	if _, err := b.d.cli.ContainerInspect(t.Context(), ids[0], client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+	if _, err := b.d.cli.ContainerInspect(t.Context(), inspect.Container.ID, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Errorf("ContainerInspect(cancelled test's container) error = %v, want not found", err)
 	}
 }
