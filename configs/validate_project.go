@@ -41,6 +41,13 @@ func (p *Project) validate(errs *Errors, key string) {
 	}
 	if p.WebhookSecret == "" {
 		errs.add(field(key, "webhook_secret"), "required (set webhook_secret or webhook_secret_file)")
+	} else if why := weakSecret(p.WebhookSecret.Value()); why != "" {
+		// Named by the key the operator has to change: the file, when the secret came from one.
+		k := field(key, "webhook_secret")
+		if p.WebhookSecretFile != "" {
+			k += "_file"
+		}
+		errs.add(k, "%s", why)
 	}
 	checkImage(errs, field(key, "image"), p.Image, false)
 
