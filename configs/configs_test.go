@@ -17,7 +17,7 @@ import (
 const minimal = `
 projects:
   - path: group/app
-    webhook_secret: s3cret
+    webhook_secret: ` + strongSecret + `
     image: registry.example.com/group/app
 `
 
@@ -122,6 +122,7 @@ func TestLoadExpandsEnvironment(t *testing.T) {
 
 func TestLoadEnvironmentOverrides(t *testing.T) {
 	t.Parallel()
+	const tokenA, tokenB, tokenC = "token-a-0123456789abcdef", "token-b-0123456789abcdef", "token-c-0123456789abcdef"
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -135,13 +136,13 @@ func TestLoadEnvironmentOverrides(t *testing.T) {
 		{"gitlab token", map[string]string{"GANTRY_GITLAB_TOKEN": "glpat-env"}, func(c *configs.Config) any { return c.GitLab.Token.Value() }, "glpat-env"},
 		{"docker host", map[string]string{"GANTRY_DOCKER_HOST": "tcp://d:2376"}, func(c *configs.Config) any { return c.Docker.Host }, "tcp://d:2376"},
 		{"concurrency", map[string]string{"GANTRY_WORKERS_CONCURRENCY": "12"}, func(c *configs.Config) any { return c.Workers.Concurrency }, 12},
-		{"api tokens", map[string]string{"GANTRY_API_TOKENS": "a, b,,c"}, func(c *configs.Config) any {
+		{"api tokens", map[string]string{"GANTRY_API_TOKENS": tokenA + ", " + tokenB + ",," + tokenC}, func(c *configs.Config) any {
 			var out []string
 			for _, s := range c.API.Tokens {
 				out = append(out, s.Value())
 			}
 			return out
-		}, []string{"a", "b", "c"}},
+		}, []string{tokenA, tokenB, tokenC}},
 		{"empty means unset", map[string]string{"GANTRY_SERVER_LISTEN": ""}, func(c *configs.Config) any { return c.Server.Listen }, ":7070"},
 	}
 	const file = `
@@ -150,7 +151,7 @@ redis: {url: "redis://file:6379/0"}
 gitlab: {url: "https://file.example.com", token: file-token}
 docker: {host: "unix:///file.sock"}
 workers: {concurrency: 2}
-api: {tokens: [file-token]}
+api: {tokens: [` + tokenA + `]}
 `
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +209,7 @@ func TestLoadDefaults(t *testing.T) {
 			API:     configs.API{PublicPages: true},
 			Projects: []configs.Project{{
 				Path:          "group/app",
-				WebhookSecret: "s3cret",
+				WebhookSecret: strongSecret,
 				Image:         "registry.example.com/group/app",
 				Build: configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing,
 					Memory: 4 * configs.GiB, CPUs: 2, Network: configs.NetworkBridge},
@@ -232,7 +233,7 @@ server: {listen: ""}
 		{"python generator", minimal + "    generate: {python: {setup_py: true}}\n    supersede: false\n", func() *configs.Config {
 			c := configs.Default()
 			c.Projects = []configs.Project{{
-				Path: "group/app", WebhookSecret: "s3cret", Image: "registry.example.com/group/app",
+				Path: "group/app", WebhookSecret: strongSecret, Image: "registry.example.com/group/app",
 				Build: configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing,
 					Memory: 4 * configs.GiB, CPUs: 2, Network: configs.NetworkBridge},
 				Generate:  configs.Generate{Python: &configs.GeneratePython{Image: "python:3.11-slim", SetupPy: true}},

@@ -16,7 +16,7 @@ server: {public_url: "ftp://ci.example.com"}
 workers: {concurrency: 0}
 projects:
   - path: group/app
-    webhook_secret: s
+    webhook_secret: ` + strongSecret + `
     image: registry.example.com/group/app:v1
     release: {branches: []}
   - path: Group/App
@@ -131,8 +131,10 @@ func TestLoadValidates(t *testing.T) {
 		{"registry host", "registries: [{host: \"https://r.example.com\"}]\n", "registries[0].host", "is not a registry host"},
 		{"registry twice", "registries: [{host: r.example.com}, {host: R.example.com}]\n", "registries[1].host", "already configured in registries[0]"},
 		{"registry ca file", "registries: [{host: r.example.com, ca_file: /nonexistent/ca.pem}]\n", "registries[0].ca_file", "no such file"},
-		{"project path", "projects: [{path: app, webhook_secret: s, image: r.example.com/app}]\n", "projects[0].path", "is not a GitLab project path"},
-		{"image reference", "projects: [{path: g/app, webhook_secret: s, image: \"r.example.com/App\"}]\n", "projects[0].image", "is not an image reference"},
+		{"project path", "projects: [{path: app, webhook_secret: " + strongSecret + ", image: r.example.com/app}]\n", "projects[0].path", "is not a GitLab project path"},
+		{"numeric project id", "projects: [{path: \"42\", webhook_secret: " + strongSecret + ", image: r.example.com/app}]\n", "projects[0].path",
+			"use the path_with_namespace (group/app), not the numeric id"},
+		{"image reference", "projects: [{path: g/app, webhook_secret: " + strongSecret + ", image: \"r.example.com/App\"}]\n", "projects[0].image", "is not an image reference"},
 		{"dockerfile outside", minimal + "    build: {dockerfile: ../Dockerfile}\n", "projects[0].build.dockerfile", "relative path inside the repository"},
 		{"pull", minimal + "    build: {pull: never}\n", "projects[0].build.pull", `"never" is not one of missing, always`},
 		{"base image arg", minimal + "    build: {args: {BASE_IMAGE: x}}\n", "projects[0].build.args.BASE_IMAGE", "reserved"},

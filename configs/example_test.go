@@ -21,7 +21,17 @@ func TestExampleLoads(t *testing.T) {
 	t.Parallel()
 	t.Run("empty environment", func(t *testing.T) {
 		t.Parallel()
-		cfg, err := configs.Load(examplePath, nil)
+		// The example has no secret of its own to fall back on: a webhook secret everyone
+		// can read in this file would let anyone start pipelines.
+		_, err := configs.Load(examplePath, nil)
+		want := configs.Errors{{Key: "projects[0].webhook_secret", Message: "required (set webhook_secret or webhook_secret_file)"}}
+		if diff := cmp.Diff(want, fieldErrors(t, err)); diff != "" {
+			t.Errorf("Load(%s) errors mismatch (-want +got):\n%s", examplePath, diff)
+		}
+	})
+	t.Run("only the webhook secret", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := configs.Load(examplePath, env(map[string]string{"APP_HOOK_SECRET": strongSecret}))
 		if err != nil {
 			t.Fatalf("Load(%s) = %v, want no error", examplePath, err)
 		}
@@ -34,18 +44,16 @@ func TestExampleLoads(t *testing.T) {
 			names = append(names, tt.Name)
 		}
 		got := map[string]any{
-			"webhook secret": p.WebhookSecret.Value(),
-			"tests":          names,
-			"base inputs":    p.Base.Inputs,
-			"release tags":   p.Release.Tags,
-			"api tokens":     len(cfg.API.Tokens),
+			"tests":        names,
+			"base inputs":  p.Base.Inputs,
+			"release tags": p.Release.Tags,
+			"api tokens":   len(cfg.API.Tokens),
 		}
 		want := map[string]any{
-			"webhook secret": "change-me",
-			"tests":          []string{"unit", "lint"},
-			"base inputs":    []string{"requirements.txt"},
-			"release tags":   []string{"latest", "{{.ShortSHA}}"},
-			"api tokens":     0,
+			"tests":        []string{"unit", "lint"},
+			"base inputs":  []string{"requirements.txt"},
+			"release tags": []string{"latest", "{{.ShortSHA}}"},
+			"api tokens":   0,
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Load(%s) mismatch (-want +got):\n%s", examplePath, diff)
@@ -53,14 +61,14 @@ func TestExampleLoads(t *testing.T) {
 	})
 	t.Run("secrets from the environment", func(t *testing.T) {
 		t.Parallel()
-		vars := map[string]string{"APP_HOOK_SECRET": "h", "GITLAB_TOKEN": "g", "GANTRY_API_TOKEN": "a", "REGISTRY_PASSWORD": "r", "REDIS_URL": "redis://x:6379/0"}
+		vars := map[string]string{"APP_HOOK_SECRET": strongSecret, "GITLAB_TOKEN": "g", "GANTRY_API_TOKEN": "api-token-0123456789abcdef", "REGISTRY_PASSWORD": "r", "REDIS_URL": "redis://x:6379/0"}
 		cfg, err := configs.Load(examplePath, env(vars))
 		if err != nil {
 			t.Fatalf("Load(%s) = %v, want no error", examplePath, err)
 		}
 		got := []string{cfg.Projects[0].WebhookSecret.Value(), cfg.GitLab.Token.Value(), cfg.API.Tokens[0].Value(),
 			cfg.Registries[0].Password.Value(), cfg.Redis.URL.Value()}
-		want := []string{"h", "g", "a", "r", "redis://x:6379/0"}
+		want := []string{strongSecret, "g", "api-token-0123456789abcdef", "r", "redis://x:6379/0"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Load(%s) secrets mismatch (-want +got):\n%s", examplePath, diff)
 		}

@@ -12,6 +12,7 @@ import (
 
 func TestLoadReadsSecretFiles(t *testing.T) {
 	t.Parallel()
+	const tokenOne, tokenTwo = "token-one-0123456789abcdef", "token-two-0123456789abcdef"
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(dir, name)
@@ -21,9 +22,9 @@ func TestLoadReadsSecretFiles(t *testing.T) {
 		return path
 	}
 	token := write("gitlab-token", "glpat-abc\n")
-	write("hook", "hook-secret\r\n") // relative to the config file
+	write("hook", strongSecret+"\r\n") // relative to the config file
 	password := write("registry-password", "pw\n\n")
-	tokens := write("api-tokens", "one\n\n  two  \n")
+	tokens := write("api-tokens", tokenOne+"\n\n  "+tokenTwo+"  \n")
 	redis := write("redis-url", "redis://:pw@redis:6379/0\n")
 	write("ca.pem", "not checked beyond existing")
 	config := write("gantry.yaml", `
@@ -47,7 +48,7 @@ projects:
 	for _, s := range cfg.API.Tokens {
 		got = append(got, s.Value())
 	}
-	want := []string{"redis://:pw@redis:6379/0", "glpat-abc", "pw", "hook-secret", filepath.Join(dir, "hook"), filepath.Join(dir, "ca.pem"), "one", "two"}
+	want := []string{"redis://:pw@redis:6379/0", "glpat-abc", "pw", strongSecret, filepath.Join(dir, "hook"), filepath.Join(dir, "ca.pem"), tokenOne, tokenTwo}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load(%s) secrets mismatch (-want +got):\n%s", config, diff)
 	}

@@ -75,6 +75,14 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 func (c *Config) readSecretFiles(dir string, errs *Errors) {
 	readSecret(errs, dir, "redis.url", &c.Redis.URL, &c.Redis.URLFile)
 	readSecret(errs, dir, "gitlab.token", &c.GitLab.Token, &c.GitLab.TokenFile)
+	// Tokens are checked here, where each one's place in the file is still known. A weak one is
+	// refused even when GANTRY_API_TOKENS replaces them: the next process started without the
+	// variable would accept it.
+	for i, t := range c.API.Tokens {
+		if why := weakSecret(t.Value()); t != "" && why != "" {
+			errs.add(index("api.tokens", i), "%s", why)
+		}
+	}
 	c.API.Tokens = slices.DeleteFunc(c.API.Tokens, func(s Secret) bool { return s == "" })
 	if c.API.TokensFile != "" {
 		var one Secret
@@ -82,8 +90,13 @@ func (c *Config) readSecretFiles(dir string, errs *Errors) {
 		if len(c.API.Tokens) > 0 {
 			errs.add("api.tokens_file", "set api.tokens or api.tokens_file, not both")
 		}
+		n := 0
 		for line := range strings.Lines(one.Value()) {
+			n++
 			if t := strings.TrimSpace(line); t != "" {
+				if why := weakSecret(t); why != "" {
+					errs.add("api.tokens_file", "line %d: %s", n, why)
+				}
 				c.API.Tokens = append(c.API.Tokens, Secret(t))
 			}
 		}
@@ -151,8 +164,13 @@ func (c *Config) applyEnv(getenv func(string) string, errs *Errors) {
 	}
 	if v := getenv("GANTRY_API_TOKENS"); v != "" {
 		c.API.Tokens = nil
+		n := 0
 		for t := range strings.SplitSeq(v, ",") {
+			n++
 			if t = strings.TrimSpace(t); t != "" {
+				if why := weakSecret(t); why != "" {
+					errs.add("GANTRY_API_TOKENS", "token %d: %s", n, why)
+				}
 				c.API.Tokens = append(c.API.Tokens, Secret(t))
 			}
 		}

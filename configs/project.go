@@ -41,7 +41,8 @@ const (
 
 // Project is one GitLab project gantry builds, tests and releases.
 type Project struct {
-	// Path is GitLab's path_with_namespace (group/app) or the numeric id.
+	// Path is GitLab's path_with_namespace (group/app). A numeric id is refused:
+	// webhooks name projects by path, so it would never match.
 	Path string `yaml:"path" json:"path"`
 	// WebhookSecret is the token GitLab sends in X-Gitlab-Token.
 	WebhookSecret Secret `yaml:"webhook_secret" json:"webhook_secret"`

@@ -12,7 +12,8 @@ import (
 )
 
 var (
-	projectPath = regexp.MustCompile(`^(?:[0-9]+|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$`)
+	projectPath = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$`)
+	projectID   = regexp.MustCompile(`^[0-9]+$`)
 	testName    = regexp.MustCompile(`^[a-z0-9_.-]+$`)
 	// imageName, dockerTag and imageDigest follow the grammar of
 	// github.com/distribution/reference, which the engine applies.
@@ -37,11 +38,22 @@ func (p *Project) validate(errs *Errors, key string) {
 	switch {
 	case p.Path == "":
 		errs.add(field(key, "path"), "required")
+	case projectID.MatchString(p.Path):
+		// Webhook payloads name the project by path, so an id would never match one; and
+		// resolving ids through GitLab at start-up would make loading depend on GitLab.
+		errs.add(field(key, "path"), "use the path_with_namespace (group/app), not the numeric id")
 	case !projectPath.MatchString(p.Path):
-		errs.add(field(key, "path"), "%q is not a GitLab project path (group/project) or id", p.Path)
+		errs.add(field(key, "path"), "%q is not a GitLab project path (group/project)", p.Path)
 	}
 	if p.WebhookSecret == "" {
 		errs.add(field(key, "webhook_secret"), "required (set webhook_secret or webhook_secret_file)")
+	} else if why := weakSecret(p.WebhookSecret.Value()); why != "" {
+		// Named by the key the operator has to change: the file, when the secret came from one.
+		k := field(key, "webhook_secret")
+		if p.WebhookSecretFile != "" {
+			k += "_file"
+		}
+		errs.add(k, "%s", why)
 	}
 	checkImage(errs, field(key, "image"), p.Image, false)
 

@@ -15,8 +15,8 @@ import (
 func TestSecretIsNeverPrinted(t *testing.T) {
 	t.Parallel()
 	secrets := map[string]string{
-		"REDIS": "redis://:redis-pw@r:6379/0", "TOKEN": "glpat-token-value", "API": "api-token-value",
-		"REG": "registry-pw-value", "HOOK": "hook-secret-value",
+		"REDIS": "redis://:redis-pw@r:6379/0", "TOKEN": "glpat-token-value", "API": "api-token-value-0123456789",
+		"REG": "registry-pw-value", "HOOK": "hook-secret-value-0123456789",
 	}
 	cfg := mustLoad(t, `
 redis: {url: "${REDIS}"}

@@ -17,11 +17,11 @@ func TestConfigLoads(t *testing.T) {
 	dir := t.TempDir()
 	cfg := gantryConfig{
 		listen: "127.0.0.1:18080", redisURL: "redis://127.0.0.1:6390/1001", gitlabURL: "http://127.0.0.1:1",
-		gitlabToken: "glpat-test", apiToken: "api", dockerHost: "unix:///tmp/x/docker.sock", concurrency: 4,
+		gitlabToken: "glpat-test", apiToken: "api-token-0123456789abcdef", dockerHost: "unix:///tmp/x/docker.sock", concurrency: 4,
 		registry: &registryLogin{host: "127.0.0.1:5090", user: "gantry", password: "pw"},
 		projects: []string{
-			sampleProject("bench-1/sample", "s1", "127.0.0.1:5090/bench-1/sample", "127.0.0.1:5090/bench-1/sample-base", "gantry-test/python:3.11"),
-			tinyProject("bench-1/tiny", "s2", "bench-1/tiny"),
+			sampleProject("bench-1/sample", "hook-secret-1-0123456789", "127.0.0.1:5090/bench-1/sample", "127.0.0.1:5090/bench-1/sample-base", "gantry-test/python:3.11"),
+			tinyProject("bench-1/tiny", "hook-secret-2-0123456789", "bench-1/tiny"),
 		},
 	}
 	path, err := cfg.write(dir)

@@ -56,15 +56,15 @@ server: {listen: %q}
 gitlab: {url: %q}
 projects:
   - path: group/tiny
-    webhook_secret: s3cret
+    webhook_secret: %s
     image: %s
     tests:
       - {name: check, command: ["sh", "/app/check.sh"], timeout: 30s}
     release: {branches: [master]}
-`, addr, gl.URL, image)
+`, addr, gl.URL, testHookSecret, image)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
-	g := &gantryProc{url: "http://" + addr, secret: "s3cret", gitlab: gl, project: proj}
+	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, gitlab: gl, project: proj}
 	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
 
 	code, ans, _ := g.hook(t, "Push Hook", g.secret, g.pushPayload("feature", zero, sha, "busybox app"))

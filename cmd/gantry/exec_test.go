@@ -28,7 +28,7 @@ registries:
   - {host: %q, username: %q, password: %q}
 projects:
   - path: group/sample
-    webhook_secret: unused
+    webhook_secret: %s
     image: %s/sample
     build: {args: {PYTHON_IMAGE: %q}}
     base: {dockerfile: Dockerfile.base, inputs: [requirements.txt, wheels], image: %s/sample-base}
@@ -36,7 +36,7 @@ projects:
       - {name: unit, command: ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], timeout: 2m}
       - {name: lint, command: ["python3", "lint.py", "app", "tests"], timeout: 1m}
     release: {branches: [master]}
-`, reg.Host, reg.User, reg.Password, ns, python, ns)
+`, reg.Host, reg.User, reg.Password, testHookSecret, ns, python, ns)
 	config := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(config, []byte(cfg), 0o600))
 

@@ -53,13 +53,20 @@ func randomName() string {
 	return hex.EncodeToString(b)
 }
 
+// Webhook secrets and API tokens for tests that do not draw their own: the config refuses
+// values shorter than 16 characters or that look like placeholders.
+const (
+	testHookSecret = "test-hook-secret-5f3a9c1d7b2e4a60"
+	testAPIToken   = "test-api-token-8e1b6d4f2a9c7e53"
+)
+
 // startGantry writes a config for the sample project and runs `gantry serve` until the test ends.
 func startGantry(t *testing.T) *gantryProc {
 	t.Helper()
 	reg := testenv.NeedRegistry(t)
 	python := testenv.Need(t, "GANTRY_TEST_PYTHON_IMAGE")
 	g := &gantryProc{
-		apiToken: "api-" + randomName(), secret: "hook-" + randomName(),
+		apiToken: "api-" + randomName() + randomName(), secret: "hook-" + randomName() + randomName(),
 		gitlab: gitlabtest.New(t), registry: reg, redisURL: testenv.RedisURL(t),
 	}
 	g.repo = newGitRepo(t, "../../testdata/sample")

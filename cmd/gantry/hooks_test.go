@@ -13,7 +13,7 @@ import (
 	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
 )
 
-const appSecret = "app-hook-s3cret"
+const appSecret = "app-hook-s3cret-0123456789abcdef"
 
 // hooksBundle is a GitLab double with group/app and group/lib, and a config naming both.
 type hooksBundle struct {
@@ -40,7 +40,7 @@ server: %s
 gitlab: %s
 projects:
   - {path: group/app, webhook_secret: "${APP_HOOK_SECRET}", image: registry.example.com/group/app}
-  - {path: group/lib, webhook_secret: lib-secret, image: registry.example.com/group/lib}
+  - {path: group/lib, webhook_secret: lib-secret-0123456789abcdef, image: registry.example.com/group/lib}
 `, server, gitlab)), 0o600))
 	return path
 }
@@ -93,8 +93,8 @@ func TestHooksRegister(t *testing.T) {
 	if wantOut := "created hook 4 on group/lib for http://10.0.0.5:8080/webhooks/gitlab\n"; err != nil || out != wantOut {
 		t.Errorf("gantry hooks register --url = %q, %v; want %q", out, err, wantOut)
 	}
-	if hooks := b.gl.Hooks(b.lib.ID); len(hooks) != 1 || hooks[0].Token != "lib-secret" {
-		t.Errorf("hooks of group/lib = %+v, want one with token lib-secret", hooks)
+	if hooks := b.gl.Hooks(b.lib.ID); len(hooks) != 1 || hooks[0].Token != "lib-secret-0123456789abcdef" {
+		t.Errorf("hooks of group/lib = %+v, want one with token lib-secret-0123456789abcdef", hooks)
 	}
 }
 

@@ -39,19 +39,19 @@ func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gi
 server: {listen: %q, public_url: "http://%s"}
 redis: {url: %q}
 gitlab: {url: %q, token: %q}
-api: {tokens: [bb-token]}
+api: {tokens: [%s]}
 registries:
   - {host: %q, username: %q, password: %q}
 projects:
   - path: %s
-    webhook_secret: s3cret
+    webhook_secret: %s
     image: %s
     tests:
       - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
-%s%s`, addr, addr, redisURL, gl.URL, gl.Token, reg.Host, reg.User, reg.Password, proj.PathWithNamespace, image, release, extra)
+%s%s`, addr, addr, redisURL, gl.URL, gl.Token, testAPIToken, reg.Host, reg.User, reg.Password, proj.PathWithNamespace, testHookSecret, image, release, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
-	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "bb-token", gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}
+	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}
 	g.logs = runServe(t, g.url, []string{"serve", "--config", path}, nil)
 	return g, repo
 }

@@ -78,14 +78,14 @@ server: {listen: %q, public_url: "http://%s"}
 redis: {url: %q}
 gitlab: {url: %q, token: %q}
 workers: {concurrency: 2, job_retries: 2, shutdown_grace: %s}
-api: {tokens: [slow-token]}
+api: {tokens: [%s]}
 projects:
   - path: %s
-    webhook_secret: s3cret
+    webhook_secret: %s
     image: %s
     tests:
       - {name: slow, command: ["sh", "-c", "sleep %d; echo done"], timeout: 2m}
-`, addr, addr, redisURL, gl.URL, gl.Token, grace, project, image, sleep)
+`, addr, addr, redisURL, gl.URL, gl.Token, grace, testAPIToken, project, testHookSecret, image, sleep)
 	config := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(config, []byte(cfg), 0o600))
 	startProc(t, bin, "server", config)
@@ -93,7 +93,7 @@ projects:
 	for range n {
 		workers = append(workers, startProc(t, bin, "worker", config))
 	}
-	g := &gantryProc{url: "http://" + addr, secret: "s3cret", apiToken: "slow-token", gitlab: gl, project: proj, redisURL: redisURL}
+	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, redisURL: redisURL}
 	waitHealthy(t, g.url)
 	return g, sha, workers
 }
