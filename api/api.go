@@ -64,6 +64,7 @@ type Server struct {
 	log         *zap.Logger
 	now         func() time.Time
 	followEvery time.Duration
+	followWrite time.Duration
 }
 
 // Options configure the API.
@@ -85,12 +86,17 @@ type Options struct {
 	Now func() time.Time
 	// FollowEvery is how often a followed log is polled for new output; default 250ms.
 	FollowEvery time.Duration
+	// FollowWriteTimeout is how long a followed log may take to write one chunk and to end. A
+	// follow outlives the HTTP server's WriteTimeout, which bounds ordinary answers, so the
+	// deadline is moved on every round; default 30s.
+	FollowWriteTimeout time.Duration
 }
 
 // New builds the API server.
 func New(o Options) *Server {
 	s := &Server{pipelines: o.Pipelines, list: o.List, engine: o.Engine, checks: o.Checks, tokens: o.Tokens,
-		public: o.PublicPages, log: o.Logger, now: o.Now, followEvery: cmp.Or(o.FollowEvery, 250*time.Millisecond)}
+		public: o.PublicPages, log: o.Logger, now: o.Now, followEvery: cmp.Or(o.FollowEvery, 250*time.Millisecond),
+		followWrite: cmp.Or(o.FollowWriteTimeout, 30*time.Second)}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -71,6 +71,12 @@ func (s *Server) jobLog(c *echo.Context) error {
 // it ended is sent before the answer ends. The answer begins with the first output (or the
 // end), so a client sees a request still waiting, not an empty stream, while a job is quiet.
 // Once the answer has begun, an error can only end it; it is logged.
+//
+// The HTTP server's WriteTimeout bounds ordinary answers; a follow lasts as long as the job, so
+// it moves the write deadline on every round: a client that stops reading is still dropped when
+// a write misses it. (ReadTimeout needs nothing: net/http lifts the read deadline once the
+// request is read, and a client that leaves cancels ctx.) Outside a real server, as in a test's
+// recorder, deadlines are not supported, and not needed.
 func (s *Server) followLog(c *echo.Context, id int64, job string, attempt int, offset int64) {
 	ctx := c.Request().Context()
 	w := c.Response()
@@ -78,6 +84,8 @@ func (s *Server) followLog(c *echo.Context, id int64, job string, attempt int, o
 	tick := time.NewTicker(s.followEvery)
 	defer tick.Stop()
 	for {
+		// Also covers the end of the answer, written after the last round.
+		_ = rc.SetWriteDeadline(time.Now().Add(s.followWrite))
 		over, err := s.attemptOver(ctx, id, job, attempt)
 		if err != nil {
 			s.followFailed(ctx, id, job, err)

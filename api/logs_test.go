@@ -125,3 +125,44 @@ func readLineWithin(r *bufio.Reader, d time.Duration) (string, error) {
 		return "", io.ErrNoProgress
 	}
 }
+
+// TestJobLogFollowOutlivesServerTimeouts follows a log for longer than the HTTP server's read
+// and write timeouts: those bound a request and its ordinary answer, not a followed log, which
+// must keep streaming while the job runs.
+func TestJobLogFollowOutlivesServerTimeouts(t *testing.T) {
+	const serverTimeout = 200 * time.Millisecond
+	m := newFixture()
+	m.setJob(4, "test/lint", func(j *orchestrator.Job) { j.State, j.Attempt = orchestrator.StateRunning, 2 })
+	m.appendLog(4, "test/lint", 2, "line 0\n")
+	srv := httptest.NewUnstartedServer(newServer(m, func(o *Options) { o.FollowWriteTimeout = serverTimeout }))
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = serverTimeout, serverTimeout
+	srv.Start()
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/pipelines/4/jobs/test%2Flint/log?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer secret-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		if i > 0 {
+			// Quiet for longer than both timeouts, as a job between two steps.
+			time.Sleep(3 * serverTimeout)
+			m.appendLog(4, "test/lint", 2, "line "+string(rune('0'+i))+"\n")
+		}
+		got, err := readLineWithin(lines, 5*time.Second)
+		if want := "line " + string(rune('0'+i)) + "\n"; got != want || err != nil {
+			t.Fatalf("followed line %d = %q, %v; want %q past the server's %v timeouts", i, got, err, want, serverTimeout)
+		}
+	}
+	time.Sleep(3 * serverTimeout)
+	m.appendLog(4, "test/lint", 2, "done\n")
+	m.setJob(4, "test/lint", func(j *orchestrator.Job) { j.State = orchestrator.StateSuccess })
+	rest, err := io.ReadAll(lines)
+	if string(rest) != "done\n" || err != nil {
+		t.Errorf("end of the followed log = %q, %v; want %q and a clean end", rest, err, "done\n")
+	}
+}
