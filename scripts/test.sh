@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: brings up the real Redis, registry and images (scripts/testenv.sh, quick
 # when they are already up), then vets and runs every test against them, then fuzzes the
-# webhook intake, and its decoder against the GitLab client's, for a bounded time each.
+# webhook intake (its conversion, and the whole handler with raw headers), and its decoder
+# against the GitLab client's, for a bounded time each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/testenv.sh up
@@ -9,6 +10,6 @@ eval "$(scripts/testenv.sh env)"
 go vet ./...
 go test -count=1 -timeout 25m ./... "$@"
 # -fuzzminimizetime: minimising each new input for the default minute would eat the budget.
-for target in FuzzIntake FuzzDecodeMatchesClient; do
+for target in FuzzIntake FuzzHandler FuzzDecodeMatchesClient; do
 	go test ./webhook -run '^$' -fuzz "^$target\$" -fuzztime "${GANTRY_FUZZTIME:-30s}" -fuzzminimizetime 2s
 done

@@ -4,6 +4,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,15 +25,24 @@ var errNotAnEvent = errors.New("not a GitLab event")
 type event struct {
 	// Project is the path of the project the hook belongs to, whose token must match.
 	Project string
-	Trigger orchestrator.Trigger
-	Ignored string
+	// HookProjectID is the GitLab id of that project, as the payload gives it: for a merge
+	// request the target project's, which owns the hook (a fork's source id differs).
+	HookProjectID int64
+	Trigger       orchestrator.Trigger
+	Ignored       string
 }
 
 // convert parses a payload with the GitLab client and translates it. It is pure, so it is
-// tested with GitLab's real payloads.
+// tested with GitLab's real payloads. Every decoder below recurses, so the nesting is bounded
+// before any of them sees the payload.
 func convert(eventType string, payload []byte) (event, error) {
+	if err := checkDepth(payload); err != nil {
+		return event{}, err
+	}
 	if gl.EventType(eventType) == gl.EventTypeSystemHook {
-		// System hooks come from the instance, not a project's hook with its token.
+		// System hooks come from the instance, not a project's hook, and start nothing. The
+		// handler has already held the token to the configured secrets: an instance hook whose
+		// token is none of them is refused like any wrong token.
 		if !json.Valid(payload) {
 			return event{}, fmt.Errorf("%w: body is not JSON", errNotAnEvent)
 		}
@@ -161,17 +171,21 @@ func pushOptionSkip(payload []byte) bool {
 }
 
 func convertPush(ev *gl.PushEvent) event {
-	return convertRef(orchestrator.TriggerPush, "refs/heads/", "branch", refEvent{
+	out := convertRef(orchestrator.TriggerPush, "refs/heads/", "branch", refEvent{
 		project: ev.Project.PathWithNamespace, projectID: ev.ProjectID, webURL: ev.Project.WebURL,
 		ref: ev.Ref, after: ev.After, checkout: ev.CheckoutSHA,
 	})
+	out.HookProjectID = cmp.Or(ev.ProjectID, ev.Project.ID)
+	return out
 }
 
 func convertTag(ev *gl.TagEvent) event {
-	return convertRef(orchestrator.TriggerTag, "refs/tags/", "tag", refEvent{
+	out := convertRef(orchestrator.TriggerTag, "refs/tags/", "tag", refEvent{
 		project: ev.Project.PathWithNamespace, projectID: ev.ProjectID, webURL: ev.Project.WebURL,
 		ref: ev.Ref, after: ev.After, checkout: ev.CheckoutSHA,
 	})
+	out.HookProjectID = cmp.Or(ev.ProjectID, ev.Project.ID)
+	return out
 }
 
 // refEvent is what a push and a tag push have in common.
@@ -200,7 +214,7 @@ func convertRef(kind orchestrator.TriggerKind, prefix, noun string, ev refEvent)
 
 func convertMerge(ev *gl.MergeEvent) event {
 	a := ev.ObjectAttributes
-	out := event{Project: ev.Project.PathWithNamespace}
+	out := event{Project: ev.Project.PathWithNamespace, HookProjectID: cmp.Or(ev.Project.ID, a.TargetProjectID)}
 	switch {
 	case a.Action == "open" || a.Action == "reopen":
 	case a.Action == "update" && a.OldRev != "":

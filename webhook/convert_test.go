@@ -57,10 +57,10 @@ func TestConvertRealPayloads(t *testing.T) {
 		file, header string
 		want         event
 	}{
-		{"webhooks/push.json", "Push Hook", event{Project: "mike/diaspora", Trigger: orchestrator.Trigger{
+		{"webhooks/push.json", "Push Hook", event{Project: "mike/diaspora", HookProjectID: 15, Trigger: orchestrator.Trigger{
 			Project: "mike/diaspora", ProjectID: 15, ProjectURL: "http://example.com/mike/diaspora",
 			Kind: orchestrator.TriggerPush, Ref: "master", SHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}},
-		{"webhooks/tag_push.json", "Tag Push Hook", event{Project: "jsmith/example", Trigger: orchestrator.Trigger{
+		{"webhooks/tag_push.json", "Tag Push Hook", event{Project: "jsmith/example", HookProjectID: 1, Trigger: orchestrator.Trigger{
 			Project: "jsmith/example", ProjectID: 1, ProjectURL: "http://example.com/jsmith/example",
 			Kind: orchestrator.TriggerTag, Ref: "v1.0.0", SHA: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}}},
 		{"webhooks/note_commit.json", "Note Hook", event{Ignored: `event type "Note Hook" starts no pipeline`}},

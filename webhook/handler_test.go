@@ -125,7 +125,10 @@ func TestAnswers(t *testing.T) {
 		{name: "unknown project", event: "Push Hook", token: "tok", body: strings.Replace(push, "mike/diaspora", "nobody/else", -1), code: 200, want: "not configured", counted: "ignored"},
 		{name: "store down", event: "Push Hook", token: "tok", body: push, acceptErr: errors.New("dial tcp: connection refused"), code: 503, want: "not stored", counted: "not_stored"},
 		{name: "duplicate", event: "Push Hook", token: "tok", body: push, dup: true, code: 200, want: "duplicate", counted: "duplicate"},
-		{name: "system hook", event: "System Hook", token: "", body: push, code: 200, want: "system hooks", counted: "ignored"},
+		{name: "system hook", event: "System Hook", token: "tok", body: push, code: 200, want: "system hooks", counted: "ignored"},
+		// An instance's system hook carries the instance's token, not a project's: refused
+		// like any token that matches no configured secret, before its body is read.
+		{name: "system hook without a project's token", event: "System Hook", token: "instance", body: push, code: 401, want: "unauthorized", counted: "unauthorized"},
 	}
 	for _, tt := range tests {
 		acc := &fakeAcceptor{AcceptFunc: func(orchestrator.Trigger) (orchestrator.Accepted, error) {
@@ -153,7 +156,7 @@ func TestAnswers(t *testing.T) {
 // countedDeliveries sums gantry_webhook_deliveries_total over every answer.
 func countedDeliveries() float64 {
 	var n float64
-	for _, answer := range []string{"accepted", "duplicate", "ignored", "unauthorized", "invalid", "too_large", "not_stored"} {
+	for _, answer := range []string{"accepted", "duplicate", "ignored", "unauthorized", "invalid", "too_deep", "too_large", "project_mismatch", "overloaded", "not_stored"} {
 		n += testutil.ToFloat64(deliveries.WithLabelValues(answer))
 	}
 	return n
@@ -175,6 +178,7 @@ func TestBodyLimit(t *testing.T) {
 	// Without a Content-Length (chunked), the limit holds all the same.
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte(" "), 2<<10))))
 	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	req.Header.Set("X-Gitlab-Token", "tok")
 	req.ContentLength = -1
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, req)

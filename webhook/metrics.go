@@ -11,7 +11,7 @@ import (
 var (
 	deliveries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "gantry_webhook_deliveries_total",
-		Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_large, not_stored.",
+		Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_deep, too_large, project_mismatch, overloaded, not_stored.",
 	}, []string{"answer"})
 	answerSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gantry_webhook_answer_seconds",
@@ -33,6 +33,12 @@ func outcome(code int, a answer) string {
 		return "unauthorized"
 	case code == http.StatusRequestEntityTooLarge:
 		return "too_large"
+	case code == http.StatusBadRequest && a.Error == errTooDeepAnswer:
+		return "too_deep"
+	case code == http.StatusForbidden:
+		return "project_mismatch"
+	case code == http.StatusServiceUnavailable && a.Error == errOverloadedAnswer:
+		return "overloaded"
 	case code == http.StatusServiceUnavailable:
 		return "not_stored"
 	}
