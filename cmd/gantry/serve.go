@@ -71,6 +71,16 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 
 	var httpDone <-chan error
 	var srv *http.Server
+	if r.http && source != nil {
+		// The webhook refuses a payload naming another id than GitLab's for its project as soon
+		// as the id is known; asked once here, within a bound, so a slow GitLab delays the
+		// start by seconds at most. Whatever is not known yet the start task checks.
+		resolveCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := engine.ResolveProjects(resolveCtx); err != nil {
+			log.Warn("project ids not all known yet; each is checked when its pipelines start", zap.Error(err))
+		}
+		cancel()
+	}
 	if r.http {
 		srv, httpDone, err = startHTTP(cfg, engine, st, checks, log)
 		if err != nil {
@@ -226,7 +236,7 @@ func registries(cfg *configs.Config) []jobs.Registry {
 // startHTTP serves the webhook, the API and the pages.
 func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store, checks map[string]api.Check, log *zap.Logger) (*http.Server, <-chan error, error) {
 	e := echo.New()
-	webhook.New(engine, webhookSecrets(cfg), log).Register(e)
+	webhook.New(engine, webhookSecrets(cfg), log, webhook.WithProjectIDs(engine)).Register(e)
 	tokens := make([]string, 0, len(cfg.API.Tokens))
 	for _, t := range cfg.API.Tokens {
 		tokens = append(tokens, t.Value())
@@ -241,7 +251,7 @@ func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(e, defaultHTTPTimeouts)
 	done := make(chan error, 1)
 	go func() { // ends with srv.Shutdown in serve
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
