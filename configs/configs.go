@@ -131,8 +131,9 @@ type Registry struct {
 	Password Secret `yaml:"password" json:"password"`
 	// PasswordFile, when set, is read into Password.
 	PasswordFile string `yaml:"password_file" json:"password_file"`
-	// CAFile is a PEM bundle trusted for this registry, for private CAs.
-	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// There is no CA setting: gantry never connects to a registry, the Docker
+	// engine does, and it trusts what /etc/docker/certs.d on its own host holds.
+	// A ca_file key is refused at load with that advice (see retiredKey).
 }
 
 // Project returns the project whose path matches path. GitLab treats paths

@@ -81,6 +81,10 @@ func (p *preparer) mapping(n *yaml.Node, t reflect.Type, key string) bool {
 		switch {
 		case k.Kind != yaml.ScalarNode:
 			p.errs.add(key, "keys must be plain names, not %s", describeNode(k))
+		case vt == nil && fields != nil && retiredKey(t, k.Value, n) != "":
+			if p.setTo(v, fk) {
+				p.errs.add(fk, "%s", retiredKey(t, k.Value, n))
+			}
 		case vt == nil:
 			p.errs.add(fk, "unknown key%s", suggest(k.Value, fields))
 		case seen[k.Value]:
@@ -92,6 +96,37 @@ func (p *preparer) mapping(n *yaml.Node, t reflect.Type, key string) bool {
 	}
 	n.Content = kept
 	return true
+}
+
+// retiredKey says why key name of struct t, which gantry once accepted and
+// ignored, is refused now, or returns "" for any other key. An unknown-key
+// error would leave the operator guessing what to do with the setting.
+// siblings is the mapping holding the key, for a message naming the
+// registry's host.
+func retiredKey(t reflect.Type, name string, siblings *yaml.Node) string {
+	if t != reflect.TypeFor[Registry]() || name != "ca_file" {
+		return ""
+	}
+	host := "HOST"
+	for i := 0; i+1 < len(siblings.Content); i += 2 {
+		if k, v := siblings.Content[i], siblings.Content[i+1]; k.Value == "host" && registryHost.MatchString(strings.ToLower(v.Value)) {
+			host = v.Value
+		}
+	}
+	return "is not used by gantry: the Docker engine talks to the registry, so put the CA in /etc/docker/certs.d/" +
+		host + "/ca.crt on the engine's host"
+}
+
+// setTo reports whether n sets something: a retired key left empty, as in
+// configs copied from an older example, is no setting and is let pass.
+func (p *preparer) setTo(n *yaml.Node, key string) bool {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.ScalarNode {
+		return true
+	}
+	return p.expand(n, key) && n.ShortTag() != "!!null" && n.Value != ""
 }
 
 // merge checks the target of a YAML merge key (<<: *anchor), which is a

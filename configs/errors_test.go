@@ -130,7 +130,7 @@ func TestLoadValidates(t *testing.T) {
 		{"negative retries", "workers: {job_retries: -1}\n", "workers.job_retries", "must not be negative"},
 		{"registry host", "registries: [{host: \"https://r.example.com\"}]\n", "registries[0].host", "is not a registry host"},
 		{"registry twice", "registries: [{host: r.example.com}, {host: R.example.com}]\n", "registries[1].host", "already configured in registries[0]"},
-		{"registry ca file", "registries: [{host: r.example.com, ca_file: /nonexistent/ca.pem}]\n", "registries[0].ca_file", "no such file"},
+		{"registry ca file", "registries: [{host: r.example.com, ca_file: /nonexistent/ca.pem}]\n", "registries[0].ca_file", "is not used by gantry"},
 		{"project path", "projects: [{path: app, webhook_secret: " + strongSecret + ", image: r.example.com/app}]\n", "projects[0].path", "is not a GitLab project path"},
 		{"numeric project id", "projects: [{path: \"42\", webhook_secret: " + strongSecret + ", image: r.example.com/app}]\n", "projects[0].path",
 			"use the path_with_namespace (group/app), not the numeric id"},

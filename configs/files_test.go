@@ -26,12 +26,11 @@ func TestLoadReadsSecretFiles(t *testing.T) {
 	password := write("registry-password", "pw\n\n")
 	tokens := write("api-tokens", tokenOne+"\n\n  "+tokenTwo+"  \n")
 	redis := write("redis-url", "redis://:pw@redis:6379/0\n")
-	write("ca.pem", "not checked beyond existing")
 	config := write("gantry.yaml", `
 redis: {url_file: `+redis+`}
 gitlab: {token_file: `+token+`}
 api: {tokens_file: `+tokens+`}
-registries: [{host: registry.example.com, username: ci, password_file: `+password+`, ca_file: ca.pem}]
+registries: [{host: registry.example.com, username: ci, password_file: `+password+`}]
 projects:
   - path: group/app
     webhook_secret_file: hook
@@ -43,12 +42,12 @@ projects:
 	}
 	got := []string{
 		cfg.Redis.URL.Value(), cfg.GitLab.Token.Value(), cfg.Registries[0].Password.Value(),
-		cfg.Projects[0].WebhookSecret.Value(), cfg.Projects[0].WebhookSecretFile, cfg.Registries[0].CAFile,
+		cfg.Projects[0].WebhookSecret.Value(), cfg.Projects[0].WebhookSecretFile,
 	}
 	for _, s := range cfg.API.Tokens {
 		got = append(got, s.Value())
 	}
-	want := []string{"redis://:pw@redis:6379/0", "glpat-abc", "pw", strongSecret, filepath.Join(dir, "hook"), filepath.Join(dir, "ca.pem"), tokenOne, tokenTwo}
+	want := []string{"redis://:pw@redis:6379/0", "glpat-abc", "pw", strongSecret, filepath.Join(dir, "hook"), tokenOne, tokenTwo}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load(%s) secrets mismatch (-want +got):\n%s", config, diff)
 	}
@@ -74,5 +73,27 @@ projects:
 				t.Errorf("Load(%q) = %v, want an error for %s", tt.yaml, err, tt.key)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesRegistryCAFile: gantry never talks to a registry itself (the
+// engine pulls and pushes), so a CA file given to gantry would be silently
+// ignored; it is refused with where the CA has to go instead. An empty
+// ca_file, as configs copied from older examples have, is no setting at all.
+func TestLoadRefusesRegistryCAFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("a CA"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "gantry.yaml")
+	if err := os.WriteFile(config, []byte("registries:\n  - {host: registry.example.com:5000, ca_file: ca.pem}\n  - {host: other.example.com, ca_file: \"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := configs.Load(config, nil)
+	want := configs.Errors{{Key: "registries[0].ca_file",
+		Message: "is not used by gantry: the Docker engine talks to the registry, so put the CA in /etc/docker/certs.d/registry.example.com:5000/ca.crt on the engine's host"}}
+	if diff := cmp.Diff(want, fieldErrors(t, err)); diff != "" {
+		t.Errorf("Load() errors mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -24,7 +24,7 @@ import (
 // Every other problem, from unknown keys to bad cron expressions, is
 // collected into one Errors, which errors.As extracts from the returned error.
 //
-// Relative *_file, ca_file and cert_path paths are taken from the directory
+// Relative *_file and cert_path paths are taken from the directory
 // of the config file, so a config and its secrets can move together. A nil
 // getenv means an empty environment.
 func Load(path string, getenv func(string) string) (*Config, error) {
@@ -104,7 +104,6 @@ func (c *Config) readSecretFiles(dir string, errs *Errors) {
 	for i := range c.Registries {
 		r := &c.Registries[i]
 		readSecret(errs, dir, index("registries", i)+".password", &r.Password, &r.PasswordFile)
-		r.CAFile = hostPath(dir, r.CAFile)
 	}
 	for i := range c.Projects {
 		p := &c.Projects[i]

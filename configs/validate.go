@@ -58,7 +58,6 @@ func (c *Config) validate() Errors {
 				hosts[h] = i
 			}
 		}
-		checkHostFile(&errs, field(key, "ca_file"), r.CAFile, false)
 	}
 
 	paths := map[string]int{}
