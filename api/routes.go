@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 )
 
 // Register adds every route of the API and the pages.
@@ -61,14 +63,32 @@ func (s *Server) healthz(c *echo.Context) error {
 func (s *Server) readyz(c *echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
+	// Anyone may ask (load balancers carry no token), but a check's error names addresses and
+	// internals: strangers read only which part is unreachable, API token holders the detail.
+	detail := s.authorized(c.Request())
 	out, code := map[string]string{}, http.StatusOK
 	for name, check := range s.checks {
 		out[name] = "ok"
 		if err := check(ctx); err != nil {
-			out[name], code = err.Error(), http.StatusServiceUnavailable
+			code = http.StatusServiceUnavailable
+			msg := redactUserinfo(err.Error())
+			s.log.Warn("not ready", zap.String("check", name), zap.String("error", msg))
+			out[name] = "unreachable"
+			if detail {
+				out[name] += ": " + msg
+			}
 		}
 	}
 	return c.JSON(code, out)
+}
+
+// userinfo is the user:password@ of a URL inside a message.
+var userinfo = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://)[^/\s@]*@`)
+
+// redactUserinfo hides the credentials of any URL in a message: a Redis or registry URL
+// carries its password there, and client errors quote URLs whole.
+func redactUserinfo(msg string) string {
+	return userinfo.ReplaceAllString(msg, "${1}[redacted]@")
 }
 
 // noRoute answers paths under /api/v1 that name nothing, in the API's error shape.
