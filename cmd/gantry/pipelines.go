@@ -37,7 +37,7 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	var project, ref, sha, status, job *string
 	var limit, attempt *int
-	var follow *bool
+	var follow, raw *bool
 	switch sub {
 	case "list":
 		project, ref = fs.String("project", "", "only pipelines of this project path"), fs.String("ref", "", "only pipelines of this branch or tag")
@@ -50,6 +50,7 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 	case "log":
 		attempt = fs.Int("attempt", 0, "this attempt of the job (default: its latest)")
 		follow = fs.Bool("follow", false, "keep printing new output until the job ends")
+		raw = fs.Bool("raw", false, "print the output as the job wrote it, terminal escape sequences included")
 	}
 	pos, err := parseArgs(fs, args[1:], wants[sub]...)
 	if err != nil {
@@ -86,7 +87,11 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 	if *attempt > 0 {
 		q.Set("attempt", strconv.Itoa(*attempt))
 	}
-	return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(pos[1])+"/log?"+q.Encode(), stdout)
+	var w io.Writer = &terminalSafe{w: stdout}
+	if *raw {
+		w = stdout
+	}
+	return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(pos[1])+"/log?"+q.Encode(), w)
 }
 
 // parseArgs parses flags wherever they stand among the arguments ("show 4 --json" as well as

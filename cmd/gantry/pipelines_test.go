@@ -91,7 +91,7 @@ func setupCLI(t *testing.T) cliBundle {
 				Description: "exit 1:\x1b[31m 2 failed", ErrorClass: orchestrator.ClassProject,
 				StartedAt: started.Add(4 * time.Second), FinishedAt: started.Add(76 * time.Second)},
 		}},
-		logs: map[string]string{"build 1": "built it\n", "test/unit 1": "first try\n", "test/unit 2": "FAILED test_x\n"}}
+		logs: map[string]string{"build 1": "built it\n", "test/unit 1": "first try\n", "test/unit 2": "\x1b[31mFAILED\x1b[0m test_x\x1b]0;pwned\x07\n"}}
 	e := echo.New()
 	api.New(api.Options{Pipelines: s, List: s.list, Engine: s, Tokens: []string{"cli-token"}, FollowEvery: 10 * time.Millisecond}).Register(e)
 	srv := httptest.NewServer(e)
@@ -166,7 +166,10 @@ func TestCLIPipelinesLog(t *testing.T) {
 		args []string
 		want string
 	}{
+		// A job's output is the pusher's: its escape sequences never reach the terminal
+		// unless asked for with --raw.
 		{[]string{"log", "4", "test/unit"}, "FAILED test_x\n"},
+		{[]string{"log", "4", "test/unit", "--raw"}, "\x1b[31mFAILED\x1b[0m test_x\x1b]0;pwned\x07\n"},
 		{[]string{"log", "4", "test/unit", "--attempt", "1"}, "first try\n"},
 		{[]string{"log", "--follow", "4", "build"}, "built it\n"},
 	} {

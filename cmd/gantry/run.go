@@ -21,7 +21,7 @@ Usage:
                                    report hooks GitLab has disabled; fails if there are any
   gantry pipelines list [--project P] [--ref R] [--sha S] [--status S] [--limit N] [--json]
   gantry pipelines show ID [--json]
-  gantry pipelines log ID JOB [--attempt N] [--follow]
+  gantry pipelines log ID JOB [--attempt N] [--follow] [--raw]
   gantry pipelines retry ID [--job JOB] [--json]
   gantry pipelines cancel ID [--json]
   gantry pipelines trigger PROJECT REF [--sha SHA] [--json]
