@@ -15,7 +15,7 @@ import (
 var _ orchestrator.Source = (*Client)(nil)
 
 // Archive streams the tar.gz archive of a project at a commit, as GitLab serves it: every entry
-// under one top-level folder (gitlab.md §5.1). It returns once GitLab has answered: a missing
+// under one top-level folder (docs/gitlab.md §5.1). It returns once GitLab has answered: a missing
 // project or commit is an error wrapping orchestrator.ErrNotFound, and 429, 409, 5xx and lost
 // answers are retried before any byte is handed over. A transfer that breaks afterwards surfaces
 // as the reader's error. Closing the reader early stops the download.

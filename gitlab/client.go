@@ -51,7 +51,7 @@ func New(baseURL, token string, logger *zap.Logger) (*Client, error) {
 	}
 	api, err := gl.NewAuthSourceClient(auth,
 		gl.WithBaseURL(baseURL),
-		// client-go retries 429 and 5xx blindly, POSTs included (gitlab.md §7): a status post
+		// client-go retries 429 and 5xx blindly, POSTs included (docs/gitlab.md §7): a status post
 		// GitLab carried out behind a failing proxy would be replayed. This package retries
 		// itself and knows which replays are harmless.
 		gl.WithoutRetries(),
@@ -122,7 +122,7 @@ func (c *Client) retryWait(resp *gl.Response, err error, backoff time.Duration) 
 }
 
 // rateLimitWait is how long a 429 asks to wait: Retry-After (seconds or a date), else
-// RateLimit-Reset (a Unix time), at most maxWait (gitlab.md §3.3).
+// RateLimit-Reset (a Unix time), at most maxWait (docs/gitlab.md §3.3).
 func (c *Client) rateLimitWait(h http.Header) time.Duration {
 	var wait time.Duration
 	if v := h.Get("Retry-After"); v != "" {

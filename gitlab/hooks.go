@@ -50,7 +50,7 @@ type HookReport struct {
 	Disabled []DisabledHook
 }
 
-// DisabledHook is a hook GitLab stopped delivering to after failed deliveries (gitlab.md §1.4).
+// DisabledHook is a hook GitLab stopped delivering to after failed deliveries (docs/gitlab.md §1.4).
 type DisabledHook struct {
 	ID  int64
 	URL string

@@ -19,11 +19,11 @@ var (
 	_ orchestrator.Statuses = LogStatuses{}
 )
 
-// maxDescription is GitLab's limit on a status description, in characters (gitlab.md §3.1).
+// maxDescription is GitLab's limit on a status description, in characters (docs/gitlab.md §3.1).
 const maxDescription = 255
 
 // alreadyThere maps a state to the start of GitLab's refusal of a post of that state to a job
-// already in it (gitlab.md §3.1). Such a post is a replay — the first one's answer was lost —
+// already in it (docs/gitlab.md §3.1). Such a post is a replay — the first one's answer was lost —
 // so the refusal means the job is where it should be.
 var alreadyThere = map[orchestrator.State]string{
 	orchestrator.StatePending: "Cannot transition status via :enqueue from :pending ",

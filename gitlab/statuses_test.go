@@ -220,7 +220,7 @@ func TestPostDescriptionTruncated(t *testing.T) {
 	}
 }
 
-// TestPostPinned checks the pitfall of gitlab.md §3.1: a pipeline GitLab creates for the commit
+// TestPostPinned checks the pitfall of docs/gitlab.md §3.1: a pipeline GitLab creates for the commit
 // between two posts does not capture the later one.
 func TestPostPinned(t *testing.T) {
 	t.Parallel()

@@ -51,7 +51,7 @@ type GuardVerdict struct {
 	Reason   string
 }
 
-// ReleaseGuard decides whether a pipeline may release (product.md "The release guard"). It is
+// ReleaseGuard decides whether a pipeline may release (README.md, "What gantry promises": the release guard). It is
 // pure so that its table of traps can be tested without anything running; the engine calls it
 // when a pipeline is planned and again right before the push, with the facts it gathered.
 func ReleaseGuard(in GuardInput) GuardVerdict {

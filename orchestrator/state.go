@@ -53,7 +53,7 @@ var Events = []Event{EventEnqueue, EventRun, EventResume, EventSucceed, EventFai
 var ErrInvalidTransition = errors.New("invalid transition")
 
 // transitions is the whole state machine. It is GitLab's commit status machine
-// (gitlab.md §3.1) restricted to what gantry does, so that every transition gantry makes can be
+// (docs/gitlab.md §3.1) restricted to what gantry does, so that every transition gantry makes can be
 // posted to GitLab without a 400: GitLab refuses pending→pending, running→running (as a post;
 // EventResume posts nothing) and running→pending, and accepts any state after a terminal one as a
 // new job, which is what a retry is.

@@ -34,7 +34,7 @@ func TestNextEveryPair(t *testing.T) {
 	}
 }
 
-// TestNextNeverPostsWhatGitLabRefuses checks the machine against GitLab's 400s (gitlab.md §3.1):
+// TestNextNeverPostsWhatGitLabRefuses checks the machine against GitLab's 400s (docs/gitlab.md §3.1):
 // no posted transition goes pending→pending, running→running or running→pending/skipped.
 func TestNextNeverPostsWhatGitLabRefuses(t *testing.T) {
 	refused := map[[2]State]bool{

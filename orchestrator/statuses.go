@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// skipPattern is GitLab CI's own SKIP_PATTERN (gitlab.md §2.4).
+// skipPattern is GitLab CI's own SKIP_PATTERN (docs/gitlab.md §2.4).
 var skipPattern = regexp.MustCompile(`(?i)\[(ci[ _-]skip|skip[ _-]ci)\]`)
 
 // SkipCI reports whether a commit message asks for no pipeline.

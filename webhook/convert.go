@@ -99,7 +99,7 @@ func parse(eventType gl.EventType, payload []byte) (any, error) {
 	return ev, nil
 }
 
-// skip applies GitLab's skip conventions (gitlab.md §2.4) to an event that would start a
+// skip applies GitLab's skip conventions (docs/gitlab.md §2.4) to an event that would start a
 // pipeline. A head commit message the payload did not carry is left for the engine to read.
 func (ev *event) skip(message *string, optionSkip bool) {
 	switch {
@@ -144,7 +144,7 @@ func tagCommits(cs []*gl.TagEventCommit) (ids, messages []string) {
 }
 
 // pushOptionSkip reads `git push -o ci.skip` from the raw payload: client-go's PushEvent has no
-// push_options field (gitlab.md §2.1).
+// push_options field (docs/gitlab.md §2.1).
 func pushOptionSkip(payload []byte) bool {
 	// Decoding the whole payload a second time is a good share of the intake's work; almost no
 	// push carries the option, so look before decoding.
@@ -195,7 +195,7 @@ type refEvent struct {
 }
 
 // convertRef builds checkout_sha, never `after`: for an annotated tag `after` is the tag object
-// (gitlab.md §2.2), and a deleted ref has `after` all zeros and no checkout_sha.
+// (docs/gitlab.md §2.2), and a deleted ref has `after` all zeros and no checkout_sha.
 func convertRef(kind orchestrator.TriggerKind, prefix, noun string, ev refEvent) event {
 	out := event{Project: ev.project}
 	name, ok := strings.CutPrefix(ev.ref, prefix)
@@ -233,7 +233,7 @@ func convertMerge(ev *gl.MergeEvent) event {
 	if a.Source != nil {
 		projectURL = a.Source.WebURL
 	}
-	// Statuses go to the source project, where the commit lives (gitlab.md §3.1, forks).
+	// Statuses go to the source project, where the commit lives (docs/gitlab.md §3.1, forks).
 	out.Trigger = orchestrator.Trigger{
 		Project: ev.Project.PathWithNamespace, ProjectID: a.SourceProjectID, ProjectURL: projectURL,
 		Kind: orchestrator.TriggerMergeRequest, Ref: a.SourceBranch, SHA: a.LastCommit.ID,

@@ -24,7 +24,7 @@ type ProjectIDs interface {
 	KnownProjectID(path string) (int64, bool)
 }
 
-// DefaultMaxBody is GitLab's own limit on a webhook body (gitlab.md §1.3).
+// DefaultMaxBody is GitLab's own limit on a webhook body (docs/gitlab.md §1.3).
 const DefaultMaxBody = 25 << 20
 
 // DefaultMaxBodies is how many bodies are read and decoded at once by default. A slot is held
@@ -36,7 +36,7 @@ const DefaultMaxBodies = 64
 // DefaultSlotWait is how long a delivery waits for a free slot before it is answered 503. Bursts
 // (a push to many branches, a resend of many hooks) are absorbed by waiting; only a server
 // whose slots stay full, as under a flood of slow bodies, sheds. GitLab waits 10s for an answer
-// (gitlab.md §1.3), so the wait stays well below that.
+// (docs/gitlab.md §1.3), so the wait stays well below that.
 const DefaultSlotWait = 2 * time.Second
 
 // Handler takes GitLab's deliveries.
@@ -235,7 +235,7 @@ func (h *Handler) acquire(ctx context.Context) bool {
 	return false
 }
 
-// deliveryID identifies a delivery across GitLab's resends (gitlab.md §1.1).
+// deliveryID identifies a delivery across GitLab's resends (docs/gitlab.md §1.1).
 func deliveryID(r *http.Request) string {
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		return k

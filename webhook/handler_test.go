@@ -64,7 +64,7 @@ func post(e *echo.Echo, event, token string, body []byte, headers ...string) (in
 	return rec.Code, out
 }
 
-// eventHeader is the X-Gitlab-Event GitLab sends with each fixture (gitlab.md §1.2).
+// eventHeader is the X-Gitlab-Event GitLab sends with each fixture (docs/gitlab.md §1.2).
 func eventHeader(dir, file string) string {
 	if dir == "systemhooks" {
 		return "System Hook"

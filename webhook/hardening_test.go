@@ -72,7 +72,7 @@ func TestTokenCheckedFirst(t *testing.T) {
 // TestTokenBindsProject: a token is good only for the projects whose secret it is. A payload
 // naming another configured project is answered as a wrong token; one naming a project gantry
 // does not build (a group hook sharing the secret fires for every project of the group) is
-// ignored with a 200, as product.md promises, so GitLab does not disable that hook.
+// ignored with a 200, as the README promises, so GitLab does not disable that hook.
 func TestTokenBindsProject(t *testing.T) {
 	push := string(fixture(t, "webhooks/push.json")) // project mike/diaspora
 	e := echo.New()

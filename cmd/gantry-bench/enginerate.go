@@ -61,7 +61,7 @@ func (e *benchEnv) oneContainer(ctx context.Context, cfg *container.Config, host
 		defer cancel()
 		e.docker.ContainerRemove(rmCtx, created.ID, client.ContainerRemoveOptions{Force: true})
 	}()
-	// Registered before the start, so that it sees this run's exit (docker.md §5, gotcha 7).
+	// Registered before the start, so that it sees this run's exit (docs/docker.md §5, gotcha 7).
 	wait := e.docker.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := e.docker.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start: %w", err)

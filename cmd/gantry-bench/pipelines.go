@@ -41,7 +41,7 @@ type delivery struct {
 	sent, answered time.Time
 }
 
-// push posts a push hook the way GitLab does (gitlab.md §2.1; the e2e harness's pushPayload)
+// push posts a push hook the way GitLab does (docs/gitlab.md §2.1; the e2e harness's pushPayload)
 // and expects 202 with a pipeline id.
 func (a *gantryAPI) push(ctx context.Context, p hookProject, ref, before, after, message string) (delivery, error) {
 	payload := map[string]any{

@@ -20,7 +20,7 @@ import (
 //go:embed ingest.lua
 var wrkScript []byte
 
-// pushTemplate is a GitLab push payload (gitlab.md §2.1) with "@SHA@" where the commit goes.
+// pushTemplate is a GitLab push payload (docs/gitlab.md §2.1) with "@SHA@" where the commit goes.
 //
 //go:embed push.json
 var pushTemplate []byte

@@ -171,7 +171,7 @@ func (g *gantryProc) delivery(t *testing.T, event, token, key string, payload an
 	return resp.StatusCode, out, took
 }
 
-// pushPayload is a push hook body shaped like GitLab's (gitlab.md §2.1).
+// pushPayload is a push hook body shaped like GitLab's (docs/gitlab.md §2.1).
 func (g *gantryProc) pushPayload(branch, before, after, message string) map[string]any {
 	checkout := any(after)
 	commits := []any{map[string]any{"id": after, "message": message, "title": message, "timestamp": time.Now().Format(time.RFC3339)}}

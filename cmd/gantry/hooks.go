@@ -103,7 +103,7 @@ func registerHook(ctx context.Context, configPath, project, hookURL string, gete
 
 // checkHooks prints every hook of the configured projects that GitLab has disabled, and fails
 // when there is one, so that it can run from cron or a monitoring check: GitLab skips events
-// for a disabled hook and never redelivers them (gitlab.md §1.4).
+// for a disabled hook and never redelivers them (docs/gitlab.md §1.4).
 func checkHooks(ctx context.Context, configPath string, getenv func(string) string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
 	defer log.Sync()

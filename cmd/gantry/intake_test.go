@@ -11,7 +11,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
-// mrPayload is a merge request hook shaped like GitLab's (gitlab.md §2.3).
+// mrPayload is a merge request hook shaped like GitLab's (docs/gitlab.md §2.3).
 func mrPayload(target, source gitlabtest.Project, iid int64, action, oldrev, sha, branch string) map[string]any {
 	attrs := map[string]any{
 		"id": 9000 + iid, "iid": iid, "action": action, "state": "opened", "title": "a change",

@@ -71,7 +71,7 @@ func TestReleaseOnlyNewerCommits(t *testing.T) {
 	}
 }
 
-// tagPayload is a tag push hook body shaped like GitLab's (gitlab.md §2.2) for a lightweight
+// tagPayload is a tag push hook body shaped like GitLab's (docs/gitlab.md §2.2) for a lightweight
 // tag, whose after is the commit.
 func (g *gantryProc) tagPayload(tag, sha string) map[string]any {
 	return map[string]any{

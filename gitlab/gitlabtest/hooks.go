@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Hook is a project webhook as the double stores it (gitlab.md §4); param tags name the API
+// Hook is a project webhook as the double stores it (docs/gitlab.md §4); param tags name the API
 // parameters. Unlike the API, it shows the Token GitLab would send in X-Gitlab-Token.
 type Hook struct {
 	ID, ProjectID int64
@@ -46,7 +46,7 @@ type Hook struct {
 	// CustomHeaders maps header names to values; the API shows the names only.
 	CustomHeaders map[string]string
 	// AlertStatus is executable, temporarily_disabled or disabled: GitLab's auto-disabling
-	// (gitlab.md §1.4), which tests drive with SetHookAlert.
+	// (docs/gitlab.md §1.4), which tests drive with SetHookAlert.
 	AlertStatus   string
 	DisabledUntil *time.Time
 	CreatedAt     time.Time
@@ -81,7 +81,7 @@ func (s *Server) Hooks(projectID int64) []Hook {
 }
 
 // SetHookAlert makes GitLab report a hook as auto-disabled, or executable again, as failed or
-// successful deliveries would (gitlab.md §1.4). A temporarily_disabled hook reads as executable
+// successful deliveries would (docs/gitlab.md §1.4). A temporarily_disabled hook reads as executable
 // once disabledUntil has passed, as in GitLab. It panics on an unknown hook or status.
 func (s *Server) SetHookAlert(projectID, hookID int64, status string, disabledUntil *time.Time) {
 	s.mu.Lock()

@@ -97,7 +97,7 @@ func TestHookPagination(t *testing.T) {
 	}
 }
 
-// TestHookURLChange is WebHooks::Hook#reset_token and #reset_custom_headers (gitlab.md §4).
+// TestHookURLChange is WebHooks::Hook#reset_token and #reset_custom_headers (docs/gitlab.md §4).
 func TestHookURLChange(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

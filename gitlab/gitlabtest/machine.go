@@ -15,7 +15,7 @@ type pipeline struct {
 }
 
 // NewPipeline makes GitLab create a pipeline for a commit and ref, as a push that also runs GitLab
-// CI does. Statuses posted afterwards without pipeline_id land in it (the pitfall of gitlab.md
+// CI does. Statuses posted afterwards without pipeline_id land in it (the pitfall of docs/gitlab.md
 // §3.1); statuses pinned to an older pipeline by pipeline_id stay there. It returns its id.
 func (s *Server) NewPipeline(projectID int64, sha, ref string) int64 {
 	s.mu.Lock()
@@ -58,7 +58,7 @@ type transition struct {
 }
 
 // transitions maps each state the API accepts to the event Ci::CreateCommitStatusService fires
-// for it (gitlab.md §3.1, app/models/commit_status.rb). The states GitLab CI jobs pass through
+// for it (docs/gitlab.md §3.1, app/models/commit_status.rb). The states GitLab CI jobs pass through
 // (waiting_for_resource, preparing, manual, scheduled) are listed although commit statuses never
 // reach them, so the rows read like GitLab's.
 var transitions = map[string]transition{
@@ -103,7 +103,7 @@ func (j *job) fire(t transition, now time.Time) bool {
 }
 
 // active reports whether j is the job a new post of the same name, ref and user updates rather
-// than replaces (gitlab.md §3.1 step 3).
+// than replaces (docs/gitlab.md §3.1 step 3).
 func (j *job) active() bool {
 	return j.status == "pending" || j.status == "running"
 }

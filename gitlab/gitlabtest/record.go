@@ -166,8 +166,8 @@ func (f fault) write(w http.ResponseWriter) {
 	h := w.Header()
 	switch f.code {
 	case http.StatusTooManyRequests:
-		// Rack::Attack's throttle answer (gitlab.md §3.3). The limit is GitLab.com's, so a client
-		// that configures its limiter from it (gitlab.md §7) is barely slowed.
+		// Rack::Attack's throttle answer (docs/gitlab.md §3.3). The limit is GitLab.com's, so a client
+		// that configures its limiter from it (docs/gitlab.md §7) is barely slowed.
 		reset := time.Now().Truncate(time.Second).Add(2 * time.Second)
 		h.Set("RateLimit-Name", "throttle_authenticated_api")
 		h.Set("RateLimit-Limit", "2000")

@@ -15,7 +15,7 @@ import (
 // 404 for it, as GitLab does for any archive it cannot make.
 var archiveFormats = map[string]string{"tar.gz": "tar.gz", "tar": "tar", "zip": "zip"}
 
-// archive is GET /projects/:id/repository/archive[.format]?sha= (gitlab.md §5.1): the tree at
+// archive is GET /projects/:id/repository/archive[.format]?sha= (docs/gitlab.md §5.1): the tree at
 // sha under one top-level folder named <project.path>-<ref, '/' → '-'>-<full commit sha>. Any
 // failure is GitLab's blanket 404 "File Not Found". The path and exclude_paths filters are not
 // served (gantry does not use them); a request using them is answered 404.

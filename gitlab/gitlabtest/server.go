@@ -1,8 +1,8 @@
 // Package gitlabtest is a GitLab double for tests: an httptest server answering the part of
 // GitLab's REST API that gantry calls — commit statuses with GitLab's transition rules and error
 // bodies, repository archives and commits made from real local git repositories — the way
-// shared/docs/gitlab.md describes it, and recording every call so a test can assert on what GitLab
-// would have received. Where the double and gitlab.md disagree, the double is wrong.
+// docs/gitlab.md describes it, and recording every call so a test can assert on what GitLab
+// would have received. Where the double and docs/gitlab.md disagree, the double is wrong.
 package gitlabtest
 
 import (
@@ -136,7 +136,7 @@ func (s *Server) project(ref string) *Project {
 	return nil
 }
 
-// authenticate returns the owner of the request's token, accepted the ways gitlab.md §6 lists,
+// authenticate returns the owner of the request's token, accepted the ways docs/gitlab.md §6 lists,
 // and whether the request carried a token at all.
 func (s *Server) authenticate(r *http.Request) (*user, bool) {
 	tok := r.Header.Get("Private-Token")

@@ -133,7 +133,7 @@ func TestNotFound(t *testing.T) {
 			}
 		})
 	}
-	// client-go turns every 404 into its sentinel, discarding the body (gitlab.md §7).
+	// client-go turns every 404 into its sentinel, discarding the body (docs/gitlab.md §7).
 	_, _, err := b.gl.Commits.GetCommit("group/other", b.sha, nil)
 	if !errors.Is(err, gitlab.ErrNotFound) {
 		t.Errorf("GetCommit(unknown project) error = %v, want gitlab.ErrNotFound", err)

@@ -11,7 +11,7 @@ import (
 )
 
 // postStatus is POST /projects/:id/statuses/:sha, following Ci::CreateCommitStatusService
-// (gitlab.md §3.1) in the order GitLab checks things: parameter validation, project, commit,
+// (docs/gitlab.md §3.1) in the order GitLab checks things: parameter validation, project, commit,
 // model validation, then the pipeline, the job and the transition.
 func (s *Server) postStatus(w http.ResponseWriter, req *request) {
 	p := req.params
@@ -109,7 +109,7 @@ func (s *Server) postStatus(w http.ResponseWriter, req *request) {
 }
 
 // validateStatus is the model validation of a commit status, as GitLab renders it:
-// {"message": {"<attribute>": ["<problem>"]}}. The description limit is gitlab.md's "≤255 (doc)";
+// {"message": {"<attribute>": ["<problem>"]}}. The description limit is docs/gitlab.md's "≤255 (doc)";
 // its error text is modelled on the target_url one.
 func validateStatus(name string, p map[string]string) map[string][]string {
 	problems := map[string][]string{}
@@ -182,7 +182,7 @@ func requireProject(w http.ResponseWriter, req *request) bool {
 	return true
 }
 
-// listStatuses is GET /projects/:id/repository/commits/:sha/statuses (gitlab.md §3.2): without
+// listStatuses is GET /projects/:id/repository/commits/:sha/statuses (docs/gitlab.md §3.2): without
 // all=true only the latest job of each name (the ones not retried), ordered by id ascending
 // unless order_by/sort say otherwise, paginated with GitLab's X-* headers.
 func (s *Server) listStatuses(w http.ResponseWriter, req *request) {

@@ -36,7 +36,7 @@ func refused(event, from string) string {
 		event, from, event)
 }
 
-// TestTransitionTable walks every row of gitlab.md §3.1's table: what a post does to the
+// TestTransitionTable walks every row of docs/gitlab.md §3.1's table: what a post does to the
 // pending or running job of the same name, ref and user, or next to a finished one.
 func TestTransitionTable(t *testing.T) {
 	t.Parallel()
@@ -164,7 +164,7 @@ func TestPipelineID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// GitLab CI runs for the same commit: a newer pipeline appears (gitlab.md §3.1, the pitfall).
+	// GitLab CI runs for the same commit: a newer pipeline appears (docs/gitlab.md §3.1, the pitfall).
 	newer := b.srv.NewPipeline(b.proj.ID, b.sha, "main")
 
 	pinned, _, err := b.gl.Commits.SetCommitStatus(b.proj.ID, b.sha, &gitlab.SetCommitStatusOptions{
