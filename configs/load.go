@@ -65,6 +65,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	if len(errs) > 0 {
+		errs.redact(cfg)
 		return nil, fmt.Errorf("config %s: %w", path, errs)
 	}
 	return cfg, nil

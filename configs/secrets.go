@@ -57,3 +57,54 @@ func isPlaceholder(s string) bool {
 	}
 	return false
 }
+
+// shown is how a message quotes a value that may be a URL or host: with any
+// userinfo and everything from a query or fragment on replaced, since those are
+// where credentials ride. Quoting still helps the operator spot a typo.
+func shown(s string) string {
+	rest, scheme := s, ""
+	if i := strings.Index(s, "://"); i >= 0 {
+		scheme, rest = s[:i+3], s[i+3:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i] + redacted
+	}
+	authority, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		authority, path = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		authority = redacted + authority[i:]
+	}
+	return scheme + authority + path
+}
+
+// redact replaces every known secret value in the messages, for the values
+// that reached a key where nothing else would hide them (a token pasted as a
+// listen address). Values under 4 characters are left alone: replacing them
+// would garble messages, and they are refused as too short anyway.
+func (es Errors) redact(c *Config) {
+	var secrets []string
+	add := func(s Secret) {
+		if len(s) >= 4 {
+			secrets = append(secrets, s.Value())
+		}
+	}
+	add(c.Redis.URL)
+	add(c.GitLab.Token)
+	for _, t := range c.API.Tokens {
+		add(t)
+	}
+	for _, r := range c.Registries {
+		add(r.Password)
+	}
+	for _, p := range c.Projects {
+		add(p.WebhookSecret)
+	}
+	for i := range es {
+		for _, s := range secrets {
+			es[i].Message = strings.ReplaceAll(es[i].Message, s, redacted)
+			es[i].Key = strings.ReplaceAll(es[i].Key, s, redacted)
+		}
+	}
+}

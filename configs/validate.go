@@ -17,7 +17,7 @@ import (
 func (c *Config) validate() Errors {
 	var errs Errors
 	if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil || !isPort(port) {
-		errs.add("server.listen", "%q is not a host:port address (e.g. :8080)", c.Server.Listen)
+		errs.add("server.listen", "%q is not a host:port address (e.g. :8080)", shown(c.Server.Listen))
 	}
 	checkHTTPURL(&errs, "server.public_url", c.Server.PublicURL)
 	if u := c.Redis.URL.Value(); u != "" {
@@ -50,7 +50,7 @@ func (c *Config) validate() Errors {
 		case h == "":
 			errs.add(field(key, "host"), "required")
 		case !registryHost.MatchString(h):
-			errs.add(field(key, "host"), "%q is not a registry host[:port], without scheme or path", r.Host)
+			errs.add(field(key, "host"), "%q is not a registry host[:port], without scheme, credentials or path", shown(r.Host))
 		default:
 			if j, dup := hosts[h]; dup {
 				errs.add(field(key, "host"), "%q is already configured in registries[%d]", r.Host, j)
@@ -86,7 +86,7 @@ func (d *Docker) validate(errs *Errors) {
 			ok = false
 		}
 		if !ok || addr == "" {
-			errs.add("docker.host", "%q is not a Docker host (unix:///var/run/docker.sock or tcp://host:2376)", d.Host)
+			errs.add("docker.host", "%q is not a Docker host (unix:///var/run/docker.sock or tcp://host:2376)", shown(d.Host))
 		}
 	}
 	if d.TLSVerify && d.CertPath == "" {
@@ -120,7 +120,7 @@ func checkHTTPURL(errs *Errors, key, s string) {
 	case u.User != nil:
 		errs.add(key, "must not contain credentials")
 	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		errs.add(key, "%q is not an absolute http(s) URL", s)
+		errs.add(key, "%q is not an absolute http(s) URL", shown(s))
 	}
 }
 

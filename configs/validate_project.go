@@ -234,7 +234,7 @@ func checkImage(errs *Errors, key, s string, allowTag bool) {
 	}
 	switch {
 	case !imageName.MatchString(name) || (tag != "" && !dockerTag.MatchString(tag)) || (hasDigest && !imageDigest.MatchString(digest)):
-		errs.add(key, "%q is not an image reference (e.g. registry.example.com/group/app)", s)
+		errs.add(key, "%q is not an image reference (e.g. registry.example.com/group/app)", shown(s))
 	case !allowTag && (tag != "" || hasDigest):
 		errs.add(key, "%q must not have a tag or digest: release.tags name the tags", s)
 	}
