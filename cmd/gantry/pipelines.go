@@ -128,7 +128,8 @@ func (c apiClient) send(ctx context.Context, method, path string, body map[strin
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, fmt.Errorf("GANTRY_URL %q: %w", c.base, err)
+		// The parse error quotes the URL, password included.
+		return nil, fmt.Errorf("GANTRY_URL %s is not a URL", redactURL(c.base))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.token != "" {
@@ -136,7 +137,7 @@ func (c apiClient) send(ctx context.Context, method, path string, body map[strin
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("gantry at %s (GANTRY_URL): %w", c.base, err)
+		return nil, fmt.Errorf("gantry at %s (GANTRY_URL): %w", redactURL(c.base), err) // net/http's error hides the password itself
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil

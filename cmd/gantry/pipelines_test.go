@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -284,5 +285,18 @@ func TestCLIPipelinesWithRedis(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "[gantry: the first ") ||
 		!strings.Contains(out, " bytes of this log were dropped to stay under the 1 KiB cap]\nxxx") || !strings.HasSuffix(out, "\nthe end\n") {
 		t.Errorf("log of a capped job = %v:\n%s\nwant the cap's note, then the tail", err, out)
+	}
+}
+
+// TestCLIPipelinesHidesURLPassword: a GANTRY_URL with a password (a proxy's basic auth) never
+// shows it in an error.
+func TestCLIPipelinesHidesURLPassword(t *testing.T) {
+	const pw = "proxy-Pa55w0rd"
+	for _, u := range []string{"http://ci:" + pw + "@127.0.0.1:1", "http://ci:" + pw + "@bad host"} {
+		getenv := func(k string) string { return map[string]string{"GANTRY_URL": u}[k] }
+		err := run(context.Background(), []string{"pipelines", "show", "4"}, getenv, io.Discard, io.Discard)
+		if err == nil || strings.Contains(err.Error(), pw) {
+			t.Errorf("pipelines show with GANTRY_URL %s = %v, want an error without the password", u, err)
+		}
 	}
 }
