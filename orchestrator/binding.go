@@ -141,6 +141,15 @@ func (e *Engine) startBound(ctx context.Context, p *Pipeline) (bool, error) {
 // endUnannounced ends the jobs of a pipeline that was never announced, posting nothing: GitLab
 // never heard of it, and its project may not be one gantry may post on.
 func (e *Engine) endUnannounced(ctx context.Context, p *Pipeline, ev Event, reason string) error {
+	if err := e.moveCreated(ctx, p, ev, reason); err != nil {
+		return err
+	}
+	return e.dispatch(ctx, p.ID)
+}
+
+// moveCreated applies ev, with reason as the description, to every job still created, and
+// records that the pipeline's start task ran: the one step both a start and a refusal take.
+func (e *Engine) moveCreated(ctx context.Context, p *Pipeline, ev Event, reason string) error {
 	for _, j := range p.Jobs {
 		if j.State != StateCreated {
 			continue
@@ -149,10 +158,7 @@ func (e *Engine) endUnannounced(ctx context.Context, p *Pipeline, ev Event, reas
 			return err
 		}
 	}
-	if err := e.store.Started(ctx, p.ID); err != nil {
-		return err
-	}
-	return e.dispatch(ctx, p.ID)
+	return e.store.Started(ctx, p.ID)
 }
 
 // unannounced reports whether every job of a pipeline is still as planned.

@@ -203,15 +203,7 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 			return fmt.Errorf("release guard for %s: %w", p.Trigger.ShortSHA(), err)
 		}
 	}
-	for _, j := range p.Jobs {
-		if j.State != StateCreated {
-			continue
-		}
-		if _, err := e.transition(ctx, p, j.Name, ev, func(j *Job) { j.Description = reason }); err != nil {
-			return err
-		}
-	}
-	if err := e.store.Started(ctx, p.ID); err != nil {
+	if err := e.moveCreated(ctx, p, ev, reason); err != nil {
 		return err
 	}
 	if err := e.supersede(ctx, p); err != nil {
