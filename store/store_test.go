@@ -151,18 +151,26 @@ func TestReleasedLegacyPipelineID(t *testing.T) {
 	}
 }
 
+// heldReleaseLock takes the release lock of g/app's master in a store of its own whose lock TTL
+// is 300 ms, so renewal and loss show within a second.
+func heldReleaseLock(t *testing.T) (s *Store, rdb *redis.Client, held context.Context, unlock func()) {
+	t.Helper()
+	rdb = testenv.Redis(t)
+	s = New(rdb, Options{ReleaseLockTTL: 300 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	held, unlock, err := s.LockRelease(context.Background(), "g/app", "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, rdb, held, unlock
+}
+
 // TestReleaseLockRenewed: a release lock outlives its TTL for as long as it is held, and is
 // free again once unlocked.
 func TestReleaseLockRenewed(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
-	s := New(rdb, Options{ReleaseLockTTL: 300 * time.Millisecond})
-	t.Cleanup(func() { s.Close() })
+	s, _, held, unlock := heldReleaseLock(t)
 	ctx := context.Background()
-	held, unlock, err := s.LockRelease(ctx, "g/app", "master")
-	if err != nil {
-		t.Fatal(err)
-	}
 	time.Sleep(time.Second) // more than three TTLs
 	if _, _, err := s.LockRelease(ctx, "g/app", "master"); err != orchestrator.ErrLocked {
 		t.Errorf("LockRelease after 3 TTLs held = %v, want ErrLocked: the lock must be renewed", err)
@@ -184,14 +192,8 @@ func TestReleaseLockRenewed(t *testing.T) {
 // TestReleaseLockLost: a lock taken over by someone else ends held, so the push does not start.
 func TestReleaseLockLost(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
-	s := New(rdb, Options{ReleaseLockTTL: 300 * time.Millisecond})
-	t.Cleanup(func() { s.Close() })
+	_, rdb, held, unlock := heldReleaseLock(t)
 	ctx := context.Background()
-	held, unlock, err := s.LockRelease(ctx, "g/app", "master")
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer unlock()
 	rdb.Set(ctx, "gantry:release-lock:g/app:master", "another holder", 0)
 	select {
