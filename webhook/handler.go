@@ -94,13 +94,9 @@ type answer struct {
 	Ignored    string `json:"ignored,omitempty"`
 	Error      string `json:"error,omitempty"`
 	Detail     string `json:"detail,omitempty"`
+	// kind tells the deliveries counter apart answers that share a code; not sent.
+	kind answerKind
 }
-
-// The errors of answers that share a code with others, told apart by the deliveries counter.
-const (
-	errTooDeepAnswer    = "payload nested too deeply"
-	errOverloadedAnswer = "overloaded"
-)
 
 // retryAfter is the Retry-After of an overloaded answer, in seconds. GitLab does not redeliver
 // by itself; the header is for the person pressing "Resend request" and for other senders.
@@ -112,7 +108,7 @@ func (h *Handler) receive(c *echo.Context) error {
 	code, a := h.decide(c)
 	deliveries.WithLabelValues(outcome(code, a)).Inc()
 	answerSeconds.Observe(time.Since(start).Seconds())
-	if a.Error == errOverloadedAnswer {
+	if a.kind == kindOverloaded {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
 	return c.JSON(code, a)
@@ -177,7 +173,7 @@ func (h *Handler) decide(c *echo.Context) (int, answer) {
 		return http.StatusServiceUnavailable, answer{Error: "not stored", Detail: "the event could not be stored; resend it"}
 	}
 	if acc.Duplicate {
-		return http.StatusOK, answer{Ignored: "duplicate", PipelineID: acc.Pipeline.ID}
+		return http.StatusOK, answer{Ignored: "duplicate", PipelineID: acc.Pipeline.ID, kind: kindDuplicate}
 	}
 	return http.StatusAccepted, answer{PipelineID: acc.Pipeline.ID}
 }
@@ -191,7 +187,7 @@ func (h *Handler) readEvent(c *echo.Context, eventType string) (event, int, answ
 		return event{}, http.StatusRequestEntityTooLarge, answer{Error: "payload too large", Detail: "the limit is 25 MiB"}
 	}
 	if !h.acquire(r.Context()) {
-		return event{}, http.StatusServiceUnavailable, answer{Error: errOverloadedAnswer, Detail: "too many deliveries at once; resend it"}
+		return event{}, http.StatusServiceUnavailable, answer{Error: "overloaded", Detail: "too many deliveries at once; resend it", kind: kindOverloaded}
 	}
 	defer func() { <-h.slots }()
 	buf := h.bufs.get()
@@ -206,7 +202,7 @@ func (h *Handler) readEvent(c *echo.Context, eventType string) (event, int, answ
 	}
 	ev, err := convert(eventType, body)
 	if errors.Is(err, errTooDeep) {
-		return event{}, http.StatusBadRequest, answer{Error: errTooDeepAnswer, Detail: err.Error()}
+		return event{}, http.StatusBadRequest, answer{Error: "payload nested too deeply", Detail: err.Error(), kind: kindTooDeep}
 	}
 	if err != nil {
 		return event{}, http.StatusBadRequest, answer{Error: "not a GitLab event", Detail: err.Error()}

@@ -20,25 +20,33 @@ var (
 	})
 )
 
+// answerKind names an answer that its code alone does not tell apart from others; decide sets
+// it where the fact is known, so the counter never reads an answer's words.
+type answerKind string
+
+// The answers that share a code with others.
+const (
+	kindDuplicate  answerKind = "duplicate"
+	kindTooDeep    answerKind = "too_deep"
+	kindOverloaded answerKind = "overloaded"
+)
+
 // outcome names an answer for the deliveries counter.
 func outcome(code int, a answer) string {
+	if a.kind != "" {
+		return string(a.kind)
+	}
 	switch {
 	case code == http.StatusAccepted:
 		return "accepted"
-	case code == http.StatusOK && a.Ignored == "duplicate":
-		return "duplicate"
 	case code == http.StatusOK:
 		return "ignored"
 	case code == http.StatusUnauthorized:
 		return "unauthorized"
 	case code == http.StatusRequestEntityTooLarge:
 		return "too_large"
-	case code == http.StatusBadRequest && a.Error == errTooDeepAnswer:
-		return "too_deep"
 	case code == http.StatusForbidden:
 		return "project_mismatch"
-	case code == http.StatusServiceUnavailable && a.Error == errOverloadedAnswer:
-		return "overloaded"
 	case code == http.StatusServiceUnavailable:
 		return "not_stored"
 	}
