@@ -230,7 +230,7 @@ func (e *Engine) dispatch(ctx context.Context, id int64) error {
 			}
 			continue
 		}
-		if _, err := e.transition(ctx, p, j.Name, EventSkip, func(j *Job) { j.Description = s.Reason }); err != nil {
+		if _, err := e.transition(ctx, p, j.Name, EventSkip, func(j *Job) { j.Description, j.Blocked = s.Reason, true }); err != nil {
 			return err
 		}
 	}

@@ -99,13 +99,17 @@ const (
 
 // Job is one unit of work of a pipeline, and one commit status in GitLab.
 type Job struct {
-	Name        string     `json:"name"`
-	Stage       Stage      `json:"stage"`
-	State       State      `json:"state"`
-	Attempt     int        `json:"attempt"`
-	Description string     `json:"description,omitempty"`
-	ErrorClass  ErrorClass `json:"error_class,omitempty"`
-	ExitCode    *int       `json:"exit_code,omitempty"`
+	Name        string `json:"name"`
+	Stage       Stage  `json:"stage"`
+	State       State  `json:"state"`
+	Attempt     int    `json:"attempt"`
+	Description string `json:"description,omitempty"`
+	// Blocked is set on a job skipped because a job of an earlier stage did not succeed: a
+	// retry of the pipeline runs it again, unlike a job skipped for [skip ci] or an outdated
+	// release.
+	Blocked    bool       `json:"blocked,omitempty"`
+	ErrorClass ErrorClass `json:"error_class,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
 	// Limits are the resource limits a test job ran under, as the engine enforced them.
 	Limits     *Limits   `json:"limits,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`

@@ -22,7 +22,7 @@ func (e *Engine) Retry(ctx context.Context, id int64) (*Pipeline, error) {
 	}
 	var again []string
 	for _, j := range p.Jobs {
-		if j.State == StateFailed || j.State == StateCanceled || (j.State == StateSkipped && strings.HasPrefix(j.Description, "not run: ")) {
+		if j.State == StateFailed || j.State == StateCanceled || (j.State == StateSkipped && (j.Blocked || legacyBlocked(j))) {
 			again = append(again, j.Name)
 		}
 	}
@@ -31,6 +31,11 @@ func (e *Engine) Retry(ctx context.Context, id int64) (*Pipeline, error) {
 	}
 	return e.retry(ctx, p, again)
 }
+
+// legacyBlocked reads a job recorded before Job.Blocked existed, when the only mark of a job
+// skipped behind a failed stage was its description's prefix (NextSteps' "not run: "). Such
+// records are read, never written, so the prefix is matched here and nowhere else.
+func legacyBlocked(j Job) bool { return strings.HasPrefix(j.Description, "not run: ") }
 
 // RetryJob gives one finished job a new attempt, with what depends on it: after a build, every
 // later job (the image changes); after a test, the release unless it already succeeded.
@@ -70,7 +75,7 @@ func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipel
 	for _, name := range names {
 		_, err := e.transition(ctx, p, name, EventRetry, func(j *Job) {
 			j.Attempt++
-			j.Description, j.ErrorClass, j.ExitCode, j.Limits = "retry", ClassNone, nil, nil
+			j.Description, j.ErrorClass, j.ExitCode, j.Limits, j.Blocked = "retry", ClassNone, nil, nil, false
 			j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
 		})
 		if err != nil {

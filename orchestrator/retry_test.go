@@ -155,3 +155,35 @@ func TestSchedule(t *testing.T) {
 		t.Errorf("second Schedule = %+v, want the first pipeline", again)
 	}
 }
+
+// TestBlockedJobsAreMarked: jobs skipped behind a failed build carry Blocked, which is what a
+// retry of the pipeline picks them by (not their description's words), and the retry clears it.
+func TestBlockedJobsAreMarked(t *testing.T) {
+	b := setupEngine(t)
+	builds := 0
+	b.exec.BuildFunc = func(BuildRequest) (BuildResult, error) {
+		builds++
+		if builds == 1 {
+			return BuildResult{}, ErrProjectFault
+		}
+		return BuildResult{ImageID: "sha256:img"}, nil
+	}
+	p := b.push(t, "master")
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	for _, j := range got.Jobs[1:] {
+		if j.State != StateSkipped || !j.Blocked {
+			t.Errorf("job %s after a failed build = %s blocked %v, want skipped and blocked", j.Name, j.State, j.Blocked)
+		}
+	}
+	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.drain(t, 0)
+	got, _ = b.store.Pipeline(context.Background(), p.ID)
+	for _, j := range got.Jobs {
+		if j.State != StateSuccess || j.Blocked {
+			t.Errorf("job %s after the retry = %s blocked %v, want success, not blocked", j.Name, j.State, j.Blocked)
+		}
+	}
+}
