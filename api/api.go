@@ -5,6 +5,8 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -48,6 +50,9 @@ type Engine interface {
 	Cancel(ctx context.Context, id int64) (*orchestrator.Pipeline, error)
 	// Trigger starts a pipeline for a ref of a project; sha may be empty.
 	Trigger(ctx context.Context, project, ref, sha string) (orchestrator.Accepted, error)
+	// Approve lets a pipeline that waits for approval run; Decline cancels it.
+	Approve(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error)
+	Decline(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error)
 }
 
 // Check is one readiness probe (Redis, Docker); a nil error means ready.
@@ -141,6 +146,14 @@ func (s *Server) fail(c *echo.Context, err error) error {
 	}
 	s.log.Error("api error", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	return c.JSON(http.StatusInternalServerError, apiError{Error: "internal error"})
+}
+
+// tokenName names the API token a request carries without giving it away: the start of its
+// SHA-256, which an operator can compute from the configured tokens to tell who decided.
+func (s *Server) tokenName(r *http.Request) string {
+	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(got))
+	return "API token sha256:" + hex.EncodeToString(sum[:4])
 }
 
 // authorized checks the bearer token. It compares every configured token so the time taken does

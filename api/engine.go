@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -26,6 +28,55 @@ func (s *Server) retryPipeline(c *echo.Context) error {
 func (s *Server) cancelPipeline(c *echo.Context) error {
 	return s.change(c, func(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
 		return s.engine.Cancel(ctx, id)
+	})
+}
+
+// reviewRequest is the optional body of POST /api/v1/pipelines/{id}/approve and /decline.
+type reviewRequest struct {
+	// By is the reviewer's name, recorded with the decision next to the token they used.
+	By string `json:"by"`
+	// SHA, when given, must be the commit the pipeline builds (or its prefix).
+	SHA string `json:"sha"`
+}
+
+// reviewerName is what a reviewer may call themselves: a GitLab username's characters.
+var reviewerName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+// approvePipeline answers POST /api/v1/pipelines/{id}/approve.
+func (s *Server) approvePipeline(c *echo.Context) error {
+	return s.review(c, func(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+		return s.engine.Approve(ctx, id, r)
+	})
+}
+
+// declinePipeline answers POST /api/v1/pipelines/{id}/decline.
+func (s *Server) declinePipeline(c *echo.Context) error {
+	return s.review(c, func(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+		return s.engine.Decline(ctx, id, r)
+	})
+}
+
+// review reads a decision's body and hands it to the engine, recording the token that made it.
+func (s *Server) review(c *echo.Context, decide func(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error)) error {
+	if s.engine == nil {
+		return notImplemented(c)
+	}
+	var req reviewRequest
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		return badRequest(c, fmt.Sprintf(`body must be empty or {"by": "...", "sha": "..."}: %v`, err))
+	}
+	req.SHA = strings.ToLower(strings.TrimSpace(req.SHA))
+	if req.By != "" && !reviewerName.MatchString(req.By) {
+		return badRequest(c, "by must be a name of at most 64 letters, digits, and . _ - @")
+	}
+	if req.SHA != "" && !shaPattern.MatchString(req.SHA) {
+		return badRequest(c, "sha must be a commit SHA in hex")
+	}
+	r := orchestrator.Review{By: req.By, Via: s.tokenName(c.Request()), SHA: req.SHA}
+	return s.change(c, func(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
+		return decide(ctx, id, r)
 	})
 }
 

@@ -34,6 +34,16 @@ func (f *fakeEngine) Cancel(_ context.Context, id int64) (*orchestrator.Pipeline
 	return f.CancelFunc(id)
 }
 
+func (f *fakeEngine) Approve(_ context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+	f.calls = append(f.calls, fmt.Sprintf("approve %d by %q via %q sha %q", id, r.By, r.Via, r.SHA))
+	return f.RetryFunc(id)
+}
+
+func (f *fakeEngine) Decline(_ context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+	f.calls = append(f.calls, fmt.Sprintf("decline %d by %q via %q", id, r.By, r.Via))
+	return f.RetryFunc(id)
+}
+
 func (f *fakeEngine) Trigger(_ context.Context, project, ref, sha string) (orchestrator.Accepted, error) {
 	f.calls = append(f.calls, fmt.Sprintf("trigger %s %s %s", project, ref, sha))
 	return f.TriggerFunc(project, ref, sha)
@@ -92,6 +102,17 @@ func TestEngineRoutes(t *testing.T) {
 		{"trigger unknown field", "/api/v1/projects/g%2Fapp/pipelines", `{"branch":"x"}`, "secret-token", 400, `unknown field`, ""},
 		{"trigger not json", "/api/v1/projects/g%2Fapp/pipelines", `ref=x`, "secret-token", 400, `"error":"bad request"`, ""},
 		{"trigger without token", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"master"}`, "", 401, `"error":"unauthorized"`, ""},
+		// The token is named by the start of its SHA-256 (sha256sum of "secret-token").
+		{"approve", "/api/v1/pipelines/4/approve", "", "secret-token", 202, `"id":4`, `approve 4 by "" via "API token sha256:930bbdc5" sha ""`},
+		{"approve by and sha", "/api/v1/pipelines/4/approve", `{"by":"maint","sha":"ABCDEF1"}`, "secret-token", 202, `"id":4`, `approve 4 by "maint" via "API token sha256:930bbdc5" sha "abcdef1"`},
+		{"approve unknown", "/api/v1/pipelines/7/approve", "", "secret-token", 404, `"error":"Not Found"`, `approve 7 by "" via "API token sha256:930bbdc5" sha ""`},
+		{"approve without token", "/api/v1/pipelines/4/approve", "", "", 401, `"error":"unauthorized"`, ""},
+		{"approve with a wrong token", "/api/v1/pipelines/4/approve", "", "not-the-token", 401, `"error":"unauthorized"`, ""},
+		{"approve by a forged name", "/api/v1/pipelines/4/approve", `{"by":"maint\n[INFO] approved by root"}`, "secret-token", 400, `"detail":"by must be`, ""},
+		{"approve bad sha", "/api/v1/pipelines/4/approve", `{"sha":"HEAD"}`, "secret-token", 400, `"detail":"sha must be`, ""},
+		{"approve unknown field", "/api/v1/pipelines/4/approve", `{"user":"x"}`, "secret-token", 400, `unknown field`, ""},
+		{"decline", "/api/v1/pipelines/4/decline", `{"by":"maint"}`, "secret-token", 202, `"id":4`, `decline 4 by "maint" via "API token sha256:930bbdc5"`},
+		{"decline without token", "/api/v1/pipelines/4/decline", "", "", 401, `"error":"unauthorized"`, ""},
 	}
 	for _, tt := range tests {
 		engine := newFakeEngine()
@@ -108,7 +129,8 @@ func TestEngineRoutes(t *testing.T) {
 func TestEngineRoutesWithoutEngine(t *testing.T) {
 	e := newServer(newFixture(), nil)
 	for _, path := range []string{"/api/v1/pipelines/4/retry", "/api/v1/pipelines/4/cancel",
-		"/api/v1/pipelines/4/jobs/build/retry", "/api/v1/projects/g%2Fapp/pipelines"} {
+		"/api/v1/pipelines/4/jobs/build/retry", "/api/v1/projects/g%2Fapp/pipelines",
+		"/api/v1/pipelines/4/approve", "/api/v1/pipelines/4/decline"} {
 		rec := do(e, http.MethodPost, path, "secret-token", `{"ref":"master"}`)
 		if rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), `"error":"not available"`) {
 			t.Errorf("POST %s without an engine = %d %s, want 501 JSON", path, rec.Code, rec.Body)

@@ -55,7 +55,7 @@ func (s *Server) listed(c *echo.Context, f Filter) ([]*orchestrator.Pipeline, er
 func parseFilter(q url.Values) (Filter, error) {
 	f := Filter{Project: q.Get("project"), Ref: q.Get("ref"), SHA: q.Get("sha"),
 		Status: orchestrator.State(q.Get("status")), Limit: defaultLimit}
-	if f.Status != "" && !slices.Contains(orchestrator.States, f.Status) {
+	if f.Status != "" && !slices.Contains(orchestrator.PipelineStates, f.Status) {
 		return f, fmt.Errorf("status must be one of %v", orchestrator.States)
 	}
 	if l := q.Get("limit"); l != "" {

@@ -148,7 +148,7 @@ type listPageData struct {
 // listPage answers /pipelines: the recent pipelines, filtered by project, ref and state.
 func (s *Server) listPage(c *echo.Context) error {
 	f, err := parseFilter(c.QueryParams())
-	data := listPageData{Filter: f, States: orchestrator.States, Now: s.now()}
+	data := listPageData{Filter: f, States: orchestrator.PipelineStates, Now: s.now()}
 	if err != nil {
 		data.Error = err.Error()
 		return s.render(c, http.StatusBadRequest, "pipelines.html", data)

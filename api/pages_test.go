@@ -130,3 +130,58 @@ func TestTextHelpers(t *testing.T) {
 		}
 	}
 }
+
+// waitingPipeline is a fork's merge request pipeline waiting for approval, as pipeline 9.
+func waitingPipeline() *orchestrator.Pipeline {
+	return &orchestrator.Pipeline{ID: 9, CreatedAt: t0,
+		Trigger: orchestrator.Trigger{Project: "g/app", ProjectID: 50, Kind: orchestrator.TriggerMergeRequest, Ref: "feature",
+			SHA: "f0f0f0f0f0f0f0f0", Fork: true, MergeRequestIID: 4},
+		Approval: &orchestrator.Approval{Reason: "merge request from a fork", Approvers: orchestrator.Approvers, ExpiresAt: t0.Add(72 * time.Hour)},
+		Jobs: []orchestrator.Job{
+			{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StatePending, Attempt: 1, Description: "waiting for approval"},
+			{Name: "test/unit", Stage: orchestrator.StageTest, State: orchestrator.StatePending, Attempt: 1, Description: "waiting for approval"},
+		}}
+}
+
+// TestWaitingPipelineShown: the API, the page and the listing show a waiting pipeline as
+// such, with why it waits and who may approve it.
+func TestWaitingPipelineShown(t *testing.T) {
+	all := []*orchestrator.Pipeline{finishedPipeline(), waitingPipeline()}
+	e := newServer(newMemory(all...), func(o *Options) {
+		o.List = func(_ context.Context, f Filter) ([]*orchestrator.Pipeline, error) {
+			var out []*orchestrator.Pipeline
+			for _, p := range all {
+				if f.Status == "" || p.State() == f.Status {
+					out = append(out, p)
+				}
+			}
+			return out, nil
+		}
+	})
+	rec := do(e, http.MethodGet, "/api/v1/pipelines/9", "secret-token", "")
+	for _, want := range []string{`"state":"waiting_for_approval"`, `"reason":"merge request from a fork"`, `"approvers":"holders of a gantry API token`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("API answer lacks %s: %s", want, rec.Body)
+		}
+	}
+	rec = do(e, http.MethodGet, "/pipelines/9", "", "")
+	for _, want := range []string{`<span class="state waiting_for_approval">waiting_for_approval</span>`, "waiting: merge request from a fork", "<code>gantry pipelines approve 9</code>"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	rec = do(e, http.MethodGet, "/api/v1/pipelines?status=waiting_for_approval", "secret-token", "")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"id":9`) || strings.Contains(rec.Body.String(), `"id":4`) {
+		t.Errorf("listing waiting pipelines = %d %s, want pipeline 9 alone", rec.Code, rec.Body)
+	}
+}
+
+// TestDecidedPipelineShown: once decided, the page says who decided and how they were let in.
+func TestDecidedPipelineShown(t *testing.T) {
+	p := waitingPipeline()
+	p.Approval.Verdict = &orchestrator.Verdict{Decision: orchestrator.DecisionApproved, By: "maint", Via: "API token sha256:930bbdc5", At: t0.Add(time.Hour)}
+	rec := do(newServer(newMemory(p), nil), http.MethodGet, "/pipelines/9", "", "")
+	if want := "approved by maint (API token sha256:930bbdc5), <time"; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("page lacks %q", want)
+	}
+}

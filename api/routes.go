@@ -33,6 +33,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.POST("/api/v1/pipelines/:id/jobs/*", s.retryJob, token)
 	e.POST("/api/v1/pipelines/:id/retry", s.retryPipeline, token)
 	e.POST("/api/v1/pipelines/:id/cancel", s.cancelPipeline, token)
+	e.POST("/api/v1/pipelines/:id/approve", s.approvePipeline, token)
+	e.POST("/api/v1/pipelines/:id/decline", s.declinePipeline, token)
 	e.POST("/api/v1/projects/*", s.triggerPipeline, token)
 	e.GET("/api/v1/projects/*", s.noRoute, token) // else echo's own 405, not in the API's shape
 	e.Any("/api/v1/*", s.noRoute, token)

@@ -214,6 +214,7 @@ func TestLoadDefaults(t *testing.T) {
 				Build: configs.Build{Dockerfile: "Dockerfile", Context: ".", Pull: configs.PullMissing,
 					Memory: 4 * configs.GiB, CPUs: 2, Network: configs.NetworkBridge},
 				Supersede: new(true),
+				Approval:  configs.ApprovalForks, ApprovalExpiry: configs.Duration{Duration: 7 * 24 * time.Hour},
 				Tests: []configs.Test{{
 					Name: "unit", Command: []string{"pytest"}, Timeout: configs.Duration{Duration: 10 * time.Minute},
 					Memory: 512 * configs.MiB, CPUs: 1, Pids: 256, Network: configs.NetworkNone,
@@ -238,7 +239,8 @@ server: {listen: ""}
 					Memory: 4 * configs.GiB, CPUs: 2, Network: configs.NetworkBridge},
 				Generate:  configs.Generate{Python: &configs.GeneratePython{Image: "python:3.11-slim", SetupPy: true}},
 				Supersede: new(false),
-				Release:   configs.Release{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},
+				Approval:  configs.ApprovalForks, ApprovalExpiry: configs.Duration{Duration: 7 * 24 * time.Hour},
+				Release: configs.Release{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},
 			}}
 			return c
 		}()},

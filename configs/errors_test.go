@@ -166,6 +166,13 @@ func TestLoadValidates(t *testing.T) {
 		{"tag push template", minimal + "    release: {tag_pushes: true, tag_pattern: \"v.*\", tag_tags: [\"{{.Nope}}\"]}\n", "projects[0].release.tag_tags[0]", "does not render"},
 		{"tag in a branch template", minimal + "    release: {tags: [\"{{.Tag}}\"]}\n", "projects[0].release.tags[0]", "which is not a Docker tag"},
 		{"schedule ref", minimal + "    schedules: [{cron: \"@daily\"}]\n", "projects[0].schedules[0].ref", "required"},
+		{"approval", minimal + "    approval: members\n", "projects[0].approval", `"members" is not one of none, forks, non-members, all`},
+		{"approval expiry", minimal + "    approval_expiry: 500ms\n", "projects[0].approval_expiry", "must be at least 1s"},
+		{"untrusted network", minimal + "    untrusted: {network: host}\n", "projects[0].untrusted.network", `"host" is not one of bridge, none`},
+		{"untrusted memory", minimal + "    untrusted: {memory: 1m}\n", "projects[0].untrusted.memory", "must be at least 6MiB"},
+		{"untrusted cpus", minimal + "    untrusted: {cpus: 0.001}\n", "projects[0].untrusted.cpus", "must be at least 0.01"},
+		{"untrusted pass", minimal + "    build: {args: {PY: \"3\"}}\n    tests: [{name: unit, command: [x], env: {DB: x}}]\n    untrusted: {pass: [PY, DB, TOKEN]}\n",
+			"projects[0].untrusted.pass[2]", `"TOKEN" is neither a build arg nor a test's env variable`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,19 +24,20 @@ const (
 
 // Per-project defaults.
 const (
-	defaultDockerfile   = "Dockerfile"
-	defaultContext      = "."
-	defaultPythonImage  = "python:3.11-slim"
-	defaultBuildMemory  = 4 * GiB
-	defaultBuildCPUs    = 2.0
-	defaultTestTimeout  = 10 * time.Minute
-	defaultTestMemory   = 512 * MiB
-	defaultTestCPUs     = 1.0
-	defaultTestPids     = 256
-	defaultReleaseRef   = "master"
-	defaultReleaseTag   = "latest"
-	defaultReleaseShort = "{{.ShortSHA}}"
-	defaultTagPushTag   = "{{.Tag}}"
+	defaultDockerfile     = "Dockerfile"
+	defaultContext        = "."
+	defaultPythonImage    = "python:3.11-slim"
+	defaultBuildMemory    = 4 * GiB
+	defaultBuildCPUs      = 2.0
+	defaultTestTimeout    = 10 * time.Minute
+	defaultApprovalExpiry = 7 * 24 * time.Hour
+	defaultTestMemory     = 512 * MiB
+	defaultTestCPUs       = 1.0
+	defaultTestPids       = 256
+	defaultReleaseRef     = "master"
+	defaultReleaseTag     = "latest"
+	defaultReleaseShort   = "{{.ShortSHA}}"
+	defaultTagPushTag     = "{{.Tag}}"
 )
 
 // Project is one GitLab project gantry builds, tests and releases.
@@ -66,6 +67,38 @@ type Project struct {
 	Release Release `yaml:"release" json:"release"`
 	// Schedules start pipelines on a cron schedule.
 	Schedules []Schedule `yaml:"schedules" json:"schedules"`
+	// Approval says which merge requests wait for an approval before any of
+	// their code is fetched or run: ApprovalNone, ApprovalForks (default),
+	// ApprovalNonMembers or ApprovalAll. Pushes never wait.
+	Approval string `yaml:"approval" json:"approval"`
+	// ApprovalExpiry cancels a pipeline nobody approved after this long.
+	// Default 7 days.
+	ApprovalExpiry Duration `yaml:"approval_expiry" json:"approval_expiry"`
+	// Untrusted is how code from forks, or that needed approval, is built.
+	Untrusted Untrusted `yaml:"untrusted" json:"untrusted"`
+}
+
+// Values accepted by Project.Approval.
+const (
+	ApprovalNone       = "none"
+	ApprovalForks      = "forks"
+	ApprovalNonMembers = "non-members"
+	ApprovalAll        = "all"
+)
+
+// Untrusted sets how untrusted code is built: a fork's, or one that had to
+// be approved. Such code receives none of build.args or tests[].env except
+// the names listed in Pass, because a Dockerfile or a test can print them.
+type Untrusted struct {
+	// Network is the build steps' network. Default: build.network.
+	Network string `yaml:"network" json:"network"`
+	// Memory limits every build step. Default: build.memory.
+	Memory ByteSize `yaml:"memory" json:"memory"`
+	// CPUs limits every build step's CPU time. Default: build.cpus.
+	CPUs float64 `yaml:"cpus" json:"cpus"`
+	// Pass names the build arguments and test variables untrusted code
+	// still receives.
+	Pass []string `yaml:"pass" json:"pass"`
 }
 
 // SupersedeEnabled reports whether newer pushes cancel older work on the same
@@ -210,6 +243,8 @@ func (p *Project) setDefaults() {
 	if p.Supersede == nil {
 		p.Supersede = new(true)
 	}
+	p.Approval = cmp.Or(p.Approval, ApprovalForks)
+	p.ApprovalExpiry = cmp.Or(p.ApprovalExpiry, Duration{defaultApprovalExpiry})
 	for i := range p.Tests {
 		t := &p.Tests[i]
 		t.Timeout = cmp.Or(t.Timeout, Duration{defaultTestTimeout})

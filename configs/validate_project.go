@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/robfig/cron/v3"
 )
@@ -72,6 +73,7 @@ func (p *Project) validate(errs *Errors, key string) {
 		errs.add(field(bk, "cpus"), "must be at least %v, not %v", minBuildCPUs, p.Build.CPUs)
 	}
 	oneOf(errs, field(bk, "network"), p.Build.Network, NetworkBridge, NetworkNone)
+	p.validateApproval(errs, key)
 
 	if b := p.Base; b != nil {
 		k := field(key, "base")
@@ -245,5 +247,30 @@ func checkImage(errs *Errors, key, s string, allowTag bool) {
 func checkRepoPath(errs *Errors, key, p string) {
 	if p != "" && !filepath.IsLocal(filepath.FromSlash(p)) {
 		errs.add(key, "%q must be a relative path inside the repository", p)
+	}
+}
+
+func (p *Project) validateApproval(errs *Errors, key string) {
+	oneOf(errs, field(key, "approval"), p.Approval, ApprovalNone, ApprovalForks, ApprovalNonMembers, ApprovalAll)
+	if p.ApprovalExpiry.Duration < time.Second {
+		errs.add(field(key, "approval_expiry"), "must be at least 1s, not %s", p.ApprovalExpiry.Duration)
+	}
+	k := field(key, "untrusted")
+	if p.Untrusted.Network != "" {
+		oneOf(errs, field(k, "network"), p.Untrusted.Network, NetworkBridge, NetworkNone)
+	}
+	if m := p.Untrusted.Memory; m != 0 && m < minMemory {
+		errs.add(field(k, "memory"), "must be at least %s, Docker's minimum, not %s", minMemory, m)
+	}
+	if c := p.Untrusted.CPUs; c != 0 && !(c >= minBuildCPUs) {
+		errs.add(field(k, "cpus"), "must be at least %v, not %v", minBuildCPUs, c)
+	}
+	for i, name := range p.Untrusted.Pass {
+		if _, arg := p.Build.Args[name]; arg {
+			continue
+		}
+		if !slices.ContainsFunc(p.Tests, func(t Test) bool { _, ok := t.Env[name]; return ok }) {
+			errs.add(fmt.Sprintf("%s.pass[%d]", k, i), "%q is neither a build arg nor a test's env variable", name)
+		}
 	}
 }

@@ -27,8 +27,12 @@ func (c *Client) MergeRequest(ctx context.Context, projectID, iid int64) (orches
 	if err != nil {
 		return orchestrator.MergeRequestHead{}, fmt.Errorf("merge request !%d of project %d: %w", iid, projectID, err)
 	}
-	return orchestrator.MergeRequestHead{
+	head := orchestrator.MergeRequestHead{
 		SourceProjectID: mr.SourceProjectID, SHA: mr.SHA,
 		SourceBranch: mr.SourceBranch, TargetBranch: mr.TargetBranch, WebURL: mr.WebURL,
-	}, nil
+	}
+	if mr.Author != nil {
+		head.AuthorID, head.Author = mr.Author.ID, mr.Author.Username
+	}
+	return head, nil
 }

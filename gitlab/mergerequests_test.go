@@ -20,14 +20,17 @@ func TestMergeRequest(t *testing.T) {
 	forkRepo.Git("checkout", "-q", "-b", "feature")
 	first := forkRepo.Commit("from a fork", map[string]string{"b.txt": "b"})
 	fork := srv.AddProject("someone/app", forkRepo.Dir)
-	srv.AddMergeRequest(target.ID, gitlabtest.MergeRequest{IID: 4, SourceProjectID: fork.ID, SourceBranch: "feature", TargetBranch: "main"})
+	srv.AddMergeRequest(target.ID, gitlabtest.MergeRequest{IID: 4, SourceProjectID: fork.ID, SourceBranch: "feature", TargetBranch: "main", Author: "someone"})
 	c, err := New(srv.URL, srv.Token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.MergeRequest(t.Context(), target.ID, 4)
 	want := orchestrator.MergeRequestHead{SourceProjectID: fork.ID, SHA: first, SourceBranch: "feature", TargetBranch: "main",
-		WebURL: srv.URL + "/group/app/-/merge_requests/4"}
+		WebURL: srv.URL + "/group/app/-/merge_requests/4", AuthorID: got.AuthorID, Author: "someone"}
+	if got.AuthorID == 0 {
+		t.Error("merge request read without its author's id")
+	}
 	if d := cmp.Diff(want, got); err != nil || d != "" {
 		t.Errorf("MergeRequest(%d, 4) = %v (-want +got):\n%s", target.ID, err, d)
 	}
@@ -41,5 +44,35 @@ func TestMergeRequest(t *testing.T) {
 	}
 	if _, err := c.MergeRequest(t.Context(), target.ID, 5); !errors.Is(err, orchestrator.ErrNotFound) {
 		t.Errorf("MergeRequest(target, 5) error = %v, want ErrNotFound", err)
+	}
+}
+
+// TestMemberAccess reads access levels through the GitLab double's members API: a member's
+// level, 0 for a user who is no member or for no user at all.
+func TestMemberAccess(t *testing.T) {
+	srv := gitlabtest.New(t)
+	repo := gitlabtest.NewRepo(t)
+	repo.Commit("one", map[string]string{"a.txt": "a"})
+	target := srv.AddProject("group/app", repo.Dir)
+	other := srv.AddProject("group/other", repo.Dir)
+	srv.AddMember(target.ID, "dev", orchestrator.AccessDeveloper)
+	srv.AddMember(other.ID, "outsider", 40)
+	srv.AddMergeRequest(target.ID, gitlabtest.MergeRequest{IID: 1, SourceProjectID: target.ID, SourceBranch: "main", Author: "dev"})
+	srv.AddMergeRequest(target.ID, gitlabtest.MergeRequest{IID: 2, SourceProjectID: target.ID, SourceBranch: "main", Author: "outsider"})
+	c, err := New(srv.URL, srv.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for iid, want := range map[int64]int{1: orchestrator.AccessDeveloper, 2: 0} {
+		mr, err := c.MergeRequest(t.Context(), target.ID, iid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.MemberAccess(t.Context(), target.ID, mr.AuthorID); err != nil || got != want {
+			t.Errorf("MemberAccess(%s) = %d, %v, want %d", mr.Author, got, err, want)
+		}
+	}
+	if got, err := c.MemberAccess(t.Context(), target.ID, 0); err != nil || got != 0 {
+		t.Errorf("MemberAccess(no user) = %d, %v, want 0", got, err)
 	}
 }

@@ -15,6 +15,10 @@ type binding struct {
 	// moved, for a merge request whose source project, branch or head in GitLab are not those
 	// the payload named, is the trigger of what GitLab has.
 	moved *Trigger
+	// projectID is the configured project's id in GitLab, and mr its merge request as GitLab
+	// has it, for a merge request's trigger that passed.
+	projectID int64
+	mr        MergeRequestHead
 }
 
 // bind checks a trigger against GitLab before anything is read or posted for it. The configured
@@ -36,15 +40,22 @@ func (e *Engine) bind(ctx context.Context, p *Pipeline) (binding, error) {
 	if mr.SHA == "" {
 		return binding{refused: fmt.Sprintf("refused: merge request !%d has no head commit in GitLab", t.MergeRequestIID)}, nil
 	}
+	// A fork's commit never releases, its image is never pushed and it waits for approval, so
+	// whether it is one is GitLab's word too. GitLab's own payload says so by its source and
+	// target ids; one that says otherwise about the same source was not written by GitLab.
+	fork := mr.SourceProjectID != r.ID
+	if mr.SourceProjectID == t.ProjectID && t.Fork != fork {
+		return binding{refused: fmt.Sprintf("refused: the hook and GitLab disagree on whether merge request !%d comes from a fork", t.MergeRequestIID)}, nil
+	}
 	if mr.SourceProjectID == t.ProjectID && mr.SHA == t.SHA && mr.SourceBranch == t.Ref {
-		return binding{}, nil
+		return binding{projectID: r.ID, mr: mr}, nil
 	}
 	moved := t
 	moved.ProjectID, moved.SHA, moved.Ref = mr.SourceProjectID, mr.SHA, mr.SourceBranch
 	moved.HookProjectID = r.ID
 	// A merge request from another project than the configured one is a fork's, whatever the
 	// payload said: it never releases and its statuses go to the fork.
-	moved.Fork = mr.SourceProjectID != r.ID
+	moved.Fork = fork
 	// The payload's delivery id would make the dedup answer with this very pipeline.
 	moved.DeliveryID = ""
 	if moved.SHA != t.SHA {
@@ -112,8 +123,9 @@ func (e *Engine) checkRetry(ctx context.Context, p *Pipeline) error {
 	return nil
 }
 
-// startBound runs bind on a pipeline none of whose jobs was announced yet. It reports false when
-// the pipeline ends here: refused, or replaced by a pipeline of what GitLab has.
+// startBound runs bind on a pipeline none of whose jobs was announced yet, and then the approval
+// gate. It reports false when the pipeline ends here: refused, or replaced by a pipeline of what
+// GitLab has.
 func (e *Engine) startBound(ctx context.Context, p *Pipeline) (bool, error) {
 	b, err := e.bind(ctx, p)
 	if err != nil {
@@ -135,7 +147,7 @@ func (e *Engine) startBound(ctx context.Context, p *Pipeline) (bool, error) {
 			zap.Int64("source", b.moved.ProjectID), zap.String("sha", b.moved.SHA), zap.Int64("replaced_by", a.Pipeline.ID))
 		return false, e.endUnannounced(ctx, p, EventSkip, reason)
 	}
-	return true, nil
+	return true, e.gate(ctx, p, b)
 }
 
 // endUnannounced ends the jobs of a pipeline that was never announced, posting nothing: GitLab

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -99,6 +100,7 @@ func TestBindingForkMergeRequestFromGitLab(t *testing.T) {
 	first := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 99, Kind: TriggerMergeRequest, Ref: "evil",
 		SHA: "badbadbad0", Fork: true, MergeRequestIID: 4})
 	b.drain(t, 0)
+	b.approveWaiting(t)
 	if d := cmp.Diff([]string{"archive 50@c0ffee0000"}, src.readsOf("archive")); d != "" {
 		t.Errorf("archives read (-want +got):\n%s", d)
 	}
@@ -130,6 +132,7 @@ func TestBindingSameProjectPayloadOfAFork(t *testing.T) {
 	})
 	b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerMergeRequest, Ref: "feature", SHA: "5a5a5a5a5a", MergeRequestIID: 4})
 	b.drain(t, 0)
+	b.approveWaiting(t)
 	if d := cmp.Diff([]string{"archive 50@5a5a5a5a5a"}, src.readsOf("archive")); d != "" {
 		t.Errorf("archives read (-want +got):\n%s", d)
 	}
@@ -169,6 +172,22 @@ func TestCancelBeforeStartPostsNothing(t *testing.T) {
 	if len(b.statuses.targets) != 0 {
 		t.Errorf("statuses posted on %v, want none", b.statuses.targets)
 	}
+}
+
+// approveWaiting approves every pipeline that waits for approval, as a maintainer would, and
+// runs what that queues.
+func (b engineBundle) approveWaiting(t *testing.T) {
+	t.Helper()
+	ids, err := b.store.Waiting(context.Background(), time.Unix(1<<40, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := b.engine.Approve(context.Background(), id, Review{By: "maintainer"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.drain(t, 0)
 }
 
 // pipelineBuilding returns the stored pipeline of a commit that has an image.
@@ -219,6 +238,7 @@ func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 50, HookProjectID: 7, Kind: TriggerMergeRequest,
 		Ref: "feature", SHA: head, Fork: true, MergeRequestIID: 4})
 	b.drain(t, 0)
+	b.approveWaiting(t)
 	head = "d00d000000"
 	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
 		t.Errorf("Retry of a failed merge request pipeline: %v", err)

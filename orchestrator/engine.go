@@ -167,6 +167,8 @@ func (e *Engine) Handle(ctx context.Context, t Task) error {
 // of gantry's checks exist, then queues the jobs whose turn has come. First the trigger is
 // checked against GitLab (bind): a refused one ends here, nothing read and nothing posted. A
 // pipeline whose head commit asks to skip CI ends here too, every job skipped and nothing posted.
+// One that waits for approval (gate) is announced with the wait in every job's description,
+// and nothing is queued: Approve does that.
 func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 	switch {
 	case unannounced(p):
@@ -198,7 +200,10 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 			ev, reason = EventSkip, "skipped: [skip ci] in the commit message"
 		}
 	}
-	if ev == EventEnqueue {
+	switch {
+	case ev == EventEnqueue && p.Approval.Waiting():
+		reason = waitingText(p)
+	case ev == EventEnqueue:
 		if err := e.guardAtStart(ctx, p); err != nil {
 			return fmt.Errorf("release guard for %s: %w", p.Trigger.ShortSHA(), err)
 		}
@@ -221,6 +226,9 @@ func (e *Engine) dispatch(ctx context.Context, id int64) error {
 	p, err := e.store.Pipeline(ctx, id)
 	if err != nil {
 		return err
+	}
+	if p.State() == StateWaitingForApproval {
+		return nil
 	}
 	for _, s := range NextSteps(p) {
 		j, _ := p.Job(s.Job)

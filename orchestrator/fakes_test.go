@@ -27,6 +27,8 @@ type memStore struct {
 	queue     *memQueue
 	// lostLocks is how many of the next release locks are lost as soon as they are taken.
 	lostLocks int
+	// waiting holds when each waiting pipeline is due (Gate, Decide).
+	waiting map[int64]time.Time
 }
 
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
@@ -97,7 +99,53 @@ func (m *memStore) Unstarted(context.Context, time.Time) ([]int64, error) {
 func clone(p *Pipeline) *Pipeline {
 	c := *p
 	c.Jobs = append([]Job(nil), p.Jobs...)
+	if p.Approval != nil {
+		a := *p.Approval
+		c.Approval = &a
+	}
 	return &c
+}
+
+func (m *memStore) Gate(_ context.Context, id int64, a Approval) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pipelines[id].Approval = &a
+	if m.waiting == nil {
+		m.waiting = map[int64]time.Time{}
+	}
+	m.waiting[id] = a.ExpiresAt
+	return nil
+}
+
+func (m *memStore) Decide(_ context.Context, id int64, v Verdict) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pipelines[id]
+	if !ok || p.Approval == nil || p.Approval.Verdict != nil {
+		return false, nil
+	}
+	p.Approval.Verdict = &v
+	m.waiting[id] = time.Time{}
+	return true, nil
+}
+
+func (m *memStore) Waiting(_ context.Context, before time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int64
+	for id, due := range m.waiting {
+		if !due.After(before) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) Unwait(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.waiting, id)
+	return nil
 }
 
 func (m *memStore) Pipeline(_ context.Context, id int64) (*Pipeline, error) {
@@ -313,6 +361,14 @@ func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error
 // "mr-head-<iid>" of branch "feature".
 func (fakeSource) MergeRequest(_ context.Context, _, iid int64) (MergeRequestHead, error) {
 	return MergeRequestHead{SourceProjectID: 7, SHA: fmt.Sprintf("mr-head-%d", iid), SourceBranch: "feature", TargetBranch: "master"}, nil
+}
+
+// MemberAccess answers that user 1 is a Developer of every project, and nobody else a member.
+func (fakeSource) MemberAccess(_ context.Context, _, userID int64) (int, error) {
+	if userID == 1 {
+		return AccessDeveloper, nil
+	}
+	return 0, nil
 }
 
 // scriptedSource is a Source whose project and merge request answers a test sets, recording

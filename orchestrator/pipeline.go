@@ -156,8 +156,15 @@ type Pipeline struct {
 	ImageRef string `json:"image_ref,omitempty"`
 	// Digest is the registry digest of the released image.
 	Digest string `json:"digest,omitempty"`
-	Jobs   []Job  `json:"jobs"`
+	// Approval is set on a pipeline that had to wait for approval before running anything.
+	Approval *Approval `json:"approval,omitempty"`
+	Jobs     []Job     `json:"jobs"`
 }
+
+// Untrusted reports whether the pipeline runs code that nobody with write access to the
+// project pushed: a fork's, or one that had to be approved. It gets the project's limits for
+// untrusted code and none of its configured values (Project.Untrusted).
+func (p *Pipeline) Untrusted() bool { return p.Trigger.Fork || p.Approval != nil }
 
 // Job returns the named job.
 func (p *Pipeline) Job(name string) (*Job, bool) {
@@ -169,8 +176,17 @@ func (p *Pipeline) Job(name string) (*Job, bool) {
 	return nil, false
 }
 
-// State is the pipeline's state, which follows from its jobs the way GitLab composes it.
+// State is the pipeline's state, which follows from its jobs the way GitLab composes it, or
+// StateWaitingForApproval while it waits for approval.
 func (p *Pipeline) State() State {
+	st := p.jobsState()
+	if p.Approval.Waiting() && !st.Terminal() {
+		return StateWaitingForApproval
+	}
+	return st
+}
+
+func (p *Pipeline) jobsState() State {
 	var running, pending, failed, canceled, created, success bool
 	for _, j := range p.Jobs {
 		switch j.State {

@@ -101,6 +101,9 @@ type Source interface {
 	// project's repository (GitLab's merge base of the two is ancestor). Either may be a SHA or
 	// a full ref name (refs/heads/master); one GitLab does not have is no ancestor.
 	IsAncestor(ctx context.Context, projectID int64, ancestor, descendant string) (bool, error)
+	// MemberAccess is a user's access level in a project, inherited from its groups included;
+	// 0 when the user is no member.
+	MemberAccess(ctx context.Context, projectID, userID int64) (int, error)
 }
 
 // MergeRequestHead is where a merge request's head commit lives, as GitLab says.
@@ -114,6 +117,9 @@ type MergeRequestHead struct {
 	TargetBranch string
 	// WebURL is the merge request's page.
 	WebURL string
+	// AuthorID and Author are the merge request's author's id and username.
+	AuthorID int64
+	Author   string
 }
 
 // StatusUpdate is one commit status post.
@@ -224,6 +230,15 @@ type Store interface {
 	MarkFinished(ctx context.Context, pipelineID int64, at time.Time) error
 	FinishedBefore(ctx context.Context, t time.Time) ([]int64, error)
 	Discarded(ctx context.Context, pipelineID int64) error
+	// Gate records that a pipeline waits for approval, until a.ExpiresAt. Decide records the
+	// first decision on it and reports whether it was the first; a decided pipeline is listed
+	// by Waiting at once, so a decision not carried out is carried out by the sweep. Waiting
+	// lists the pipelines due before t (their wait expired, or decided) and Unwait takes one
+	// off that list once dealt with.
+	Gate(ctx context.Context, pipelineID int64, a Approval) error
+	Decide(ctx context.Context, pipelineID int64, v Verdict) (bool, error)
+	Waiting(ctx context.Context, before time.Time) ([]int64, error)
+	Unwait(ctx context.Context, pipelineID int64) error
 }
 
 // TaskKind says what a task does.

@@ -20,6 +20,81 @@ type Project struct {
 	Tests     []TestSpec
 	Release   ReleasePolicy
 	Supersede bool
+	// Approval says which merge requests wait for approval; "" is ApprovalForks.
+	Approval ApprovalMode
+	// ApprovalExpiry is how long a pipeline waits for approval before it is canceled; 0 is
+	// DefaultApprovalExpiry.
+	ApprovalExpiry time.Duration
+	// Untrusted replaces the build's limits for untrusted pipelines (Pipeline.Untrusted).
+	Untrusted UntrustedSpec
+}
+
+// DefaultApprovalExpiry is how long a pipeline waits for approval by default: long enough for
+// a merge request opened on a Friday evening.
+const DefaultApprovalExpiry = 7 * 24 * time.Hour
+
+func (p Project) approvalMode() ApprovalMode {
+	if p.Approval == "" {
+		return ApprovalForks
+	}
+	return p.Approval
+}
+
+func (p Project) approvalExpiry() time.Duration {
+	if p.ApprovalExpiry <= 0 {
+		return DefaultApprovalExpiry
+	}
+	return p.ApprovalExpiry
+}
+
+// UntrustedSpec is how untrusted code is built and tested. Untrusted code gets none of the
+// configured build arguments or test environment, except the names in Pass: they are how a
+// project hands its credentials to builds and tests, and a fork's Dockerfile or test could
+// print them.
+type UntrustedSpec struct {
+	// Network, Memory and CPUs replace the build's (BuildSpec) when set.
+	Network string
+	Memory  int64
+	CPUs    float64
+	// Pass names the build arguments and test variables untrusted code still receives.
+	Pass []string
+}
+
+// forUntrusted is the project as an untrusted pipeline sees it: the build's limits replaced,
+// the build arguments and test environment cut to the names the project lets through.
+func (p Project) forUntrusted() Project {
+	u := p.Untrusted
+	if u.Network != "" {
+		p.Build.Network = u.Network
+	}
+	if u.Memory != 0 {
+		p.Build.Memory = u.Memory
+	}
+	if u.CPUs != 0 {
+		p.Build.CPUs = u.CPUs
+	}
+	p.Build.Args = passed(p.Build.Args, u.Pass)
+	tests := make([]TestSpec, len(p.Tests))
+	for i, t := range p.Tests {
+		t.Env = passed(t.Env, u.Pass)
+		tests[i] = t
+	}
+	p.Tests = tests
+	return p
+}
+
+// passed keeps the entries of m named in names.
+func passed(m map[string]string, names []string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		if v, ok := m[n]; ok {
+			out[n] = v
+		}
+	}
+	return out
 }
 
 // BuildSpec says how the app image is built.

@@ -69,6 +69,11 @@ func (e *Engine) RetryJob(ctx context.Context, id int64, name string) (*Pipeline
 // retry moves the named jobs to a new pending attempt, posted to GitLab as a new status (GitLab
 // accepts any state after a terminal one as a new job), and queues what can run.
 func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipeline, error) {
+	if !p.Approval.approved() {
+		// Declined, expired or canceled while it waited: a retry must not run what nobody
+		// approved. A new commit on the merge request asks again.
+		return nil, fmt.Errorf("pipeline %d was never approved: %w", p.ID, ErrInvalidTransition)
+	}
 	if err := e.checkRetry(ctx, p); err != nil {
 		return nil, err
 	}

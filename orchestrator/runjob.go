@@ -20,6 +20,12 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	if !ok || j.Attempt != t.Attempt || j.State.Terminal() {
 		return nil // a task of a job or attempt that no longer exists, or already ran
 	}
+	if !p.Approval.approved() {
+		// Only dispatch queues jobs, and not for such a pipeline; a task that got here anyway
+		// runs nothing of code nobody approved.
+		e.log.Error("job of an unapproved pipeline not run", zap.Int64("pipeline", p.ID), zap.String("job", j.Name))
+		return nil
+	}
 	var held context.Context // the release lock's lifetime; only a release holds one
 	if j.Name == JobRelease {
 		// Releases of one ref run one at a time, and the guard is asked again under the lock,
@@ -122,6 +128,9 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer,
 	proj, ok := e.Project(p.Trigger.Project)
 	if !ok {
 		return outcome{err: fmt.Errorf("project %s is no longer configured: %w", p.Trigger.Project, ErrProjectFault)}
+	}
+	if p.Untrusted() {
+		proj = proj.forUntrusted()
 	}
 	start := e.now()
 	switch {

@@ -17,10 +17,16 @@ const (
 	StateFailed   State = "failed"
 	StateCanceled State = "canceled"
 	StateSkipped  State = "skipped"
+	// StateWaitingForApproval is a pipeline's, never a job's: its jobs are pending in GitLab,
+	// and none runs before it is approved.
+	StateWaitingForApproval State = "waiting_for_approval"
 )
 
-// States lists every state; the state machine test walks it.
+// States lists every state of a job; the state machine test walks it.
 var States = []State{StateCreated, StatePending, StateRunning, StateSuccess, StateFailed, StateCanceled, StateSkipped}
+
+// PipelineStates lists every state a pipeline shows: a job's, or waiting for approval.
+var PipelineStates = append(States[:len(States):len(States)], StateWaitingForApproval)
 
 // Terminal reports whether a job in this state is over.
 func (s State) Terminal() bool {

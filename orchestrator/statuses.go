@@ -150,7 +150,9 @@ func (e *Engine) TakeNew(ctx context.Context) {
 }
 
 // Sweep queues again the first task of pipelines whose queueing failed after they were stored,
-// so an event that was stored is never left behind. Run it periodically on worker processes.
+// so an event that was stored is never left behind; it removes old images, ends the waits for
+// approval that expired, and fails the jobs the queue gave up on. Run it periodically on
+// worker processes.
 func (e *Engine) Sweep(ctx context.Context) error {
 	ids, err := e.store.Unstarted(ctx, e.now().Add(-30*time.Second))
 	if err != nil {
@@ -164,6 +166,9 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	}
 	if err := e.discardImages(ctx); err != nil {
 		return err
+	}
+	if err := e.settleApprovals(ctx); err != nil {
+		return fmt.Errorf("approvals: %w", err)
 	}
 	abandoned, err := e.store.Abandoned(ctx)
 	if err != nil {

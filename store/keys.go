@@ -47,6 +47,10 @@ func (s *Store) keyStatusLock(id int64) string { return s.keyPipeline(id) + ":st
 // unix milliseconds).
 func (s *Store) keyUnstarted() string { return s.prefix + ":unstarted" }
 
+// keyWaiting is the sorted set of pipelines waiting for approval (score = when the wait expires,
+// unix milliseconds; 0 once decided, until the decision is carried out).
+func (s *Store) keyWaiting() string { return s.prefix + ":waiting" }
+
 // keyNew is the list of stored pipelines no process has taken yet (see WaitNew).
 func (s *Store) keyNew() string { return s.prefix + ":new" }
 
@@ -98,6 +102,8 @@ const (
 	fieldImageRef  = "image_ref"
 	fieldDigest    = "digest"
 	fieldStatusSeq = "status_seq" // last outbox sequence number given out
+	fieldApproval  = "approval"   // the wait for approval, JSON, without its verdict
+	fieldVerdict   = "verdict"    // the decision on it, JSON, written once
 	jobPrefix      = "job:"
 	statePrefix    = "state:"
 )

@@ -115,6 +115,11 @@ func decodePipeline(id int64, h map[string]string) (*orchestrator.Pipeline, erro
 	}
 	p.CreatedAt, _ = time.Parse(time.RFC3339Nano, h[fieldCreatedAt])
 	p.GitLabPipelineID, _ = strconv.ParseInt(h[fieldGitLabID], 10, 64)
+	a, err := decodeApproval(id, h)
+	if err != nil {
+		return nil, err
+	}
+	p.Approval = a
 	for _, name := range strings.Split(h[fieldJobs], ",") {
 		var j orchestrator.Job
 		if err := json.Unmarshal([]byte(h[jobPrefix+name]), &j); err != nil {

@@ -51,6 +51,7 @@ func TestConfigLoads(t *testing.T) {
 		},
 		Release:   orchestrator.ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},
 		Supersede: true,
+		Approval:  orchestrator.ApprovalForks, ApprovalExpiry: orchestrator.DefaultApprovalExpiry,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("wire.Project(sample) (-want +got):\n%s", diff)

@@ -190,6 +190,11 @@ func (localSource) IsAncestor(context.Context, int64, string, string) (bool, err
 	return false, nil
 }
 
+// MemberAccess knows no members: a local run has no merge request to gate.
+func (localSource) MemberAccess(context.Context, int64, int64) (int, error) {
+	return 0, nil
+}
+
 func writeArchive(w io.Writer, dir string) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)

@@ -64,34 +64,6 @@ func TestOnePushOnePipeline(t *testing.T) {
 	})
 }
 
-// TestForkMergeRequest: statuses go to the fork, the source comes from the fork, and the
-// pipeline has no release job even though it targets master.
-func TestForkMergeRequest(t *testing.T) {
-	g, repo := startBusyboxProject(t, testenv.RedisURL(t), "")
-	forkRepo := gitlabtest.NewRepo(t)
-	forkRepo.Git("pull", "-q", repo.Dir, "main")
-	sha := forkRepo.Commit("from a fork", map[string]string{"fork.txt": "hello"})
-	fork := g.gitlab.AddProject("someone/tiny", forkRepo.Dir)
-	g.gitlab.AddMergeRequest(g.project.ID, gitlabtest.MergeRequest{IID: 4, SourceProjectID: fork.ID, SourceBranch: "main", TargetBranch: "master"})
-	code, ans, _ := g.hook(t, "Merge Request Hook", g.secret, mrPayload(g.project, fork, 4, "open", "", sha, "main"))
-	if code != http.StatusAccepted {
-		t.Fatalf("fork MR answered %d %v", code, ans)
-	}
-	p := g.waitFinished(t, int64(ans["pipeline_id"].(float64)), 2*time.Minute)
-	if p.State != "success" {
-		t.Errorf("fork pipeline = %s: %+v", p.State, p.Jobs)
-	}
-	if st, _ := p.job("release"); st != "" {
-		t.Errorf("fork pipeline has a release job (%s)", st)
-	}
-	if got := g.gitlab.StatusHistory(fork.ID, sha); len(got["gantry/build"]) == 0 {
-		t.Errorf("no statuses on the fork: %v", got)
-	}
-	if got := g.gitlab.StatusHistory(g.project.ID, sha); len(got) != 0 {
-		t.Errorf("statuses on the target project: %v", got)
-	}
-}
-
 // TestRedisDown: with Redis gone the webhook answers 503 (GitLab keeps the delivery to resend),
 // and once Redis is back the same delivery is accepted.
 func TestRedisDown(t *testing.T) {

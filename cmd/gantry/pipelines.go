@@ -18,24 +18,24 @@ import (
 	"github.com/gantry-ci/gantry/orchestrator"
 )
 
-// pipelinesCommand runs `gantry pipelines list|show|log|retry|cancel|trigger` against the REST
+// pipelinesCommand runs `gantry pipelines list|show|log|retry|cancel|approve|decline|trigger` against the REST
 // API at $GANTRY_URL with $GANTRY_TOKEN. Output is for people unless --json asks for the API's
 // own JSON; any answer that is not a success is an error, so the exit status says it too.
 func pipelinesCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	wants := map[string][]string{"list": nil, "show": {"ID"}, "cancel": {"ID"}, "retry": {"ID"},
-		"log": {"ID", "JOB"}, "trigger": {"PROJECT", "REF"}}
+		"approve": {"ID"}, "decline": {"ID"}, "log": {"ID", "JOB"}, "trigger": {"PROJECT", "REF"}}
 	if len(args) == 0 {
 		args = []string{""}
 	}
 	sub := args[0]
 	if _, ok := wants[sub]; !ok {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("pipelines: unknown subcommand %q: want list, show, log, retry, cancel or trigger", sub)
+		return fmt.Errorf("pipelines: unknown subcommand %q: want list, show, log, retry, cancel, approve, decline or trigger", sub)
 	}
 	fs := flag.NewFlagSet("pipelines "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	var project, ref, sha, status, job *string
+	var project, ref, sha, status, job, as *string
 	var limit, attempt *int
 	var follow, raw *bool
 	switch sub {
@@ -47,6 +47,11 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 		job = fs.String("job", "", "retry this finished job (and what depends on it) instead of the failed ones")
 	case "trigger":
 		sha = fs.String("sha", "", "the commit to build (default: where REF points now)")
+	case "approve", "decline":
+		as = fs.String("as", getenv("USER"), "your name, recorded with the decision")
+		if sub == "approve" {
+			sha = fs.String("sha", "", "approve only if the pipeline builds this commit (the one you reviewed)")
+		}
 	case "log":
 		attempt = fs.Int("attempt", 0, "this attempt of the job (default: its latest)")
 		follow = fs.Bool("follow", false, "keep printing new output until the job ends")
@@ -76,6 +81,15 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 			return c.call(ctx, http.MethodPost, pipeline+"/jobs/"+url.PathEscape(*job)+"/retry", nil, out.pipeline("retry queued"))
 		}
 		return c.call(ctx, http.MethodPost, pipeline+"/retry", nil, out.pipeline("retry queued"))
+	case "approve", "decline":
+		body := map[string]string{}
+		if *as != "" {
+			body["by"] = *as
+		}
+		if sha != nil && *sha != "" {
+			body["sha"] = *sha
+		}
+		return c.call(ctx, http.MethodPost, pipeline+"/"+sub, body, out.pipeline(sub+"d"))
 	case "trigger":
 		body := map[string]string{"ref": pos[1]}
 		if *sha != "" {
@@ -244,6 +258,9 @@ func (o output) pipeline(done string) func([]byte) error {
 				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 			}
 		}
+		if a := p.Approval; a != nil {
+			fmt.Fprintf(tw, "approval\t%s\n", approvalText(p.ID, a))
+		}
 		fmt.Fprintf(tw, "page\t%s/pipelines/%d\n\n", o.base, p.ID)
 		fmt.Fprintln(tw, "STAGE\tJOB\tSTATE\tATTEMPT\tDURATION\tDESCRIPTION")
 		for _, j := range p.Jobs {
@@ -255,6 +272,16 @@ func (o output) pipeline(done string) func([]byte) error {
 		}
 		return tw.Flush()
 	})
+}
+
+// approvalText says how a pipeline's wait for approval stands.
+func approvalText(id int64, a *orchestrator.Approval) string {
+	if v := a.Verdict; v != nil {
+		who := strings.TrimSpace(clean(v.By) + " (" + clean(v.Via) + ")")
+		return fmt.Sprintf("%s by %s at %s", v.Decision, who, v.At.UTC().Format("2006-01-02 15:04:05 UTC"))
+	}
+	return fmt.Sprintf("waiting: %s; expires %s; gantry pipelines approve|decline %d", clean(a.Reason),
+		a.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), id)
 }
 
 // triggered prints the new pipeline's number and page.

@@ -68,6 +68,26 @@ func (s *cliStore) Cancel(_ context.Context, id int64) (*orchestrator.Pipeline, 
 	return nil, fmt.Errorf("pipeline %d is failed: %w", id, orchestrator.ErrInvalidTransition)
 }
 
+// Approve and Decline record the review and answer with the pipeline decided.
+func (s *cliStore) Approve(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+	return s.decide(ctx, id, orchestrator.DecisionApproved, r)
+}
+
+func (s *cliStore) Decline(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+	return s.decide(ctx, id, orchestrator.DecisionDeclined, r)
+}
+
+func (s *cliStore) decide(ctx context.Context, id int64, d orchestrator.Decision, r orchestrator.Review) (*orchestrator.Pipeline, error) {
+	s.calls = append(s.calls, fmt.Sprintf("%s %d by %s sha %q", d, id, r.By, r.SHA))
+	p, err := s.Pipeline(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p.Approval = &orchestrator.Approval{Reason: "merge request from a fork",
+		Verdict: &orchestrator.Verdict{Decision: d, By: r.By, Via: r.Via, At: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}}
+	return p, nil
+}
+
 func (s *cliStore) Trigger(_ context.Context, project, ref, sha string) (orchestrator.Accepted, error) {
 	s.calls = append(s.calls, fmt.Sprintf("trigger %s %s %s", project, ref, sha))
 	return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 12}}, nil
@@ -216,6 +236,27 @@ func TestCLIPipelinesActions(t *testing.T) {
 	}
 	if _, err := b.gantry("cancel", "4"); err == nil || err.Error() != "POST /api/v1/pipelines/4/cancel: 409 Conflict: pipeline 4 is failed: invalid transition" {
 		t.Errorf("cancel of a finished pipeline: %v, want the API's 409 and detail", err)
+	}
+}
+
+// TestCLIPipelinesApproval: approve and decline send the reviewer's name (--as, else $USER
+// unset here) and the reviewed commit, and print the decision with the token that made it.
+func TestCLIPipelinesApproval(t *testing.T) {
+	b := setupCLI(t)
+	out, err := b.gantry("approve", "4", "--as", "maint", "--sha", "abc123d")
+	if err != nil || !strings.HasPrefix(out, "pipeline    #4 failed (approved)\n") ||
+		!strings.Contains(out, "approval    approved by maint (API token sha256:") {
+		t.Errorf("approve = %q, %v", out, err)
+	}
+	if _, err := b.gantry("decline", "4"); err != nil {
+		t.Errorf("decline: %v", err)
+	}
+	if _, err := b.gantry("decline", "4", "--sha", "abc"); err == nil {
+		t.Error("decline --sha accepted: only approve pins a commit")
+	}
+	want := []string{`approved 4 by maint sha "abc123d"`, `declined 4 by  sha ""`}
+	if got := strings.Join(b.store.calls, "; "); got != strings.Join(want, "; ") {
+		t.Errorf("the API was asked %q, want %q", got, want)
 	}
 }
 

@@ -24,6 +24,10 @@ Usage:
   gantry pipelines log ID JOB [--attempt N] [--follow] [--raw]
   gantry pipelines retry ID [--job JOB] [--json]
   gantry pipelines cancel ID [--json]
+  gantry pipelines approve ID [--as NAME] [--sha SHA] [--json]
+  gantry pipelines decline ID [--as NAME] [--json]
+                                   let a merge request's pipeline that waits for approval run,
+                                   or cancel it; --sha refuses if it builds another commit
   gantry pipelines trigger PROJECT REF [--sha SHA] [--json]
                                    the REST API from a terminal: $GANTRY_URL (default
                                    http://127.0.0.1:8080) with $GANTRY_TOKEN

@@ -16,6 +16,9 @@ type MergeRequest struct {
 	// SHA is the head commit. Left "", it is the source branch's head in the source project's
 	// repository at each request, as GitLab's merge request follows pushes to its source branch.
 	SHA string
+	// Author is the author's username, "gantry-bot" when left ""; the double makes the user
+	// on first use.
+	Author string
 }
 
 // mergeRequest is a merge request with the project it was opened in.
@@ -28,6 +31,10 @@ type mergeRequest struct {
 // AddMergeRequest opens a merge request in the project targetID, from mr.SourceProjectID (a
 // fork when it is another project), and returns its global id.
 func (s *Server) AddMergeRequest(targetID int64, mr MergeRequest) int64 {
+	if mr.Author == "" {
+		mr.Author = "gantry-bot"
+	}
+	s.userNamed(mr.Author)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &mergeRequest{MergeRequest: mr, id: int64(9001 + len(s.mergeRequests)), targetID: targetID}
@@ -75,6 +82,7 @@ func (s *Server) showMergeRequest(w http.ResponseWriter, req *request) {
 	if sha != "" {
 		head = sha
 	}
+	author := s.userNamed(m.Author)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": m.id, "iid": m.IID, "project_id": m.targetID,
 		"title": fmt.Sprintf("merge request !%d", m.IID), "state": "opened", "draft": false,
@@ -83,5 +91,6 @@ func (s *Server) showMergeRequest(w http.ResponseWriter, req *request) {
 		"sha": head, "merge_commit_sha": nil, "squash_commit_sha": nil,
 		"diff_refs": map[string]any{"head_sha": head},
 		"web_url":   fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL, req.project.PathWithNamespace, m.IID),
+		"author":    map[string]any{"id": author.id, "username": author.username, "name": author.username, "state": "active"},
 	})
 }

@@ -40,6 +40,8 @@ type Server struct {
 
 	// mergeRequests are the merge requests of every project, in the order they were opened.
 	mergeRequests []*mergeRequest
+	// members are the access levels of users in projects: members[projectID][userID].
+	members map[int64]map[int64]int
 }
 
 // Project is a project the double serves, backed by a git repository on disk.
@@ -84,16 +86,25 @@ func (s *Server) Close() { s.srv.Close() }
 // AddToken makes tok a valid token of username, creating the user on first use. GitLab scopes
 // commit statuses by the token's owner, so two users posting the same name make two jobs.
 func (s *Server) AddToken(tok, username string) {
+	u := s.userNamed(username)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[tok] = u
+}
+
+// userNamed returns the user with this username, making it (with no token) on first use.
+func (s *Server) userNamed(username string) *user {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range s.users {
 		if u.username == username {
-			s.users[tok] = u
-			return
+			return u
 		}
 	}
 	s.userCount++
-	s.users[tok] = &user{id: s.userCount, username: username}
+	u := &user{id: s.userCount, username: username}
+	s.users["\x00no-token:"+username] = u // unreachable as a token: headers carry no NUL
+	return u
 }
 
 // AddProject registers a project backed by the git repository at repoDir. Ids start at 1001.
@@ -224,6 +235,8 @@ func (s *Server) handler(method string, tail []string) (func(http.ResponseWriter
 		return s.listStatuses, http.MethodGet
 	case len(tail) == 2 && tail[0] == "merge_requests":
 		return s.showMergeRequest, http.MethodGet
+	case len(tail) == 3 && tail[0] == "members" && tail[1] == "all":
+		return s.showMember, http.MethodGet
 	}
 	return nil, ""
 }

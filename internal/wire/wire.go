@@ -31,7 +31,12 @@ func Project(p *configs.Project) orchestrator.Project {
 			Branches: p.Release.Branches, Tags: p.Release.Tags,
 			TagPushes: p.Release.TagPushes, TagPattern: p.Release.TagRegexp(), TagTags: p.Release.TagTags,
 		},
-		Supersede: p.SupersedeEnabled(),
+		Supersede:      p.SupersedeEnabled(),
+		Approval:       orchestrator.ApprovalMode(p.Approval),
+		ApprovalExpiry: p.ApprovalExpiry.Duration,
+		Untrusted: orchestrator.UntrustedSpec{
+			Network: p.Untrusted.Network, Memory: int64(p.Untrusted.Memory), CPUs: p.Untrusted.CPUs, Pass: p.Untrusted.Pass,
+		},
 	}
 	if p.Base != nil {
 		dp.Base = &orchestrator.BaseSpec{Dockerfile: p.Base.Dockerfile, Inputs: p.Base.Inputs, Image: p.Base.Image}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/redis/go-redis/v9"
+)
+
+// Gate implements orchestrator.Store: the approval goes into the pipeline's hash and the
+// pipeline into the waiting set, due when the wait expires.
+func (s *Store) Gate(ctx context.Context, id int64, a orchestrator.Approval) error {
+	a.Verdict = nil // kept in its own field, written once (Decide)
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		tx.HSet(ctx, s.keyPipeline(id), fieldApproval, b)
+		tx.ZAdd(ctx, s.keyWaiting(), redis.Z{Score: float64(a.ExpiresAt.UnixMilli()), Member: id})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gate pipeline %d: %w", id, err)
+	}
+	return nil
+}
+
+// decide writes a pipeline's verdict unless it has one, and makes the pipeline due at once in
+// the waiting set, so the sweep carries the decision out if its decider cannot.
+//
+//	KEYS[1] pipeline hash   KEYS[2] waiting set
+//	ARGV[1] verdict field   ARGV[2] verdict JSON   ARGV[3] pipeline id
+//	returns 1 when the verdict was written, 0 when the pipeline already had one (or is gone)
+var decide = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
+if redis.call("HSETNX", KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call("ZADD", KEYS[2], 0, ARGV[3])
+return 1
+`)
+
+// Decide implements orchestrator.Store.
+func (s *Store) Decide(ctx context.Context, id int64, v orchestrator.Verdict) (bool, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, err
+	}
+	n, err := decide.Run(ctx, s.rdb, []string{s.keyPipeline(id), s.keyWaiting()}, fieldVerdict, b, id).Int()
+	if err != nil {
+		return false, fmt.Errorf("decide on pipeline %d: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// Waiting implements orchestrator.Store.
+func (s *Store) Waiting(ctx context.Context, before time.Time) ([]int64, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keyWaiting(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, err
+	}
+	return parseIDs(ids), nil
+}
+
+// Unwait implements orchestrator.Store.
+func (s *Store) Unwait(ctx context.Context, id int64) error {
+	return s.rdb.ZRem(ctx, s.keyWaiting(), id).Err()
+}
+
+// decodeApproval reads a pipeline's approval and verdict fields, nil when it never waited.
+func decodeApproval(id int64, h map[string]string) (*orchestrator.Approval, error) {
+	raw, ok := h[fieldApproval]
+	if !ok {
+		return nil, nil
+	}
+	var a orchestrator.Approval
+	if err := json.Unmarshal([]byte(raw), &a); err != nil {
+		return nil, fmt.Errorf("pipeline %d approval: %w", id, err)
+	}
+	if raw, ok := h[fieldVerdict]; ok {
+		a.Verdict = &orchestrator.Verdict{}
+		if err := json.Unmarshal([]byte(raw), a.Verdict); err != nil {
+			return nil, fmt.Errorf("pipeline %d verdict: %w", id, err)
+		}
+	}
+	return &a, nil
+}
