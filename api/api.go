@@ -14,6 +14,7 @@ import (
 
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -70,6 +71,7 @@ type Server struct {
 	now         func() time.Time
 	followEvery time.Duration
 	followWrite time.Duration
+	metrics     prometheus.Gatherer
 }
 
 // Options configure the API.
@@ -81,6 +83,8 @@ type Options struct {
 	Engine Engine
 	// Checks are run by /readyz, by name.
 	Checks map[string]Check
+	// Metrics is what /metrics serves; without it, an empty registry.
+	Metrics prometheus.Gatherer
 	// Tokens are the bearer tokens the REST API accepts.
 	Tokens []string
 	// PublicPages lets the pipeline pages (and the page's own log and state requests) be read
@@ -101,7 +105,10 @@ type Options struct {
 func New(o Options) *Server {
 	s := &Server{pipelines: o.Pipelines, list: o.List, engine: o.Engine, checks: o.Checks, tokens: o.Tokens,
 		public: o.PublicPages, log: o.Logger, now: o.Now, followEvery: cmp.Or(o.FollowEvery, 250*time.Millisecond),
-		followWrite: cmp.Or(o.FollowWriteTimeout, 30*time.Second)}
+		followWrite: cmp.Or(o.FollowWriteTimeout, 30*time.Second), metrics: o.Metrics}
+	if s.metrics == nil {
+		s.metrics = prometheus.NewRegistry()
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -24,7 +24,7 @@ import (
 func (s *Server) Register(e *echo.Echo) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})))
 
 	token, page := s.requireToken(false), s.requireToken(s.public)
 	e.GET("/api/v1/pipelines", s.listPipelines, token)

@@ -132,6 +132,7 @@ func (b *approvalBundle) wantWaiting(t *testing.T, p *Pipeline) {
 // with nothing fetched; approval records who and when, and the pipeline runs to the end on the
 // fork, without a release.
 func TestForkMergeRequestWaitsThenRunsOnApproval(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, nil)
 	p := b.mergeRequest(t)
 	b.wantWaiting(t, p)
@@ -174,6 +175,7 @@ func TestForkMergeRequestWaitsThenRunsOnApproval(t *testing.T) {
 // TestApprovalPinsTheCommit: a reviewer who names the commit they looked at cannot approve
 // another, and a new commit on the merge request makes a new pipeline that waits again.
 func TestApprovalPinsTheCommit(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, nil)
 	first := b.mergeRequest(t)
 	if _, err := b.engine.Approve(context.Background(), first.ID, Review{SHA: "0bad"}); !errors.Is(err, ErrInvalidTransition) {
@@ -198,6 +200,7 @@ func TestApprovalPinsTheCommit(t *testing.T) {
 // TestDeclineCancelsEverything: a declined pipeline ends with every status canceled, saying
 // who declined; nothing was fetched, and neither an approval nor a retry can run it now.
 func TestDeclineCancelsEverything(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, nil)
 	p := b.mergeRequest(t)
 	got, err := b.engine.Decline(context.Background(), p.ID, Review{By: "maint"})
@@ -235,6 +238,7 @@ func TestDeclineCancelsEverything(t *testing.T) {
 // TestCanceledWhileWaitingNeverRuns: a waiting pipeline canceled through the API cannot be
 // retried into running unapproved code.
 func TestCanceledWhileWaitingNeverRuns(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, nil)
 	p := b.mergeRequest(t)
 	if _, err := b.engine.Cancel(context.Background(), p.ID); err != nil {
@@ -255,6 +259,7 @@ func TestCanceledWhileWaitingNeverRuns(t *testing.T) {
 // TestJobTaskOfAWaitingPipelineRunsNothing: a job task that reaches a worker while its
 // pipeline waits (queued by hand, or by a bug) runs nothing.
 func TestJobTaskOfAWaitingPipelineRunsNothing(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, nil)
 	p := b.mergeRequest(t)
 	if err := b.engine.Handle(context.Background(), Task{Kind: TaskJob, PipelineID: p.ID, Job: JobBuild, Attempt: 1}); err != nil {
@@ -272,6 +277,7 @@ func TestJobTaskOfAWaitingPipelineRunsNothing(t *testing.T) {
 // TestApprovalExpires: nobody decides before the expiry; the sweep cancels the pipeline and
 // says so, and a late approval is refused.
 func TestApprovalExpires(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, func(p *Project) { p.ApprovalExpiry = time.Hour })
 	p := b.mergeRequest(t)
 	b.advance(59 * time.Minute)
@@ -301,6 +307,7 @@ func TestApprovalExpires(t *testing.T) {
 // TestDecisionCarriedOutBySweep: a process recorded an approval and died before queueing the
 // build; the sweep queues it.
 func TestDecisionCarriedOutBySweep(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, nil)
 	p := b.mergeRequest(t)
 	if ok, err := b.store.Decide(context.Background(), p.ID, Verdict{Decision: DecisionApproved, By: "maint", At: b.clock()}); !ok || err != nil {
@@ -317,6 +324,7 @@ func TestDecisionCarriedOutBySweep(t *testing.T) {
 
 // TestApprovalModes: which merge requests wait under each mode, and that pushes never do.
 func TestApprovalModes(t *testing.T) {
+	t.Parallel()
 	fork := MergeRequestHead{SourceProjectID: 50, SHA: "f0f0f0f0f0", SourceBranch: "feature", AuthorID: 1, Author: "dev"}
 	memberMR := MergeRequestHead{SourceProjectID: 7, SHA: "a0a0a0a0a0", SourceBranch: "feature", AuthorID: 1, Author: "dev"}
 	strangerMR := MergeRequestHead{SourceProjectID: 7, SHA: "b0b0b0b0b0", SourceBranch: "feature", AuthorID: 2, Author: "stranger"}
@@ -359,6 +367,7 @@ func TestApprovalModes(t *testing.T) {
 // TestApprovedForkGetsUntrustedLimits: an approved fork's build runs with the project's limits
 // for untrusted code, and neither build nor tests receive configured values not let through.
 func TestApprovedForkGetsUntrustedLimits(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, func(p *Project) {
 		p.Build = BuildSpec{Network: "bridge", Memory: 4 << 30, CPUs: 2, Args: map[string]string{"PIP_TOKEN": "secret", "PY": "3.12"}}
 		p.Tests = []TestSpec{{Name: "unit", Env: map[string]string{"DB_PASSWORD": "secret", "PY": "3.12"}}}
@@ -385,6 +394,7 @@ func TestApprovedForkGetsUntrustedLimits(t *testing.T) {
 // TestForkFlagMustMatchGitLab: a payload that names the fork as its source but says it is no
 // fork (so it would be released and pushed as the project's own) is refused.
 func TestForkFlagMustMatchGitLab(t *testing.T) {
+	t.Parallel()
 	b := setupApproval(t, func(p *Project) { p.Approval = ApprovalNone })
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 50, HookProjectID: 7, Kind: TriggerMergeRequest,
 		Ref: "feature", SHA: "f0f0f0f0f0", Fork: false, MergeRequestIID: 4})

@@ -45,6 +45,7 @@ func noMergeRequest(int64, int64) (MergeRequestHead, error) { return MergeReques
 // holds) with another project's id is refused when the pipeline starts: nothing is read from
 // either project, nothing is posted anywhere, and the record says why.
 func TestBindingRefusesAnotherProjectsID(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 8, Kind: TriggerPush, Ref: "master", SHA: "b0b0b0b0b0", CheckSkip: true})
 	b.drain(t, 0)
@@ -71,6 +72,7 @@ func TestBindingRefusesAnotherProjectsID(t *testing.T) {
 // TestBindingPushUsesGitLabsID: an accepted push reads its source and posts its statuses on the
 // id GitLab gives the configured path.
 func TestBindingPushUsesGitLabsID(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
 	b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "a1a1a1a1a1", CheckSkip: true})
 	b.drain(t, 0)
@@ -91,6 +93,7 @@ func TestBindingPushUsesGitLabsID(t *testing.T) {
 // and commit, while GitLab's merge request comes from another: gantry builds GitLab's head
 // from GitLab's source project and posts there, and never touches what the payload named.
 func TestBindingForkMergeRequestFromGitLab(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
 		if projectID != 7 || iid != 4 {
 			return MergeRequestHead{}, ErrNotFound
@@ -127,6 +130,7 @@ func TestBindingForkMergeRequestFromGitLab(t *testing.T) {
 // TestBindingSameProjectPayloadOfAFork: a payload that says source == target for a merge
 // request GitLab has from a fork is built as a fork: statuses and source on the fork.
 func TestBindingSameProjectPayloadOfAFork(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
 		return MergeRequestHead{SourceProjectID: 50, SHA: "5a5a5a5a5a", SourceBranch: "feature", TargetBranch: "master"}, nil
 	})
@@ -149,6 +153,7 @@ func TestBindingSameProjectPayloadOfAFork(t *testing.T) {
 // TestBindingUnknownMergeRequest: a merge request GitLab does not have in the configured
 // project is refused, nothing read or posted.
 func TestBindingUnknownMergeRequest(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerMergeRequest, Ref: "feature", SHA: "abcabcabc0", MergeRequestIID: 12})
 	b.drain(t, 0)
@@ -162,6 +167,7 @@ func TestBindingUnknownMergeRequest(t *testing.T) {
 // TestCancelBeforeStartPostsNothing: a pipeline canceled before its start task ran was never
 // shown in GitLab, and its project was never checked: canceling it posts nothing.
 func TestCancelBeforeStartPostsNothing(t *testing.T) {
+	t.Parallel()
 	b, _ := setupBinding(t, noMergeRequest)
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 8, Kind: TriggerPush, Ref: "dev", SHA: "b0b0b0b0b0"})
 	b.queue.tasks = nil // the start task has not run
@@ -208,6 +214,7 @@ func (b engineBundle) pipelineBuilding(t *testing.T, sha string) *Pipeline {
 // source project never checked — is refused too, nothing read or posted on the project the
 // payload named.
 func TestRetryOfARefusedMergeRequest(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
 		return MergeRequestHead{SourceProjectID: 50, SHA: "c0ffee0000", SourceBranch: "feature"}, nil
 	})
@@ -230,6 +237,7 @@ func TestRetryOfARefusedMergeRequest(t *testing.T) {
 // even though the merge request's head moved on since, as long as it still comes from the
 // project the pipeline posts on.
 func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
+	t.Parallel()
 	head := "c0ffee0000"
 	b, _ := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
 		return MergeRequestHead{SourceProjectID: 50, SHA: head, SourceBranch: "feature"}, nil
@@ -249,6 +257,7 @@ func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
 // canceled, the others still planned); the start task run again cancels the rest the same way
 // and announces nothing.
 func TestRefusalFinishedAfterACrash(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "a1a1a1a1a1"})
 	b.store.mu.Lock()

@@ -32,6 +32,7 @@ type Engine struct {
 	running   runningJobs
 	now       func() time.Time
 	log       *zap.Logger
+	metrics   Metrics
 
 	// projectIDs are GitLab's ids of the configured projects' paths.
 	projectIDs *projectIDs
@@ -57,6 +58,8 @@ type EngineOptions struct {
 	ImageRetention time.Duration
 	Now            func() time.Time
 	Logger         *zap.Logger
+	// Metrics counts what the engine decides; nil counts nothing.
+	Metrics Metrics
 
 	// ProjectIDTTL is how long GitLab's id for a configured project's path is used before it is
 	// asked for again; default 10 minutes.
@@ -77,6 +80,10 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		retention: cmp.Or(o.ImageRetention, 24*time.Hour),
 		now:       o.Now,
 		log:       o.Logger,
+		metrics:   o.Metrics,
+	}
+	if e.metrics == nil {
+		e.metrics = noMetrics{}
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -137,7 +144,7 @@ func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 			zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.String("delivery", t.DeliveryID))
 		return Accepted{Pipeline: &Pipeline{ID: existing}, Duplicate: true}, nil
 	}
-	pipelinesCreated.WithLabelValues(string(t.Kind)).Inc()
+	e.metrics.PipelineCreated(t.Kind)
 	e.log.Info("pipeline accepted", zap.Int64("pipeline", p.ID), zap.String("project", t.Project),
 		zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.Int("jobs", len(p.Jobs)))
 	return Accepted{Pipeline: p}, nil
@@ -287,7 +294,7 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 	}
 	*j = moved
 	if next.Terminal() {
-		countJobEnd(moved)
+		e.metrics.JobEnded(moved)
 	}
 	if post != nil {
 		if err := e.queue.Enqueue(ctx, Task{Kind: TaskStatuses, PipelineID: p.ID, Seq: seq}); err != nil {

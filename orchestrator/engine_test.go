@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 	"io"
 	"strings"
 	"testing"
@@ -21,6 +18,7 @@ type engineBundle struct {
 	queue    *memQueue
 	exec     *fakeExecutor
 	statuses *recordedStatuses
+	metrics  *recordedMetrics
 }
 
 func setupEngine(t *testing.T) engineBundle {
@@ -41,11 +39,13 @@ func setupEngine(t *testing.T) engineBundle {
 			},
 		},
 		statuses: &recordedStatuses{posts: map[string][]string{}, descs: map[string]string{}},
+		metrics:  &recordedMetrics{},
 	}
 	e, err := NewEngine(EngineOptions{
 		Store: b.store, Queue: q, Executor: b.exec, Source: fakeSource{}, Statuses: b.statuses,
 		Projects:  []Project{{Path: "g/app", Image: "r/app", Supersede: true, Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}}},
 		PublicURL: "https://gantry.example.com", Now: func() time.Time { return time.Unix(1e9, 0) },
+		Metrics: b.metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -93,13 +93,14 @@ func (b engineBundle) pushTrigger(t *testing.T, tr Trigger) *Pipeline {
 }
 
 func TestEngineHappyPath(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
-	m := readMetrics()
 	p := b.push(t, "master")
 	b.drain(t, 0)
-	counted := readMetrics().minus(m)
-	if want := (metricsSnapshot{created: 1, testSuccess: 2, releaseSuccess: 1, timedJobs: 4, posted: 12}); counted != want {
-		t.Errorf("metrics counted %+v, want %+v", counted, want)
+	counted := map[string]int{"created push": 1, "ended build success none": 1, "ended test success none": 2,
+		"ended release success none": 1, "timed": 4, "status posted": 12}
+	if d := cmp.Diff(counted, b.metrics.counts()); d != "" {
+		t.Errorf("metrics counted (-want +got):\n%s", d)
 	}
 	want := map[string][]string{
 		"gantry/build": {"pending", "running", "success"}, "gantry/test/unit": {"pending", "running", "success"},
@@ -123,6 +124,7 @@ func TestEngineHappyPath(t *testing.T) {
 // TestEngineGuardRightBeforePush is the guard's second point: a newer pipeline of the branch
 // released while this one was testing, so this one must not push.
 func TestEngineGuardRightBeforePush(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	b.exec.TestFunc = func(TestRequest, io.Writer) (TestResult, error) {
 		b.store.MarkReleased(context.Background(), "g/app", "master", "9999999999")
@@ -143,6 +145,7 @@ func TestEngineGuardRightBeforePush(t *testing.T) {
 }
 
 func TestEngineFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		build      error
@@ -196,6 +199,7 @@ func TestEngineFailures(t *testing.T) {
 }
 
 func TestEngineDuplicates(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	tr := Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d1"}
 	first := b.pushTrigger(t, tr)
@@ -217,6 +221,7 @@ func TestEngineDuplicates(t *testing.T) {
 // TestEngineSkipFromCommitMessage: the webhook could not see the head commit, so the engine
 // reads it; a [skip ci] there skips every job and posts nothing.
 func TestEngineSkipFromCommitMessage(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "5k1p000", CheckSkip: true})
 	b.drain(t, 0)
@@ -229,12 +234,12 @@ func TestEngineSkipFromCommitMessage(t *testing.T) {
 // TestEngineStatusesSurviveGitLabOutage: posts fail for a while; the pipeline does not wait for
 // them, and every status still reaches GitLab, in order, ending terminal.
 func TestEngineStatusesSurviveGitLabOutage(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	failures := 5
 	real := b.statuses
 	flaky := &flakyStatuses{next: real, fail: &failures}
 	b.engine.statuses = flaky
-	deferred := testutil.ToFloat64(statusPosts.WithLabelValues("deferred"))
 	p := b.push(t, "feature")
 	b.drain(t, 0)
 	got, _ := b.store.Pipeline(context.Background(), p.ID)
@@ -246,37 +251,9 @@ func TestEngineStatusesSurviveGitLabOutage(t *testing.T) {
 			t.Errorf("%s posts = %v, want %v", name, real.posts[name], want)
 		}
 	}
-	if n := testutil.ToFloat64(statusPosts.WithLabelValues("deferred")) - deferred; n != 5 {
+	if n := b.metrics.count("status deferred"); n != 5 {
 		t.Errorf("deferred status posts counted %v, want the 5 failures", n)
 	}
-}
-
-// metricsSnapshot is a few of the engine's metrics at one moment.
-type metricsSnapshot struct {
-	created, testSuccess, releaseSuccess float64
-	timedJobs                            uint64
-	posted                               float64
-}
-
-func readMetrics() metricsSnapshot {
-	var timed uint64
-	for _, stage := range []Stage{StageBuild, StageTest, StageRelease} {
-		var m dto.Metric
-		jobSeconds.WithLabelValues(string(stage), string(StateSuccess)).(prometheus.Histogram).Write(&m)
-		timed += m.GetHistogram().GetSampleCount()
-	}
-	return metricsSnapshot{
-		created:        testutil.ToFloat64(pipelinesCreated.WithLabelValues(string(TriggerPush))),
-		testSuccess:    testutil.ToFloat64(jobsEnded.WithLabelValues(string(StageTest), string(StateSuccess), "none")),
-		releaseSuccess: testutil.ToFloat64(jobsEnded.WithLabelValues(string(StageRelease), string(StateSuccess), "none")),
-		timedJobs:      timed,
-		posted:         testutil.ToFloat64(statusPosts.WithLabelValues("posted")),
-	}
-}
-
-func (a metricsSnapshot) minus(b metricsSnapshot) metricsSnapshot {
-	return metricsSnapshot{a.created - b.created, a.testSuccess - b.testSuccess, a.releaseSuccess - b.releaseSuccess,
-		a.timedJobs - b.timedJobs, a.posted - b.posted}
 }
 
 type flakyStatuses struct {
@@ -295,6 +272,7 @@ func (f *flakyStatuses) Post(ctx context.Context, u StatusUpdate) (int64, error)
 // TestSweepEndsAbandonedJobs: the queue gave up on a job whose last worker died; the sweep
 // fails it for the infrastructure so the pipeline ends and GitLab sees terminal statuses.
 func TestSweepEndsAbandonedJobs(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	p := b.push(t, "feature")
 	task, _ := b.queue.pop()
@@ -333,6 +311,7 @@ func TestSweepEndsAbandonedJobs(t *testing.T) {
 // TestSweepDiscardsOldImages: a finished pipeline's image stays for the retention (retries need
 // it) and is removed after it.
 func TestSweepDiscardsOldImages(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	now := time.Unix(1e9, 0)
 	b.engine.now = func() time.Time { return now }

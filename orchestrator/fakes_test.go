@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -420,4 +421,48 @@ func (s *scriptedSource) Archive(ctx context.Context, projectID int64, sha strin
 func (s *scriptedSource) CommitMessage(ctx context.Context, projectID int64, sha string) (string, error) {
 	s.record("message %d@%s", projectID, sha)
 	return s.fakeSource.CommitMessage(ctx, projectID, sha)
+}
+
+// recordedMetrics counts what the engine reports, as "created <kind>", "ended <stage> <state>
+// <class>", "timed" (a job that ran) and "status <result>".
+type recordedMetrics struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (m *recordedMetrics) add(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == nil {
+		m.n = map[string]int{}
+	}
+	m.n[key]++
+}
+
+func (m *recordedMetrics) PipelineCreated(kind TriggerKind) { m.add("created " + string(kind)) }
+func (m *recordedMetrics) StatusPost(r StatusResult)        { m.add("status " + string(r)) }
+func (m *recordedMetrics) JobEnded(j Job) {
+	m.add(fmt.Sprintf("ended %s %s %s", j.Stage, j.State, cmpOr(string(j.ErrorClass), "none")))
+	if !j.StartedAt.IsZero() {
+		m.add("timed")
+	}
+}
+
+func (m *recordedMetrics) count(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n[key]
+}
+
+func (m *recordedMetrics) counts() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.n)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

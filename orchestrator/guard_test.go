@@ -14,6 +14,7 @@ var masterOnly = ReleasePolicy{Branches: []string{"master"}, Tags: []string{"lat
 // TestReleaseGuardTraps is the table of traps of style.md habit 4: only a push to exactly a
 // release branch of the project itself releases.
 func TestReleaseGuardTraps(t *testing.T) {
+	t.Parallel()
 	push := func(ref string) Trigger { return Trigger{Kind: TriggerPush, Ref: ref, SHA: "a"} }
 	tests := []struct {
 		name string
@@ -60,6 +61,7 @@ var onMaster = &ReleaseFacts{OnRef: true}
 // TestReleaseGuardAncestry is check 4: GitLab's ancestry facts decide, at the start task and
 // right before the push; pipeline ids decide nothing.
 func TestReleaseGuardAncestry(t *testing.T) {
+	t.Parallel()
 	ok := []Job{{Name: JobBuild, Stage: StageBuild, State: StateSuccess}, {Name: "test/unit", Stage: StageTest, State: StateSuccess}, {Name: JobRelease, Stage: StageRelease, State: StatePending}}
 	failed := []Job{{Name: JobBuild, Stage: StageBuild, State: StateSuccess}, {Name: "test/unit", Stage: StageTest, State: StateFailed}}
 	master := func(kind TriggerKind) Trigger { return Trigger{Kind: kind, Ref: "master", SHA: "0ld0c0mm1t"} }
@@ -110,6 +112,7 @@ func TestReleaseGuardAncestry(t *testing.T) {
 // TestTagReleaseTags: a tag push releases under the tag's own name and never moves latest
 // unless the project says so.
 func TestTagReleaseTags(t *testing.T) {
+	t.Parallel()
 	pol := ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}, TagPushes: true, TagTags: []string{"{{.Tag}}"}}
 	tag := &Pipeline{ID: 7, Trigger: Trigger{Kind: TriggerTag, Ref: "v1.2.3", SHA: "0123456789abcdef"}}
 	got, err := ReleaseTags(pol.Templates(tag.Trigger), tag)
@@ -128,6 +131,7 @@ func TestTagReleaseTags(t *testing.T) {
 // TestPlanAsksTheGuard checks the first of the guard's two points: a pipeline it refuses has no
 // release job at all.
 func TestPlanAsksTheGuard(t *testing.T) {
+	t.Parallel()
 	proj := Project{Path: "g/app", Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: masterOnly}
 	names := func(p *Pipeline) string {
 		var n []string
@@ -146,6 +150,7 @@ func TestPlanAsksTheGuard(t *testing.T) {
 }
 
 func TestNextSteps(t *testing.T) {
+	t.Parallel()
 	p := func(states ...State) *Pipeline {
 		return &Pipeline{Jobs: []Job{
 			{Name: JobBuild, Stage: StageBuild, State: states[0]},
@@ -183,6 +188,7 @@ func TestNextSteps(t *testing.T) {
 }
 
 func TestReleaseTags(t *testing.T) {
+	t.Parallel()
 	p := &Pipeline{ID: 7, Trigger: Trigger{SHA: "0123456789abcdef", Ref: "feature/x"}}
 	got, err := ReleaseTags([]string{"latest", "{{.ShortSHA}}", "{{.Ref}}-{{.PipelineID}}"}, p)
 	if err != nil {
@@ -206,6 +212,7 @@ func TestReleaseTags(t *testing.T) {
 }
 
 func TestPytestSummary(t *testing.T) {
+	t.Parallel()
 	out := "..F\n=== FAILURES ===\nassert 1 == 2\n1 failed, 2 passed in 0.12s\n\nexit 1 after 0.5s\n"
 	if got, want := pytestSummary(out), "1 failed, 2 passed in 0.12s"; got != want {
 		t.Errorf("pytestSummary = %q, want %q", got, want)

@@ -38,6 +38,7 @@ func (c *countingStore) log() string {
 // TestLogWriterGathersLines: a test printing line by line costs a store call per batch, not
 // per line, and nothing is lost or reordered.
 func TestLogWriterGathersLines(t *testing.T) {
+	t.Parallel()
 	st := newCountingStore()
 	w := newLogWriter(context.Background(), st, 1, "test/unit", 1)
 	var want strings.Builder
@@ -64,6 +65,7 @@ func TestLogWriterGathersLines(t *testing.T) {
 // TestLogWriterFlushesWhileRunning: output reaches the store without Close, so a running job's
 // log can be followed.
 func TestLogWriterFlushesWhileRunning(t *testing.T) {
+	t.Parallel()
 	st := newCountingStore()
 	w := newLogWriter(context.Background(), st, 1, "test/unit", 1)
 	w.Write([]byte("collecting ...\n"))
@@ -80,6 +82,7 @@ func TestLogWriterFlushesWhileRunning(t *testing.T) {
 // TestLogWriterReportsFailure: once the store refuses output, writes fail, so the executor
 // learns its output is not kept.
 func TestLogWriterReportsFailure(t *testing.T) {
+	t.Parallel()
 	st := newCountingStore()
 	st.fail.Store(true)
 	w := newLogWriter(context.Background(), st, 1, "test/unit", 1)

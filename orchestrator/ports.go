@@ -275,3 +275,27 @@ type Task struct {
 type Queue interface {
 	Enqueue(ctx context.Context, t Task) error
 }
+
+// StatusResult is what became of one commit status post.
+type StatusResult string
+
+// The results of a status post.
+const (
+	StatusPosted StatusResult = "posted"
+	// StatusRefused: GitLab will never take it (or there is no project to post it on).
+	StatusRefused StatusResult = "refused"
+	// StatusDeferred: it failed for now and is retried later.
+	StatusDeferred StatusResult = "deferred"
+	// StatusLogged: there is no GitLab token, so it was logged instead.
+	StatusLogged StatusResult = "logged"
+)
+
+// Metrics counts what the engine decides, where it is decided: pipelines in Accept, job ends
+// in transition, status posts in post. The metrics package implements it on a Prometheus
+// registry; the domain knows nothing of Prometheus.
+type Metrics interface {
+	PipelineCreated(kind TriggerKind)
+	// JobEnded is told of a job that has just reached a final state.
+	JobEnded(j Job)
+	StatusPost(result StatusResult)
+}

@@ -13,6 +13,7 @@ import (
 // payload's) once a pipeline started, answers for any spelling of the path, and never for a
 // project that is not configured.
 func TestKnownProjectID(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
 	if id, ok := b.engine.KnownProjectID("g/app"); ok {
 		t.Errorf("KnownProjectID before any resolution = %d, true, want false", id)
@@ -38,6 +39,7 @@ func TestKnownProjectID(t *testing.T) {
 // TestKnownProjectIDFromTheAPI: a pipeline the API triggers resolves the project through GitLab
 // and fills the cache with GitLab's id.
 func TestKnownProjectIDFromTheAPI(t *testing.T) {
+	t.Parallel()
 	b, _ := setupBinding(t, noMergeRequest)
 	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "")
 	if err != nil {
@@ -53,6 +55,7 @@ func TestKnownProjectIDFromTheAPI(t *testing.T) {
 
 // TestResolveProjects fills the cache for every configured project at once.
 func TestResolveProjects(t *testing.T) {
+	t.Parallel()
 	b, _ := setupBinding(t, noMergeRequest)
 	if err := b.engine.ResolveProjects(context.Background()); err != nil {
 		t.Fatal(err)
@@ -65,6 +68,7 @@ func TestResolveProjects(t *testing.T) {
 // TestBindingRefusesAnotherHookProject: a merge request hook whose hook project (its target) is
 // not the configured project's id is refused, whatever its source says.
 func TestBindingRefusesAnotherHookProject(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, func(int64, int64) (MergeRequestHead, error) {
 		return MergeRequestHead{SourceProjectID: 7, SHA: "abcabcabc0", SourceBranch: "feature"}, nil
 	})
@@ -81,6 +85,7 @@ func TestBindingRefusesAnotherHookProject(t *testing.T) {
 // TestProjectIDsTTL: an answer is used for the TTL, then GitLab is asked again; the last answer
 // stays known meanwhile, and a new id replaces it.
 func TestProjectIDsTTL(t *testing.T) {
+	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
 	now := time.Unix(1e9, 0)
 	b.engine.projectIDs = newProjectIDs(time.Minute, func() time.Time { return now })
@@ -116,6 +121,7 @@ func TestProjectIDsTTL(t *testing.T) {
 // TestProjectIDsConcurrent: readers and resolvers at once (run with -race) always see one of
 // GitLab's answers, whole.
 func TestProjectIDsConcurrent(t *testing.T) {
+	t.Parallel()
 	var clock atomic.Int64
 	c := newProjectIDs(time.Nanosecond, func() time.Time { return time.Unix(0, clock.Add(1)) })
 	var wg sync.WaitGroup

@@ -15,6 +15,7 @@ import (
 // release the guard refuses is skipped from created with the reason, and nothing is posted for
 // it; build and tests run all the same.
 func TestEngineGuardAtStart(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		tr     Trigger
@@ -57,6 +58,7 @@ func TestEngineGuardAtStart(t *testing.T) {
 // TestEngineTagRelease: a tag that points at its commit in GitLab releases under its own
 // name, not latest, and leaves the branch's release mark alone.
 func TestEngineTagRelease(t *testing.T) {
+	t.Parallel()
 	b := setupTagEngine(t)
 	var pushed []string
 	b.exec.ReleaseFunc = func(r ReleaseRequest) (ReleaseResult, error) {
@@ -89,6 +91,7 @@ func setupTagEngine(t *testing.T) engineBundle {
 // job shows running in GitLab, where skipped cannot follow running, so it ends canceled with
 // the guard's reason.
 func TestEngineResumedReleaseAsksTheGuardAgain(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	b.push(t, "master")
 	pushes := 0
@@ -113,6 +116,7 @@ func TestEngineResumedReleaseAsksTheGuardAgain(t *testing.T) {
 // TestEngineLostLockStopsThePush: a release lock lost before the push (its renewal failed) stops
 // the push from starting; the retry resumes under a new lock, asks the guard again and pushes.
 func TestEngineLostLockStopsThePush(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	b.store.lostLocks = 1
 	pushes := 0

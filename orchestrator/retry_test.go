@@ -13,6 +13,7 @@ import (
 // TestRetryReusesWhatPassed: a flaky test fails, the pipeline is retried: only that test and
 // the release after it run again, from the same image; the build is neither run nor posted again.
 func TestRetryReusesWhatPassed(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	builds, unitRuns := 0, 0
 	b.exec.BuildFunc = func(BuildRequest) (BuildResult, error) { builds++; return BuildResult{ImageID: "sha256:img"}, nil }
@@ -70,6 +71,7 @@ func TestRetryReusesWhatPassed(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	p := b.push(t, "master")
 	// Announce only: the build is queued, nothing ran.
@@ -105,6 +107,7 @@ func TestCancel(t *testing.T) {
 // TestSupersede: a newer push to the branch cancels the older pipeline's unfinished build and
 // test jobs, saying by what.
 func TestSupersede(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	older := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "1111111111"})
 	task, _ := b.queue.pop() // announce the older one only
@@ -121,6 +124,7 @@ func TestSupersede(t *testing.T) {
 }
 
 func TestTrigger(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "")
 	if err != nil {
@@ -138,6 +142,7 @@ func TestTrigger(t *testing.T) {
 }
 
 func TestSchedule(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	first, err := b.engine.Schedule(context.Background(), "g/app", "master")
 	if err != nil {
@@ -159,6 +164,7 @@ func TestSchedule(t *testing.T) {
 // TestBlockedJobsAreMarked: jobs skipped behind a failed build carry Blocked, which is what a
 // retry of the pipeline picks them by (not their description's words), and the retry clears it.
 func TestBlockedJobsAreMarked(t *testing.T) {
+	t.Parallel()
 	b := setupEngine(t)
 	builds := 0
 	b.exec.BuildFunc = func(BuildRequest) (BuildResult, error) {

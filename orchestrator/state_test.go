@@ -8,6 +8,7 @@ import (
 // TestNextEveryPair walks every state × event pair, so a state or event added without its row
 // in the expectations below fails here.
 func TestNextEveryPair(t *testing.T) {
+	t.Parallel()
 	want := map[State]map[Event]State{
 		StateCreated:  {EventEnqueue: StatePending, EventCancel: StateCanceled, EventSkip: StateSkipped},
 		StatePending:  {EventRun: StateRunning, EventFail: StateFailed, EventCancel: StateCanceled, EventSkip: StateSkipped},
@@ -37,6 +38,7 @@ func TestNextEveryPair(t *testing.T) {
 // TestNextNeverPostsWhatGitLabRefuses checks the machine against GitLab's 400s (docs/gitlab.md §3.1):
 // no posted transition goes pending→pending, running→running or running→pending/skipped.
 func TestNextNeverPostsWhatGitLabRefuses(t *testing.T) {
+	t.Parallel()
 	refused := map[[2]State]bool{
 		{StatePending, StatePending}: true,
 		{StateRunning, StateRunning}: true,
@@ -54,6 +56,7 @@ func TestNextNeverPostsWhatGitLabRefuses(t *testing.T) {
 }
 
 func TestPipelineState(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		jobs []State
 		want State

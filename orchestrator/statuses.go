@@ -77,7 +77,7 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	projectID, _, err := e.sourceProject(ctx, p)
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnknownProject) {
 		// No project in GitLab to post on: waiting will not make one.
-		statusPosts.WithLabelValues("refused").Inc()
+		e.metrics.StatusPost(StatusRefused)
 		e.log.Error("commit status dropped: no project to post it on", zap.Int64("pipeline", p.ID), zap.String("job", s.Job), zap.Error(err))
 		return nil
 	}
@@ -98,22 +98,22 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	defer cancel()
 	glID, err := e.statuses.Post(postCtx, u)
 	if errors.Is(err, ErrNoGitLab) {
-		statusPosts.WithLabelValues("logged").Inc()
+		e.metrics.StatusPost(StatusLogged)
 		return nil
 	}
 	if errors.Is(err, ErrRejected) {
-		statusPosts.WithLabelValues("refused").Inc()
+		e.metrics.StatusPost(StatusRefused)
 		e.log.Error("GitLab refused a commit status", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
 			zap.String("state", string(s.State)), zap.Error(err))
 		return nil
 	}
 	if err != nil {
-		statusPosts.WithLabelValues("deferred").Inc()
+		e.metrics.StatusPost(StatusDeferred)
 		e.log.Warn("commit status not posted yet", zap.Int64("pipeline", p.ID), zap.String("job", s.Job),
 			zap.String("state", string(s.State)), zap.Error(err))
 		return err
 	}
-	statusPosts.WithLabelValues("posted").Inc()
+	e.metrics.StatusPost(StatusPosted)
 	if glID != 0 && p.GitLabPipelineID == 0 {
 		p.GitLabPipelineID = glID
 		if err := e.store.UpdatePipeline(ctx, p); err != nil {

@@ -53,6 +53,7 @@ func eachFixture(t *testing.T, f func(dir, file string, body []byte)) {
 }
 
 func TestConvertRealPayloads(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		file, header string
 		want         event
@@ -78,6 +79,7 @@ func TestConvertRealPayloads(t *testing.T) {
 }
 
 func TestConvertAnnotatedTagBuildsCheckoutSHA(t *testing.T) {
+	t.Parallel()
 	got, err := convert("Tag Push Hook", fixture(t, "systemhooks/tag_push.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,7 @@ func TestConvertAnnotatedTagBuildsCheckoutSHA(t *testing.T) {
 }
 
 func TestConvertPushes(t *testing.T) {
+	t.Parallel()
 	deleted := `{"object_kind":"push","ref":"refs/heads/gone","before":"1111111111111111111111111111111111111111","after":"0000000000000000000000000000000000000000","checkout_sha":null,"project_id":3,"project":{"path_with_namespace":"g/app"},"commits":[]}`
 	got, err := convert("Push Hook", []byte(deleted))
 	if err != nil || got.Ignored != "branch gone deleted" || got.Project != "g/app" {
@@ -102,6 +105,7 @@ func TestConvertPushes(t *testing.T) {
 // fixture the client ships, with every event type that parse decodes itself, both give the
 // same event, or both an error.
 func TestFastDecodeMatchesClient(t *testing.T) {
+	t.Parallel()
 	compared := 0
 	eachFixture(t, func(dir, file string, body []byte) {
 		name := dir + "/" + file

@@ -50,6 +50,7 @@ type Handler struct {
 	slotWait time.Duration
 	bufs     bodyPool
 	log      *zap.Logger
+	metrics  *metrics
 }
 
 // Option changes a Handler's default. New takes them variadically so that the callers of its
@@ -78,7 +79,7 @@ func WithSlotWait(d time.Duration) Option { return func(h *Handler) { h.slotWait
 // a project with an empty secret gets no deliveries.
 func New(accept Acceptor, secrets map[string]string, log *zap.Logger, opts ...Option) *Handler {
 	h := &Handler{accept: accept, keys: newKeyring(secrets), maxBody: DefaultMaxBody,
-		slots: make(chan struct{}, DefaultMaxBodies), slotWait: DefaultSlotWait, log: log}
+		slots: make(chan struct{}, DefaultMaxBodies), slotWait: DefaultSlotWait, log: log, metrics: newMetrics()}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -106,8 +107,8 @@ const retryAfter = 5
 func (h *Handler) receive(c *echo.Context) error {
 	start := time.Now()
 	code, a := h.decide(c)
-	deliveries.WithLabelValues(outcome(code, a)).Inc()
-	answerSeconds.Observe(time.Since(start).Seconds())
+	h.metrics.deliveries.WithLabelValues(outcome(code, a)).Inc()
+	h.metrics.answerSeconds.Observe(time.Since(start).Seconds())
 	if a.kind == kindOverloaded {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}

@@ -28,6 +28,7 @@ func deepBody() []byte {
 // TestDeepNestingRefused posts the crash with the right token and without one; both are
 // answered 4xx and this very process lives on to check it.
 func TestDeepNestingRefused(t *testing.T) {
+	t.Parallel()
 	e := newHandler(&fakeAcceptor{})
 	for _, token := range []string{"tok", ""} {
 		for _, event := range []string{"Push Hook", "Merge Request Hook", "Issue Hook", "System Hook"} {
@@ -53,6 +54,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 // TestTokenCheckedFirst: a token that matches no configured secret is answered 401 before a
 // byte of the body is read, whatever the body claims to be.
 func TestTokenCheckedFirst(t *testing.T) {
+	t.Parallel()
 	push := fixture(t, "webhooks/push.json")
 	for _, token := range []string{"", "nope", "tok ", "to"} {
 		body := &watchedBody{r: bytes.NewReader(push)}
@@ -74,6 +76,7 @@ func TestTokenCheckedFirst(t *testing.T) {
 // does not build (a group hook sharing the secret fires for every project of the group) is
 // ignored with a 200, as the README promises, so GitLab does not disable that hook.
 func TestTokenBindsProject(t *testing.T) {
+	t.Parallel()
 	push := string(fixture(t, "webhooks/push.json")) // project mike/diaspora
 	e := echo.New()
 	New(&fakeAcceptor{}, map[string]string{"mike/diaspora": "diaspora-secret", "g/app": "app-secret", "g/lib": "app-secret"}, nil).Register(e)
@@ -101,6 +104,7 @@ func TestTokenBindsProject(t *testing.T) {
 // TestBodyMemoryFollowsBytes: a request that claims a 20 MiB body and sends 100 bytes costs
 // about 100 bytes, not 20 MiB reserved upfront.
 func TestBodyMemoryFollowsBytes(t *testing.T) {
+	t.Parallel()
 	e := newHandler(&fakeAcceptor{})
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
 	req.Header.Set("X-Gitlab-Event", "Push Hook")
@@ -127,6 +131,7 @@ func (k knownIDs) KnownProjectID(path string) (int64, bool) {
 // names another id for it is refused (403) and never accepted; while unknown it is accepted
 // and carries the id it named, for the engine to check when the pipeline starts.
 func TestProjectIDBindsTheSecret(t *testing.T) {
+	t.Parallel()
 	push := string(fixture(t, "webhooks/push.json")) // mike/diaspora, project_id 15
 	mr := string(fixture(t, "webhooks/merge_request.json"))
 	mrProject := gjsonPath(t, mr)
@@ -148,8 +153,8 @@ func TestProjectIDBindsTheSecret(t *testing.T) {
 		acc := &fakeAcceptor{}
 		e := echo.New()
 		secrets := map[string]string{"mike/diaspora": "tok", mrProject.path: "tok"}
-		New(acc, secrets, nil, WithProjectIDs(tt.ids)).Register(e)
-		mismatch := testutil.ToFloat64(deliveries.WithLabelValues("project_mismatch"))
+		h := New(acc, secrets, nil, WithProjectIDs(tt.ids))
+		h.Register(e)
 		code, ans := post(e, tt.event, "tok", []byte(tt.body))
 		if code != tt.code {
 			t.Errorf("%s: answered %d %v, want %d", tt.name, code, ans, tt.code)
@@ -158,7 +163,7 @@ func TestProjectIDBindsTheSecret(t *testing.T) {
 			if len(acc.got) != 0 {
 				t.Errorf("%s: refused but accepted %v", tt.name, acc.got)
 			}
-			if n := testutil.ToFloat64(deliveries.WithLabelValues("project_mismatch")) - mismatch; n != 1 {
+			if n := testutil.ToFloat64(h.metrics.deliveries.WithLabelValues("project_mismatch")); n != 1 {
 				t.Errorf("%s: counted %v project_mismatch, want 1", tt.name, n)
 			}
 		}
@@ -200,9 +205,11 @@ func (b blockedBody) Read([]byte) (int, error) {
 // is answered 503 with a Retry-After at once (no wait configured), and once a slot is free the
 // intake takes deliveries again.
 func TestConcurrentBodiesBounded(t *testing.T) {
+	t.Parallel()
 	push := fixture(t, "webhooks/push.json")
 	e := echo.New()
-	New(&fakeAcceptor{}, map[string]string{"mike/diaspora": "tok"}, nil, WithMaxBodies(2), WithSlotWait(0)).Register(e)
+	h := New(&fakeAcceptor{}, map[string]string{"mike/diaspora": "tok"}, nil, WithMaxBodies(2), WithSlotWait(0))
+	h.Register(e)
 	stalled := blockedBody{release: make(chan struct{})}
 	done := make(chan int, 2)
 	for range 2 {
@@ -215,25 +222,23 @@ func TestConcurrentBodiesBounded(t *testing.T) {
 			done <- rec.Code
 		}()
 	}
-	overloaded := testutil.ToFloat64(deliveries.WithLabelValues("overloaded"))
-	// The two stalled bodies take their slots in their own time: wait until a third is refused.
-	var rec *httptest.ResponseRecorder
-	for range 200 {
-		req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", bytes.NewReader(push))
-		req.Header.Set("X-Gitlab-Event", "Push Hook")
-		req.Header.Set("X-Gitlab-Token", "tok")
-		rec = httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
-		if rec.Code == http.StatusServiceUnavailable {
-			break
+	// The two stalled bodies take their slots in their own time; a delivery sent meanwhile
+	// could take one first and get the other refused, so the third is sent once both are held.
+	for deadline := time.Now().Add(10 * time.Second); len(h.slots) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled bodies hold %d slots after 10s, want 2", len(h.slots))
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", bytes.NewReader(push))
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	req.Header.Set("X-Gitlab-Token", "tok")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "overloaded") {
 		t.Fatalf("third delivery with both slots held answered %d %v %s, want 503 overloaded with Retry-After", rec.Code, rec.Header(), rec.Body)
 	}
-	if n := testutil.ToFloat64(deliveries.WithLabelValues("overloaded")) - overloaded; n < 1 {
-		t.Errorf("counted %v overloaded deliveries, want at least 1", n)
+	if n := testutil.ToFloat64(h.metrics.deliveries.WithLabelValues("overloaded")); n != 1 {
+		t.Errorf("counted %v overloaded deliveries, want 1", n)
 	}
 	close(stalled.release)
 	<-done

@@ -4,21 +4,37 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// The intake's Prometheus metrics, served by GET /metrics.
-var (
-	deliveries = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "gantry_webhook_deliveries_total",
-		Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_deep, too_large, project_mismatch, overloaded, not_stored.",
-	}, []string{"answer"})
-	answerSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name:    "gantry_webhook_answer_seconds",
-		Help:    "Time from a delivery's arrival to its answer, the pipeline stored.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, 1},
-	})
-)
+// metrics are the intake's Prometheus metrics, served by GET /metrics. They belong to one
+// Handler, registered on the registry it is given (WithMetrics), so handlers in parallel tests
+// count apart.
+type metrics struct {
+	deliveries    *prometheus.CounterVec
+	answerSeconds prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gantry_webhook_deliveries_total",
+			Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_deep, too_large, project_mismatch, overloaded, not_stored.",
+		}, []string{"answer"}),
+		answerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gantry_webhook_answer_seconds",
+			Help:    "Time from a delivery's arrival to its answer, the pipeline stored.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+	}
+}
+
+// WithMetrics registers the handler's metrics on reg; without it they are counted but served
+// nowhere.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(h *Handler) {
+		reg.MustRegister(h.metrics.deliveries, h.metrics.answerSeconds)
+	}
+}
 
 // answerKind names an answer that its code alone does not tell apart from others; decide sets
 // it where the fact is known, so the counter never reads an answer's words.

@@ -16,10 +16,12 @@ import (
 	"github.com/gantry-ci/gantry/gitlab"
 	"github.com/gantry-ci/gantry/internal/wire"
 	"github.com/gantry-ci/gantry/jobs"
+	"github.com/gantry-ci/gantry/metrics"
 	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/gantry-ci/gantry/store"
 	"github.com/gantry-ci/gantry/webhook"
 	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
@@ -60,10 +62,11 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		checks["docker"] = docker.Ping
 		log.Info("docker engine ready", zap.String("api_version", docker.APIVersion()))
 	}
+	reg := newRegistry()
 	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
 		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
 		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
-		ImageRetention: cfg.Workers.ImageRetention.Duration, Logger: log,
+		ImageRetention: cfg.Workers.ImageRetention.Duration, Logger: log, Metrics: metrics.NewEngine(reg),
 	})
 	if err != nil {
 		return err
@@ -82,7 +85,7 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		cancel()
 	}
 	if r.http {
-		srv, httpDone, err = startHTTP(cfg, engine, st, checks, log)
+		srv, httpDone, err = startHTTP(cfg, engine, st, checks, reg, log)
 		if err != nil {
 			return err
 		}
@@ -234,14 +237,14 @@ func registries(cfg *configs.Config) []jobs.Registry {
 }
 
 // startHTTP serves the webhook, the API and the pages.
-func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store, checks map[string]api.Check, log *zap.Logger) (*http.Server, <-chan error, error) {
+func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store, checks map[string]api.Check, reg *prometheus.Registry, log *zap.Logger) (*http.Server, <-chan error, error) {
 	e := echo.New()
-	webhook.New(engine, webhookSecrets(cfg), log, webhook.WithProjectIDs(engine)).Register(e)
+	webhook.New(engine, webhookSecrets(cfg), log, webhook.WithProjectIDs(engine), webhook.WithMetrics(reg)).Register(e)
 	tokens := make([]string, 0, len(cfg.API.Tokens))
 	for _, t := range cfg.API.Tokens {
 		tokens = append(tokens, t.Value())
 	}
-	api.New(api.Options{Pipelines: st, Engine: engine, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, Logger: log,
+	api.New(api.Options{Pipelines: st, Engine: engine, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, Logger: log, Metrics: reg,
 		List: func(ctx context.Context, f api.Filter) ([]*orchestrator.Pipeline, error) {
 			return st.List(ctx, store.Filter(f))
 		},

@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"store":             {"orchestrator"},
 	"gitlab":            {"orchestrator"},
 	"api":               {"orchestrator"},
+	"metrics":           {"orchestrator"},
 	"gitlab/gitlabtest": {},
 	"internal/testenv":  {},
 	"internal/layout":   {},
@@ -72,6 +73,14 @@ func TestDependencyRule(t *testing.T) {
 			}
 		}
 		check(p.Imports, nil, "")
+		if name == "orchestrator" {
+			// The domain counts through its Metrics port; Prometheus lives in the metrics adapter.
+			for _, imp := range p.Imports {
+				if strings.HasPrefix(imp, "github.com/prometheus/") {
+					t.Errorf("orchestrator imports %s: metrics go through orchestrator.Metrics", imp)
+				}
+			}
+		}
 		check(append(p.TestImports, p.XTestImports...), testSupport, "(tests)")
 	}
 	if seen < 5 {
