@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,8 @@ type memStore struct {
 	lostLocks int
 	// waiting holds when each waiting pipeline is due (Gate, Decide).
 	waiting map[int64]time.Time
+	// subs are the listeners of Cancellations.
+	subs []chan int64
 }
 
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
@@ -49,7 +52,15 @@ func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, d Dedup) (int6
 	return 0, m.queue.Enqueue(context.Background(), Task{Kind: TaskStart, PipelineID: p.ID})
 }
 
-func (m *memStore) WaitNew(context.Context) (int64, error) { return 0, nil }
+// WaitNew finds nothing new (CreatePipeline queued the start already), after a moment, as the
+// real one waits a second.
+func (m *memStore) WaitNew(ctx context.Context) (int64, error) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Millisecond):
+	}
+	return 0, nil
+}
 
 func (m *memStore) NextStatus(_ context.Context, id int64) (*StatusEntry, error) {
 	m.mu.Lock()
@@ -228,8 +239,20 @@ func (m *memStore) BranchPipelines(_ context.Context, project, branch string, be
 	return ids, nil
 }
 
-func (m *memStore) PublishCancel(context.Context, int64) error { return nil }
-func (m *memStore) Abandoned(context.Context) ([]Task, error)  { return m.abandoned, nil }
+// PublishCancel delivers to every listener, dropping what a full listener cannot take, as
+// Redis pub/sub drops for a slow subscriber.
+func (m *memStore) PublishCancel(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range m.subs {
+		select {
+		case ch <- id:
+		default:
+		}
+	}
+	return nil
+}
+func (m *memStore) Abandoned(context.Context) ([]Task, error) { return m.abandoned, nil }
 func (m *memStore) MarkFinished(_ context.Context, id int64, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -253,8 +276,22 @@ func (m *memStore) Discarded(_ context.Context, id int64) error {
 	delete(m.finished, id)
 	return nil
 }
-func (m *memStore) Forget(context.Context, Task) error         { m.abandoned = nil; return nil }
-func (m *memStore) Cancellations(context.Context) <-chan int64 { return nil }
+func (m *memStore) Forget(context.Context, Task) error { m.abandoned = nil; return nil }
+
+// Cancellations delivers what PublishCancel sends from now on, and closes when ctx ends.
+func (m *memStore) Cancellations(ctx context.Context) <-chan int64 {
+	ch := make(chan int64, 64)
+	m.mu.Lock()
+	m.subs = append(m.subs, ch)
+	m.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.subs = slices.DeleteFunc(m.subs, func(c chan int64) bool { return c == ch })
+		close(ch)
+	})
+	return ch
+}
 
 // memQueue collects tasks; the test hands them to the engine one by one.
 type memQueue struct {

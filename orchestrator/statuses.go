@@ -133,7 +133,10 @@ func (e *Engine) TakeNew(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("waiting for new pipelines", zap.Error(err))
-				time.Sleep(time.Second)
+				select { // a pause that Stop does not wait out
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 			continue
 		}

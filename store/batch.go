@@ -24,6 +24,9 @@ type createBatcher struct {
 	stop      chan struct{}
 	startOnce sync.Once
 	stopOnce  sync.Once
+	// senders are the goroutines send runs in, from the first run to close, which waits for
+	// them: a batch handed over is finished before the store's Close returns.
+	senders sync.WaitGroup
 	// batches counts the pipelines sent, so tests can see the batching.
 	batches atomic.Int64
 }
@@ -56,7 +59,7 @@ func newCreateBatcher(rdb redis.UniversalClient) *createBatcher {
 func (b *createBatcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
 	b.startOnce.Do(func() {
 		for range createSenders {
-			go b.send()
+			b.senders.Go(b.send)
 		}
 	})
 	// Checked first, because select picks at random among ready cases.
@@ -125,4 +128,8 @@ func (b *createBatcher) exec(batch []*createCall) {
 	}
 }
 
-func (b *createBatcher) close() { b.stopOnce.Do(func() { close(b.stop) }) }
+// close stops taking calls and waits for the senders to finish the batches they hold.
+func (b *createBatcher) close() {
+	b.stopOnce.Do(func() { close(b.stop) })
+	b.senders.Wait()
+}

@@ -78,9 +78,11 @@ func execCommand(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer worker.Shutdown()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go engine.TakeNew(runCtx) // ends with runCtx
+	loops := orchestrator.NewService(engine)
+	if err := loops.Start(ctx); err != nil {
+		return err
+	}
+	defer loops.Stop() // before the workers' shutdown: deferred calls run last first
 
 	fmt.Fprintf(stdout, "gantry exec %s (%s)\n", dir, proj.Path)
 	a, err := engine.Accept(ctx, orchestrator.Trigger{Project: proj.Path, Kind: orchestrator.TriggerLocal, Ref: "local", SHA: localRevision(dir)})

@@ -28,8 +28,9 @@ import (
 )
 
 // serve builds every part a process of this role needs, runs them until ctx ends, then stops
-// them in order: HTTP first (no new work comes in), then the workers (running jobs get the
-// grace period, then go back to the queue), then Redis.
+// them in order: HTTP first (no new work comes in), then the scheduler and the engine's loops
+// (no new work starts), then the workers (running jobs get the grace period, then go back to
+// the queue), then Redis. Each part's Stop waits for its goroutines.
 func serve(ctx context.Context, r role, configPath string, getenv func(string) string, stderr io.Writer) error {
 	log := newLogger(stderr)
 	defer log.Sync()
@@ -100,13 +101,13 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		}
 		log.Info("workers started", zap.Int("concurrency", cfg.Workers.Concurrency))
 	}
-	listenCtx, stopListening := context.WithCancel(ctx)
-	defer stopListening()
+	loops := orchestrator.NewService(engine)
 	if r.workers {
-		// Both end with listenCtx: one stops this process's jobs that any process cancelled,
-		// the other starts the pipelines webhooks store.
-		go engine.ListenForCancels(listenCtx)
-		go engine.TakeNew(listenCtx)
+		// Starts the pipelines webhooks store, and stops this process's jobs that any process
+		// cancelled.
+		if err := loops.Start(ctx); err != nil {
+			return err
+		}
 	}
 	// A panicking scheduled job is logged, not allowed to take the process down.
 	sched := cron.New(cron.WithChain(cron.Recover(cronLogger{log.Sugar()})))
@@ -147,7 +148,12 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		}
 		cancel()
 	}
+	// Then what starts work: scheduled runs and sweeps (waited for), the engine's loops (no new
+	// pipeline is taken; one not taken stays stored for another process or the next start).
+	// Then the workers: running jobs get the grace period, then go back to the queue; a job
+	// cancelled meanwhile finds itself over in the store when it ends. Redis closes last (defer).
 	<-sched.Stop().Done()
+	loops.Stop()
 	if worker != nil {
 		worker.Shutdown()
 	}
