@@ -288,7 +288,7 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 	if ev.Posted() && !((ev == EventSkip || ev == EventCancel) && from == StateCreated) {
 		post = &StatusEntry{Job: moved.Name, Attempt: moved.Attempt, State: next, Description: moved.Description}
 	}
-	swapped, seq, err := e.store.SwapJob(ctx, p.ID, from, moved, post)
+	swapped, seq, err := e.store.SwapJob(ctx, p.ID, from, j.Attempt, moved, post)
 	if err != nil || !swapped {
 		return false, err
 	}

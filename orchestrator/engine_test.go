@@ -331,3 +331,36 @@ func TestSweepDiscardsOldImages(t *testing.T) {
 		t.Errorf("discarded twice: %v", b.exec.discarded)
 	}
 }
+
+// TestStaleAttemptCannotFinishTheRetry: a worker of attempt 1, given up on while it still ran,
+// ends after the job was retried and attempt 2 is running: its result is not stored, and nothing
+// is posted for it.
+func TestStaleAttemptCannotFinishTheRetry(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	p := b.push(t, "feature")
+	b.drain(t, 0)
+	stale, _ := b.store.Pipeline(context.Background(), p.ID)
+	b.store.mu.Lock()
+	for i := range b.store.pipelines[p.ID].Jobs {
+		if j := &b.store.pipelines[p.ID].Jobs[i]; j.Name == "test/unit" {
+			j.State, j.Attempt = StateRunning, 2
+		}
+	}
+	b.store.mu.Unlock()
+	j, _ := stale.Job("test/unit")
+	j.State = StateRunning // what attempt 1's worker last saw
+	posted := len(b.statuses.posts["gantry/test/unit"])
+	moved, err := b.engine.transition(context.Background(), stale, "test/unit", EventFail, func(j *Job) { j.Description = "stale" })
+	if err != nil || moved {
+		t.Fatalf("stale attempt's transition = %v, %v, want not moved", moved, err)
+	}
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if j, _ := got.Job("test/unit"); j.State != StateRunning || j.Attempt != 2 {
+		t.Errorf("test/unit = %s attempt %d, want attempt 2 still running", j.State, j.Attempt)
+	}
+	b.drain(t, 0)
+	if n := len(b.statuses.posts["gantry/test/unit"]); n != posted {
+		t.Errorf("%d statuses posted for the stale attempt", n-posted)
+	}
+}

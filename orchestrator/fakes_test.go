@@ -178,11 +178,11 @@ func (m *memStore) UpdatePipeline(_ context.Context, p *Pipeline) error {
 	return nil
 }
 
-func (m *memStore) SwapJob(_ context.Context, id int64, from State, j Job, post *StatusEntry) (bool, int64, error) {
+func (m *memStore) SwapJob(_ context.Context, id int64, from State, fromAttempt int, j Job, post *StatusEntry) (bool, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, _ := m.pipelines[id].Job(j.Name)
-	if cur.State != from {
+	if cur.State != from || cur.Attempt != fromAttempt {
 		return false, 0, nil
 	}
 	*cur = j

@@ -189,11 +189,13 @@ type Store interface {
 	Pipeline(ctx context.Context, id int64) (*Pipeline, error)
 	// UpdatePipeline stores the pipeline's own fields (not its jobs).
 	UpdatePipeline(ctx context.Context, p *Pipeline) error
-	// SwapJob stores job only when the stored job is still in state from, and then appends post
-	// (when not nil) to the pipeline's status outbox, in the same step. It reports whether it
-	// stored the job, and the outbox sequence number given to post. It is how two workers
-	// finishing at once agree on who moves a job, and why statuses reach GitLab in order.
-	SwapJob(ctx context.Context, pipelineID int64, from State, job Job, post *StatusEntry) (swapped bool, seq int64, err error)
+	// SwapJob stores job only when the stored job is still in state from and at attempt
+	// fromAttempt, and then appends post (when not nil) to the pipeline's status outbox, in the
+	// same step. It reports whether it stored the job, and the outbox sequence number given to
+	// post. It is how two workers finishing at once agree on who moves a job, why a worker of an
+	// attempt given up on cannot finish the attempt that replaced it, and why statuses reach
+	// GitLab in order.
+	SwapJob(ctx context.Context, pipelineID int64, from State, fromAttempt int, job Job, post *StatusEntry) (swapped bool, seq int64, err error)
 	// NextStatus is the oldest entry of the pipeline's status outbox, nil when it is empty.
 	NextStatus(ctx context.Context, pipelineID int64) (*StatusEntry, error)
 	// AckStatus removes the outbox's oldest entry if it is seq.

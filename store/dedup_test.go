@@ -81,7 +81,7 @@ func TestOutboxInOrder(t *testing.T) {
 	steps := []orchestrator.State{orchestrator.StatePending, orchestrator.StateRunning, orchestrator.StateSuccess}
 	from := orchestrator.StateCreated
 	for _, st := range steps {
-		ok, seq, err := b.store.SwapJob(ctx, p.ID, from, orchestrator.Job{Name: "build", State: st, Attempt: 1},
+		ok, seq, err := b.store.SwapJob(ctx, p.ID, from, 1, orchestrator.Job{Name: "build", State: st, Attempt: 1},
 			&orchestrator.StatusEntry{Job: "build", Attempt: 1, State: st})
 		if err != nil || !ok || seq == 0 {
 			t.Fatalf("SwapJob(%s) = %v, %d, %v", st, ok, seq, err)

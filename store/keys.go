@@ -106,4 +106,5 @@ const (
 	fieldVerdict   = "verdict"    // the decision on it, JSON, written once
 	jobPrefix      = "job:"
 	statePrefix    = "state:"
+	attemptPrefix  = "attempt:" // a job's attempt, checked with its state by swapJob
 )

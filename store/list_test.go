@@ -32,7 +32,7 @@ func listFixture(t *testing.T, s *Store) []int64 {
 			if j.Name == orchestrator.JobBuild {
 				j.State = orchestrator.StateFailed
 			}
-			if ok, _, err := s.SwapJob(ctx, p.ID, orchestrator.StateCreated, j, nil); !ok || err != nil {
+			if ok, _, err := s.SwapJob(ctx, p.ID, orchestrator.StateCreated, 1, j, nil); !ok || err != nil {
 				t.Fatalf("SwapJob = %v, %v", ok, err)
 			}
 		}

@@ -60,7 +60,7 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 		if err != nil {
 			return 0, err
 		}
-		args = append(args, jobPrefix+j.Name, b, statePrefix+j.Name, string(j.State))
+		args = append(args, jobPrefix+j.Name, b, statePrefix+j.Name, string(j.State), attemptPrefix+j.Name, j.Attempt)
 		names = append(names, j.Name)
 	}
 	args = append(args, fieldJobs, strings.Join(names, ","))

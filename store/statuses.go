@@ -13,21 +13,31 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// swapJob stores a job only if its state is still the expected one, and then appends its
-// commit status to the pipeline's outbox, so a status is queued exactly when its transition
-// happens.
+// swapJob stores a job only if its state and attempt are still the expected ones, and then
+// appends its commit status to the pipeline's outbox, so a status is queued exactly when its
+// transition happens. The attempt is part of the check because a state alone repeats: a worker
+// of an attempt given up on, still running, must not finish the retried attempt that runs now.
 //
 //	KEYS[1] pipeline hash   KEYS[2] status outbox
 //	ARGV[1] job name        ARGV[2] expected state   ARGV[3] new state   ARGV[4] job JSON
 //	ARGV[5] status entry JSON, or "" for none
-//	returns {1, outbox seq (0 without entry)} when stored, {0, 0} when the job was in another state
+//	ARGV[6] expected attempt   ARGV[7] new attempt
+//	returns {1, outbox seq (0 without entry)} when stored, {0, 0} when the job was in another
+//	state or attempt
+//
+// A pipeline stored before attempts were kept has no attempt field: its state alone decides
+// until its first swap writes one.
 //
 // Outbox elements are "<seq> <entry JSON>", so the seq is readable without decoding.
 var swapJob = redis.NewScript(`
 if redis.call("HGET", KEYS[1], "state:" .. ARGV[1]) ~= ARGV[2] then
   return {0, 0}
 end
-redis.call("HSET", KEYS[1], "state:" .. ARGV[1], ARGV[3], "job:" .. ARGV[1], ARGV[4])
+local attempt = redis.call("HGET", KEYS[1], "attempt:" .. ARGV[1])
+if attempt and attempt ~= ARGV[6] then
+  return {0, 0}
+end
+redis.call("HSET", KEYS[1], "state:" .. ARGV[1], ARGV[3], "attempt:" .. ARGV[1], ARGV[7], "job:" .. ARGV[1], ARGV[4])
 if ARGV[5] == "" then return {1, 0} end
 local seq = redis.call("HINCRBY", KEYS[1], "status_seq", 1)
 redis.call("RPUSH", KEYS[2], seq .. " " .. ARGV[5])
@@ -35,7 +45,7 @@ return {1, seq}
 `)
 
 // SwapJob implements orchestrator.Store.
-func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator.State, j orchestrator.Job, post *orchestrator.StatusEntry) (bool, int64, error) {
+func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator.State, fromAttempt int, j orchestrator.Job, post *orchestrator.StatusEntry) (bool, int64, error) {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return false, 0, err
@@ -49,7 +59,7 @@ func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator
 		entry = string(e)
 	}
 	res, err := swapJob.Run(ctx, s.rdb, []string{s.keyPipeline(pipelineID), s.keyOutbox(pipelineID)},
-		j.Name, string(from), string(j.State), b, entry).Int64Slice()
+		j.Name, string(from), string(j.State), b, entry, fromAttempt, j.Attempt).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("swap job %s of pipeline %d: %w", j.Name, pipelineID, err)
 	}

@@ -89,7 +89,7 @@ func TestSwapJobOneWinner(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, orchestrator.Job{Name: "release", Stage: orchestrator.StageRelease, State: orchestrator.StateSkipped, Attempt: 1}, nil)
+			ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, 1, orchestrator.Job{Name: "release", Stage: orchestrator.StageRelease, State: orchestrator.StateSkipped, Attempt: 1}, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -255,5 +255,41 @@ func TestLogAppends(t *testing.T) {
 	}
 	if got, _ := b.store.Log(ctx, 3, "build", 1); got != "step 1\nstep 2\n" {
 		t.Errorf("Log = %q, want both steps", got)
+	}
+}
+
+// TestSwapJobChecksTheAttempt: a move expected from the right state but another attempt is
+// refused (a worker of an attempt given up on finishing the retried one), and a pipeline stored
+// before attempts were kept is moved by its state alone, then checked from then on.
+func TestSwapJobChecksTheAttempt(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	create(t, b.store, p)
+	build := orchestrator.Job{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StatePending, Attempt: 1}
+	if ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, 1, build, nil); !ok || err != nil {
+		t.Fatalf("created→pending = %v, %v", ok, err)
+	}
+	build.State = orchestrator.StateRunning
+	if ok, _, _ := b.store.SwapJob(ctx, p.ID, orchestrator.StatePending, 2, build, nil); ok {
+		t.Error("a move expected from attempt 2 moved attempt 1")
+	}
+	if ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StatePending, 1, build, nil); !ok || err != nil {
+		t.Fatalf("pending→running at attempt 1 = %v, %v", ok, err)
+	}
+	// Attempt 2 runs now (given up on, retried, started again: each a swap that names it).
+	b.rdb.HSet(ctx, b.store.keyPipeline(p.ID), attemptPrefix+"build", 2)
+	build.State = orchestrator.StateSuccess
+	if ok, _, _ := b.store.SwapJob(ctx, p.ID, orchestrator.StateRunning, 1, build, nil); ok {
+		t.Error("the worker of attempt 1 finished attempt 2")
+	}
+	// A record from before attempts were kept: no attempt field.
+	b.rdb.HDel(ctx, b.store.keyPipeline(p.ID), attemptPrefix+"build")
+	build.Attempt = 2
+	if ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateRunning, 2, build, nil); !ok || err != nil {
+		t.Fatalf("legacy record: %v, %v, want moved by its state", ok, err)
+	}
+	if got, _ := b.rdb.HGet(ctx, b.store.keyPipeline(p.ID), attemptPrefix+"build").Result(); got != "2" {
+		t.Errorf("attempt field after the swap = %q, want 2", got)
 	}
 }
