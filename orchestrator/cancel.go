@@ -1,10 +1,12 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -116,9 +118,29 @@ func (e *Engine) supersede(ctx context.Context, p *Pipeline) error {
 	}
 	for _, id := range older {
 		_, err := e.cancel(ctx, id, "superseded by "+p.Trigger.ShortSHA(), JobRelease)
-		if err != nil && !errors.Is(err, ErrInvalidTransition) { // already finished: nothing to cancel
+		if errors.Is(err, ErrInvalidTransition) {
+			// Finished, and still listed: recorded before finishing took pipelines off the list.
+			err = e.unlist(ctx, id)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unlist marks a finished pipeline finished again, at the time it ended, which takes it off its
+// branch's list of unfinished pipelines.
+func (e *Engine) unlist(ctx context.Context, id int64) error {
+	q, err := e.store.Pipeline(ctx, id)
+	if err != nil {
+		return err
+	}
+	var ended time.Time
+	for _, j := range q.Jobs {
+		if j.FinishedAt.After(ended) {
+			ended = j.FinishedAt
+		}
+	}
+	return e.store.MarkFinished(ctx, q, cmp.Or(ended, q.CreatedAt))
 }

@@ -251,7 +251,7 @@ func (e *Engine) dispatch(ctx context.Context, id int64) error {
 	}
 	if st := p.State(); st.Terminal() {
 		e.log.Info("pipeline finished", zap.Int64("pipeline", p.ID), zap.String("state", string(st)))
-		if err := e.store.MarkFinished(ctx, p.ID, e.now()); err != nil {
+		if err := e.store.MarkFinished(ctx, p, e.now()); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -362,5 +363,58 @@ func TestStaleAttemptCannotFinishTheRetry(t *testing.T) {
 	b.drain(t, 0)
 	if n := len(b.statuses.posts["gantry/test/unit"]); n != posted {
 		t.Errorf("%d statuses posted for the stale attempt", n-posted)
+	}
+}
+
+// loadCounting is a memStore that counts the pipelines loaded.
+type loadCounting struct {
+	*memStore
+	mu     sync.Mutex
+	loaded map[int64]int
+}
+
+func (s *loadCounting) Pipeline(ctx context.Context, id int64) (*Pipeline, error) {
+	s.mu.Lock()
+	s.loaded[id]++
+	s.mu.Unlock()
+	return s.memStore.Pipeline(ctx, id)
+}
+
+// TestSupersedeCostsWhatStillRuns: after 30 finished pushes to a branch, the next push's start
+// loads none of them; one still running is superseded; a finished one still listed (recorded
+// before finishing took pipelines off the list) is taken off at the time it ended.
+func TestSupersedeCostsWhatStillRuns(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	for i := range 30 {
+		b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: fmt.Sprintf("old%07d", i)})
+		b.drain(t, 0)
+	}
+	legacy := int64(3)
+	b.store.mu.Lock()
+	delete(b.store.offBranch, legacy)
+	b.store.mu.Unlock()
+	running := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: "running000"})
+	b.queue.tasks = nil // its start task is queued; it has not run
+
+	counting := &loadCounting{memStore: b.store, loaded: map[int64]int{}}
+	b.engine.store = counting
+	newest := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: "newest0000"})
+	b.drain(t, 0)
+	for id, n := range counting.loaded {
+		if id < running.ID && id != legacy {
+			t.Errorf("pipeline %d, finished, loaded %d times by the newest push", id, n)
+		}
+	}
+	if got, _ := b.store.Pipeline(context.Background(), running.ID); got.State() != StateCanceled {
+		t.Errorf("the older unfinished pipeline = %s, want canceled (superseded)", got.State())
+	}
+	b.store.mu.Lock()
+	defer b.store.mu.Unlock()
+	if !b.store.offBranch[legacy] {
+		t.Error("the finished pipeline still listed was not taken off the list")
+	}
+	if _, ok := b.store.pipelines[newest.ID]; !ok {
+		t.Error("newest pipeline missing")
 	}
 }

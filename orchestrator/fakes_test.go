@@ -33,6 +33,8 @@ type memStore struct {
 	waiting map[int64]time.Time
 	// subs are the listeners of Cancellations.
 	subs []chan int64
+	// offBranch are the pipelines MarkFinished took off their branch's list.
+	offBranch map[int64]bool
 }
 
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
@@ -232,6 +234,9 @@ func (m *memStore) BranchPipelines(_ context.Context, project, branch string, be
 	defer m.mu.Unlock()
 	var ids []int64
 	for id, p := range m.pipelines {
+		if m.offBranch[id] {
+			continue
+		}
 		if id < before && p.Trigger.Kind == TriggerPush && strings.EqualFold(p.Trigger.Project, project) && p.Trigger.Ref == branch {
 			ids = append(ids, id)
 		}
@@ -253,10 +258,14 @@ func (m *memStore) PublishCancel(_ context.Context, id int64) error {
 	return nil
 }
 func (m *memStore) Abandoned(context.Context) ([]Task, error) { return m.abandoned, nil }
-func (m *memStore) MarkFinished(_ context.Context, id int64, at time.Time) error {
+func (m *memStore) MarkFinished(_ context.Context, p *Pipeline, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.finished[id] = at
+	m.finished[p.ID] = at
+	if m.offBranch == nil {
+		m.offBranch = map[int64]bool{}
+	}
+	m.offBranch[p.ID] = true
 	return nil
 }
 func (m *memStore) FinishedBefore(_ context.Context, t time.Time) ([]int64, error) {

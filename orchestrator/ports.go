@@ -217,7 +217,9 @@ type Store interface {
 	// is renewed until unlock, which stops the renewal and waits for it; held ends when the
 	// lock is lost (cause ErrLockLost), or at unlock, and a push must not start after that.
 	LockRelease(ctx context.Context, project, ref string) (held context.Context, unlock func(), err error)
-	// BranchPipelines lists the push pipelines of a project's branch older than pipeline before.
+	// BranchPipelines lists the unfinished push pipelines of a project's branch older than
+	// pipeline before (and possibly some finished ones, recorded before finishing took them off
+	// the list: MarkFinished takes such a one off).
 	BranchPipelines(ctx context.Context, project, branch string, before int64) ([]int64, error)
 	// PublishCancel tells every gantry process to stop its running jobs of a pipeline that are
 	// no longer running in the store; Cancellations delivers those announcements.
@@ -229,7 +231,7 @@ type Store interface {
 	Forget(ctx context.Context, t Task) error
 	// MarkFinished records when a pipeline ended; FinishedBefore lists those that ended before a
 	// time and still hold an image, and Discarded records that its image is gone.
-	MarkFinished(ctx context.Context, pipelineID int64, at time.Time) error
+	MarkFinished(ctx context.Context, p *Pipeline, at time.Time) error
 	FinishedBefore(ctx context.Context, t time.Time) ([]int64, error)
 	Discarded(ctx context.Context, pipelineID int64) error
 	// Gate records that a pipeline waits for approval, until a.ExpiresAt. Decide records the

@@ -39,7 +39,7 @@ func (s *Store) take(ctx context.Context, key string, ttl time.Duration) (string
 	return token, nil
 }
 
-// BranchPipelines implements orchestrator.Store.
+// BranchPipelines implements orchestrator.Store: the unfinished ones (keyBranch).
 func (s *Store) BranchPipelines(ctx context.Context, project, branch string, before int64) ([]int64, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, s.keyBranch(project, branch), &redis.ZRangeBy{
 		Min: "-inf", Max: "(" + strconv.FormatInt(before, 10),

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -12,10 +13,18 @@ import (
 // the pipeline ended, unix milliseconds).
 func (s *Store) keyFinished() string { return s.prefix + ":finished" }
 
-// MarkFinished implements orchestrator.Store. The first end counts: a pipeline retried later
-// is marked again when it ends again.
-func (s *Store) MarkFinished(ctx context.Context, pipelineID int64, at time.Time) error {
-	return s.rdb.ZAdd(ctx, s.keyFinished(), redis.Z{Score: float64(at.UnixMilli()), Member: pipelineID}).Err()
+// MarkFinished implements orchestrator.Store: the pipeline goes into the finished set (a
+// pipeline retried later is marked again when it ends again) and, for a push, out of its
+// branch's set of unfinished pipelines, in one step.
+func (s *Store) MarkFinished(ctx context.Context, p *orchestrator.Pipeline, at time.Time) error {
+	_, err := s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		tx.ZAdd(ctx, s.keyFinished(), redis.Z{Score: float64(at.UnixMilli()), Member: p.ID})
+		if p.Trigger.Kind == orchestrator.TriggerPush {
+			tx.ZRem(ctx, s.keyBranch(p.Trigger.Project, p.Trigger.Ref), p.ID)
+		}
+		return nil
+	})
+	return err
 }
 
 // FinishedBefore implements orchestrator.Store.

@@ -61,7 +61,9 @@ func (s *Store) keyDedup(kind, value string) string {
 	return s.prefix + ":dedup:" + kind + ":" + hex.EncodeToString(sum[:16])
 }
 
-// keyBranch is the sorted set of a project branch's push pipelines (score = id), for superseding.
+// keyBranch is the sorted set of a project branch's unfinished push pipelines (score = id), for
+// superseding: a pipeline leaves it when it finishes (MarkFinished), so a push's supersede costs
+// what is still running on the branch, not the branch's history.
 func (s *Store) keyBranch(project, branch string) string {
 	return s.prefix + ":branch:" + strings.ToLower(project) + ":" + branch
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,5 +292,35 @@ func TestSwapJobChecksTheAttempt(t *testing.T) {
 	}
 	if got, _ := b.rdb.HGet(ctx, b.store.keyPipeline(p.ID), attemptPrefix+"build").Result(); got != "2" {
 		t.Errorf("attempt field after the swap = %q, want 2", got)
+	}
+}
+
+// TestBranchListsOnlyUnfinished: a push pipeline leaves its branch's list when it finishes, so
+// superseding looks only at what still runs; other kinds never touch the list.
+func TestBranchListsOnlyUnfinished(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var ps []*orchestrator.Pipeline
+	for i := range 3 {
+		p := samplePipeline()
+		p.Trigger.Ref, p.Trigger.SHA = "feature", fmt.Sprintf("sha%d", i)
+		create(t, b.store, p)
+		ps = append(ps, p)
+	}
+	if err := b.store.MarkFinished(ctx, ps[0], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	mr := samplePipeline()
+	mr.Trigger.Kind, mr.Trigger.Ref = orchestrator.TriggerMergeRequest, "feature"
+	create(t, b.store, mr)
+	if err := b.store.MarkFinished(ctx, mr, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.store.BranchPipelines(ctx, "G/App", "feature", ps[2].ID+10)
+	if want := []int64{ps[1].ID, ps[2].ID}; err != nil || !cmp.Equal(got, want) {
+		t.Errorf("BranchPipelines = %v, %v, want the unfinished %v", got, err, want)
+	}
+	if n, _ := b.rdb.ZCard(ctx, b.store.keyFinished()).Result(); n != 2 {
+		t.Errorf("%d pipelines in the finished set, want 2", n)
 	}
 }
