@@ -15,8 +15,10 @@ import (
 // Cleanup removes the containers a lost attempt of a job left on this engine, found by the
 // labels every test container carries. Build containers need nothing: the engine kills a
 // classic build's container when the client goes away.
-func (d *Docker) Cleanup(ctx context.Context, pipelineID int64, job string) error {
-	n, err := d.RemoveContainers(ctx, map[string]string{LabelPipeline: strconv.FormatInt(pipelineID, 10), LabelJob: job})
+func (d *Docker) Cleanup(ctx context.Context, project string, pipelineID int64, job string) error {
+	// The project is part of the match: pipeline ids are per installation (per Redis), and two
+	// installations, or two test processes, may share one engine.
+	n, err := d.RemoveContainers(ctx, map[string]string{LabelProject: project, LabelPipeline: strconv.FormatInt(pipelineID, 10), LabelJob: job})
 	if err != nil {
 		return fmt.Errorf("remove containers of %s: %w", job, err)
 	}

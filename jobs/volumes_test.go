@@ -95,7 +95,7 @@ func TestCleanupRemovesVolumes(t *testing.T) {
 	job := orchestrator.TestJobPrefix + "lost"
 	created, err := b.d.cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{
 		Config: &container.Config{Image: b.env.busybox, Cmd: []string{"true"}, Volumes: map[string]struct{}{"/data": {}},
-			Labels: map[string]string{LabelPipeline: b.pipelineLabel(), LabelJob: job}},
+			Labels: map[string]string{LabelPipeline: b.pipelineLabel(), LabelJob: job, LabelProject: "group/volumes"}},
 	})
 	if err != nil {
 		t.Fatalf("ContainerCreate() error = %v", err)
@@ -104,8 +104,40 @@ func TestCleanupRemovesVolumes(t *testing.T) {
 	if len(volumes) != 1 {
 		t.Fatalf("volumes of the container = %v, want one", volumes)
 	}
-	if err := b.d.Cleanup(t.Context(), b.pipeline, job); err != nil {
+	if err := b.d.Cleanup(t.Context(), "group/volumes", b.pipeline, job); err != nil {
 		t.Fatalf("Cleanup() error = %v", err)
 	}
 	b.assertVolumesGone(t, volumes)
+}
+
+// TestCleanupOnlyItsProject: two projects' pipelines can have the same id and job name (two
+// installations on one engine, or two test processes): cleaning up after one's lost attempt
+// never touches the other's running container.
+func TestCleanupOnlyItsProject(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	job := orchestrator.TestJobPrefix + "shared"
+	ids := map[string]string{}
+	for _, project := range []string{"group/lost-" + b.pipelineLabel(), "group/alive-" + b.pipelineLabel()} {
+		created, err := b.d.cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{
+			Config: &container.Config{Image: b.env.busybox, Cmd: []string{"sleep", "30"},
+				Labels: map[string]string{LabelPipeline: b.pipelineLabel(), LabelJob: job, LabelProject: project}},
+		})
+		if err != nil {
+			t.Fatalf("ContainerCreate() error = %v", err)
+		}
+		ids[project] = created.ID
+		t.Cleanup(func() {
+			b.d.cli.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true})
+		})
+	}
+	if err := b.d.Cleanup(t.Context(), "group/lost-"+b.pipelineLabel(), b.pipeline, job); err != nil {
+		t.Fatalf("Cleanup() error = %v", err)
+	}
+	if _, err := b.d.cli.ContainerInspect(t.Context(), ids["group/lost-"+b.pipelineLabel()], client.ContainerInspectOptions{}); err == nil {
+		t.Error("the lost attempt's container is still there")
+	}
+	if _, err := b.d.cli.ContainerInspect(t.Context(), ids["group/alive-"+b.pipelineLabel()], client.ContainerInspectOptions{}); err != nil {
+		t.Errorf("the other project's container was removed: %v", err)
+	}
 }

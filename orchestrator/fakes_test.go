@@ -35,6 +35,46 @@ type memStore struct {
 	subs []chan int64
 	// offBranch are the pipelines MarkFinished took off their branch's list.
 	offBranch map[int64]bool
+	// leased are the job attempts held (HoldJob); expired are the leases a test says ran out.
+	leased  map[string]bool
+	expired []Lease
+}
+
+func leaseKey(id int64, job string, attempt int) string {
+	return fmt.Sprintf("%d|%s|%d", id, job, attempt)
+}
+
+func (m *memStore) HoldJob(ctx context.Context, id int64, job string, attempt int) (context.Context, func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := leaseKey(id, job, attempt)
+	if m.leased[k] {
+		return nil, nil, ErrLocked
+	}
+	if m.leased == nil {
+		m.leased = map[string]bool{}
+	}
+	m.leased[k] = true
+	held, cancel := context.WithCancel(ctx)
+	return held, func() {
+		cancel()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.leased, k)
+	}, nil
+}
+
+func (m *memStore) ExpiredLeases(context.Context, time.Time) ([]Lease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.expired), nil
+}
+
+func (m *memStore) DropLease(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expired = slices.DeleteFunc(m.expired, func(l Lease) bool { return l.ID == id })
+	return nil
 }
 
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
@@ -332,6 +372,8 @@ type fakeExecutor struct {
 	TestFunc    func(TestRequest, io.Writer) (TestResult, error)
 	ReleaseFunc func(ReleaseRequest) (ReleaseResult, error)
 	discarded   []string
+	mu          sync.Mutex
+	cleaned     []string // "<pipeline> <job>" for each Cleanup
 }
 
 func (f *fakeExecutor) Build(_ context.Context, r BuildRequest, _ io.Writer) (BuildResult, error) {
@@ -343,7 +385,12 @@ func (f *fakeExecutor) Test(_ context.Context, r TestRequest, log io.Writer) (Te
 func (f *fakeExecutor) Release(_ context.Context, r ReleaseRequest, _ io.Writer) (ReleaseResult, error) {
 	return f.ReleaseFunc(r)
 }
-func (f *fakeExecutor) Cleanup(context.Context, int64, string) error { return nil }
+func (f *fakeExecutor) Cleanup(_ context.Context, _ string, id int64, job string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleaned = append(f.cleaned, fmt.Sprintf("%d %s", id, job))
+	return nil
+}
 func (f *fakeExecutor) Discard(_ context.Context, id string) error {
 	f.discarded = append(f.discarded, id)
 	return nil

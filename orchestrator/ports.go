@@ -78,8 +78,9 @@ type Executor interface {
 	Build(ctx context.Context, req BuildRequest, log io.Writer) (BuildResult, error)
 	Test(ctx context.Context, req TestRequest, log io.Writer) (TestResult, error)
 	Release(ctx context.Context, req ReleaseRequest, log io.Writer) (ReleaseResult, error)
-	// Cleanup removes whatever a lost attempt of a job left on the engine (its containers).
-	Cleanup(ctx context.Context, pipelineID int64, job string) error
+	// Cleanup removes whatever a lost attempt of a project's job left on the engine (its
+	// containers).
+	Cleanup(ctx context.Context, project string, pipelineID int64, job string) error
 	// Discard removes a finished pipeline's image and its local tags.
 	Discard(ctx context.Context, imageID string) error
 }
@@ -234,6 +235,13 @@ type Store interface {
 	MarkFinished(ctx context.Context, p *Pipeline, at time.Time) error
 	FinishedBefore(ctx context.Context, t time.Time) ([]int64, error)
 	Discarded(ctx context.Context, pipelineID int64) error
+	// HoldJob takes the lease of a job attempt for this worker, or returns ErrLocked while a
+	// live worker holds it. The lease is renewed until release, which stops the renewal and
+	// waits for it; held ends when the lease is lost (cause ErrLockLost). ExpiredLeases lists
+	// the leases not renewed before a time (their worker died), DropLease forgets one.
+	HoldJob(ctx context.Context, pipelineID int64, job string, attempt int) (held context.Context, release func(), err error)
+	ExpiredLeases(ctx context.Context, before time.Time) ([]Lease, error)
+	DropLease(ctx context.Context, leaseID string) error
 	// Gate records that a pipeline waits for approval, until a.ExpiresAt. Decide records the
 	// first decision on it and reports whether it was the first; a decided pipeline is listed
 	// by Waiting at once, so a decision not carried out is carried out by the sweep. Waiting
@@ -243,6 +251,13 @@ type Store interface {
 	Decide(ctx context.Context, pipelineID int64, v Verdict) (bool, error)
 	Waiting(ctx context.Context, before time.Time) ([]int64, error)
 	Unwait(ctx context.Context, pipelineID int64) error
+}
+
+// Lease is a job attempt's lease as the store lists it: which task it was, and who held it.
+type Lease struct {
+	ID     string
+	Holder string
+	Task   Task
 }
 
 // TaskKind says what a task does.
@@ -266,6 +281,9 @@ type Task struct {
 	Attempt    int      `json:"attempt,omitempty"`
 	// Seq is the outbox entry a statuses task was queued for.
 	Seq int64 `json:"seq,omitempty"`
+	// TakeoverOf is the holder of the lease a job task takes over, "" for a job's own task: a
+	// takeover is another task than the lost one, which the queue still counts as running.
+	TakeoverOf string `json:"takeover_of,omitempty"`
 	// Retried and MaxRetry come from the queue when the task is handed over: how many times it
 	// was already tried, and how many retries it is allowed.
 	Retried  int `json:"-"`

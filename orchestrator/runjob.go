@@ -26,57 +26,33 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 		e.log.Error("job of an unapproved pipeline not run", zap.Int64("pipeline", p.ID), zap.String("job", j.Name))
 		return nil
 	}
-	var held context.Context // the release lock's lifetime; only a release holds one
-	if j.Name == JobRelease {
-		// Releases of one ref run one at a time, and the guard is asked again under the lock,
-		// by a resumed attempt too: a newer commit may have been released while this one
-		// waited, or while a lost worker's lock lapsed.
-		h, unlock, err := e.lockRelease(ctx, p)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		held = h
-		if p, err = e.store.Pipeline(ctx, p.ID); err != nil {
-			return err
-		}
-		if j, _ = p.Job(t.Job); j.Attempt != t.Attempt || j.State.Terminal() {
-			return nil
-		}
-		if ok, err := e.guardAtPush(ctx, p); err != nil || !ok {
-			return err
-		}
+	c, ok, err := e.claim(ctx, p, t)
+	if !ok || err != nil {
+		return err
 	}
+	defer c.release()
+	p, j, held := c.p, c.j, c.held
 	// Registered before the job shows running, so a cancellation announced from then on finds
-	// it in this process.
-	jobCtx, cancel := context.WithCancel(ctx)
+	// it in this process. A job stops when its lease is lost, since another worker may take it
+	// over; a release does not (a push is never cut halfway): its lock keeps a second one out.
+	parent := c.leased
+	if j.Name == JobRelease {
+		parent = ctx
+	}
+	jobCtx, cancel := context.WithCancel(parent)
 	defer e.running.add(p.ID, j.Name, cancel)()
-	switch j.State {
-	case StatePending:
-		moved, err := e.transition(ctx, p, j.Name, EventRun, func(j *Job) {
-			j.Description, j.Limits = "running", e.limits(p, j.Name)
-		})
-		if err != nil || !moved {
-			return err
-		}
-	case StateRunning:
-		// The queue handed the task over again: its worker died, or it failed for the
-		// infrastructure. GitLab already shows it running. Whatever the lost attempt left on
-		// the engine goes first.
-		if _, err := e.transition(ctx, p, j.Name, EventResume, func(*Job) {}); err != nil {
-			return err
-		}
-		if err := e.exec.Cleanup(ctx, p.ID, j.Name); err != nil {
-			return fmt.Errorf("clean up after the lost attempt of %s: %w", j.Name, err)
-		}
-	default:
-		return nil
+	if ok, err := e.begin(ctx, p, j); !ok || err != nil {
+		return err
 	}
 	e.log.Info("job running", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Int("attempt", j.Attempt))
 	log := newLogWriter(ctx, e.store, p.ID, j.Name, j.Attempt)
 	// Closed on every way out; where the pipeline moves on next, closed before that too.
 	defer log.Close()
 	out := e.execute(jobCtx, p, *j, log, held)
+	if errors.Is(context.Cause(c.leased), ErrLockLost) && ctx.Err() == nil {
+		e.log.Warn("job lease lost; another worker takes the job over", zap.Int64("pipeline", p.ID), zap.String("job", j.Name))
+		return nil
+	}
 	if jobCtx.Err() != nil && ctx.Err() == nil {
 		// Cancelled through Cancel (or superseded): the job's state is already set.
 		fmt.Fprint(log, "\ncanceled\n")
@@ -104,13 +80,96 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	if out.class != ClassNone {
 		ev = EventFail
 	}
-	_, err := e.transition(ctx, p, j.Name, ev, func(j *Job) {
+	_, err = e.transition(ctx, p, j.Name, ev, func(j *Job) {
 		j.Description, j.ErrorClass, j.ExitCode = out.desc, out.class, out.exitCode
 	})
 	if err != nil {
 		return err
 	}
 	return e.dispatch(ctx, p.ID)
+}
+
+// begin shows a claimed job running: a pending one by EventRun; one the queue handed over again
+// (its worker died, or it failed for the infrastructure), which GitLab already shows running,
+// by EventResume, after removing whatever the lost attempt left on the engine. It reports false
+// when the job is not this worker's to run after all.
+func (e *Engine) begin(ctx context.Context, p *Pipeline, j *Job) (bool, error) {
+	switch j.State {
+	case StatePending:
+		return e.transition(ctx, p, j.Name, EventRun, func(j *Job) {
+			j.Description, j.Limits = "running", e.limits(p, j.Name)
+		})
+	case StateRunning:
+		if _, err := e.transition(ctx, p, j.Name, EventResume, func(*Job) {}); err != nil {
+			return false, err
+		}
+		if err := e.exec.Cleanup(ctx, p.Trigger.Project, p.ID, j.Name); err != nil {
+			return false, fmt.Errorf("clean up after the lost attempt of %s: %w", j.Name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// claimed is a job attempt this worker may run.
+type claimed struct {
+	p *Pipeline
+	j *Job
+	// leased ends when the attempt's lease is lost; held is the release lock's lifetime, nil
+	// for other jobs than the release.
+	leased, held context.Context
+	undo         []func()
+}
+
+// release gives back what claim took, the last taken first.
+func (c claimed) release() {
+	for i := len(c.undo) - 1; i >= 0; i-- {
+		c.undo[i]()
+	}
+}
+
+// claim takes a job attempt for this worker: its lease, so one worker runs an attempt at a time
+// (another copy of the task — the queue handing back one whose worker it thinks lost while a
+// takeover runs it — ends here; a worker that dies stops renewing the lease, and TakeOver hands
+// the job on); and for a release the branch's release lock, under which the guard is asked
+// again. ok is false when the attempt is not this worker's to run.
+func (e *Engine) claim(ctx context.Context, p *Pipeline, t Task) (c claimed, ok bool, err error) {
+	c.p = p
+	c.j, _ = p.Job(t.Job)
+	leased, release, err := e.store.HoldJob(ctx, p.ID, t.Job, t.Attempt)
+	if errors.Is(err, ErrLocked) {
+		e.log.Info("job attempt runs on another worker", zap.Int64("pipeline", p.ID), zap.String("job", t.Job), zap.Int("attempt", t.Attempt))
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("lease of %s: %w", t.Job, err)
+	}
+	c.leased, c.undo = leased, append(c.undo, release)
+	if t.Job != JobRelease {
+		return c, true, nil
+	}
+	// Releases of one ref run one at a time, and the guard is asked again under the lock, by a
+	// resumed attempt too: a newer commit may have been released while this one waited, or
+	// while a lost worker's lock lapsed.
+	held, unlock, err := e.lockRelease(ctx, p)
+	if err != nil {
+		c.release()
+		return c, false, err
+	}
+	c.held, c.undo = held, append(c.undo, unlock)
+	if c.p, err = e.store.Pipeline(ctx, p.ID); err != nil {
+		c.release()
+		return c, false, err
+	}
+	if c.j, _ = c.p.Job(t.Job); c.j.Attempt != t.Attempt || c.j.State.Terminal() {
+		c.release()
+		return c, false, nil
+	}
+	if ok, err := e.guardAtPush(ctx, c.p); err != nil || !ok {
+		c.release()
+		return c, false, err
+	}
+	return c, true, nil
 }
 
 // outcome is what one job attempt came to.

@@ -240,3 +240,35 @@ func (e *Engine) abandon(ctx context.Context, t Task) error {
 	}
 	return e.dispatch(ctx, p.ID)
 }
+
+// TakeOver queues again the jobs whose worker stopped renewing their lease (it died, or lost
+// Redis), each as a task of its own: the queue still counts the lost task as running, and would
+// hand it back only after its own lease and recovery interval, about a minute and a half. The
+// takeover resumes the job: the lost attempt's containers are removed and it runs again. Run it
+// every few seconds on worker processes; the lease TTL plus that interval is the takeover time.
+func (e *Engine) TakeOver(ctx context.Context) error {
+	leases, err := e.store.ExpiredLeases(ctx, e.now())
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		p, err := e.store.Pipeline(ctx, l.Task.PipelineID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if p != nil {
+			if j, ok := p.Job(l.Task.Job); ok && j.Attempt == l.Task.Attempt && !j.State.Terminal() {
+				t := l.Task
+				t.TakeoverOf = l.Holder
+				e.log.Warn("job's worker lost, taking the job over", zap.Int64("pipeline", p.ID), zap.String("job", j.Name), zap.Int("attempt", j.Attempt))
+				if err := e.queue.Enqueue(ctx, t); err != nil {
+					return err
+				}
+			}
+		}
+		if err := e.store.DropLease(ctx, l.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}

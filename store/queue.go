@@ -30,6 +30,9 @@ func taskID(t orchestrator.Task) string {
 	case orchestrator.TaskStatuses:
 		return fmt.Sprintf("p%d:statuses:%d", t.PipelineID, t.Seq)
 	}
+	if t.TakeoverOf != "" {
+		return fmt.Sprintf("p%d:%s:%d:takeover:%s", t.PipelineID, t.Job, t.Attempt, t.TakeoverOf)
+	}
 	return fmt.Sprintf("p%d:%s:%d", t.PipelineID, t.Job, t.Attempt)
 }
 

@@ -37,11 +37,22 @@ func (s *Store) LockRelease(ctx context.Context, project, ref string) (context.C
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.hold(ctx, key, token, ttl, func(ctx context.Context) (bool, error) {
+		n, err := renewLock.Run(ctx, s.rdb, []string{key}, token, ttl.Milliseconds()).Int()
+		return n == 1, err
+	}, nil)
+}
+
+// hold keeps a lock taken with token: renew runs every third of ttl, by a goroutine that the
+// returned unlock stops and waits for before it deletes the lock (and runs forget, when set).
+// held ends with ErrLockLost when renew says the lock is someone else's, or when no renewal got
+// through before the lock would have expired; at unlock it ends with errUnlocked.
+func (s *Store) hold(ctx context.Context, key, token string, ttl time.Duration, renew func(context.Context) (bool, error), forget func(context.Context)) (context.Context, func(), error) {
 	held, end := context.WithCancelCause(ctx)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { // ends when unlock closes stop, when the lock is lost, or when ctx ends
 		defer close(done)
-		s.renewRelease(held, end, stop, key, token, ttl)
+		renewEvery(held, end, stop, ttl, renew)
 	}()
 	var once sync.Once
 	unlock := func() {
@@ -52,14 +63,16 @@ func (s *Store) LockRelease(ctx context.Context, project, ref string) (context.C
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			unlock.Run(ctx, s.rdb, []string{key}, token)
+			if forget != nil {
+				forget(ctx)
+			}
 		})
 	}
 	return held, unlock, nil
 }
 
-// renewRelease renews a lock every third of its TTL. It ends held with ErrLockLost when the
-// lock is someone else's, or when no renewal got through before the lock would have expired.
-func (s *Store) renewRelease(held context.Context, end context.CancelCauseFunc, stop <-chan struct{}, key, token string, ttl time.Duration) {
+// renewEvery renews a lock every third of its TTL (see hold).
+func renewEvery(held context.Context, end context.CancelCauseFunc, stop <-chan struct{}, ttl time.Duration, renew func(context.Context) (bool, error)) {
 	tick := time.NewTicker(ttl / 3)
 	defer tick.Stop()
 	expires := time.Now().Add(ttl)
@@ -73,10 +86,10 @@ func (s *Store) renewRelease(held context.Context, end context.CancelCauseFunc, 
 		}
 		ctx, cancel := context.WithTimeout(held, ttl/3)
 		sent := time.Now()
-		n, err := renewLock.Run(ctx, s.rdb, []string{key}, token, ttl.Milliseconds()).Int()
+		ok, err := renew(ctx)
 		cancel()
 		switch {
-		case err == nil && n == 1:
+		case err == nil && ok:
 			expires = sent.Add(ttl)
 		case err == nil || !time.Now().Before(expires):
 			end(orchestrator.ErrLockLost)

@@ -29,6 +29,8 @@ type Store struct {
 	creates *createBatcher
 	// releaseLockTTL is how long a release lock outlives its last renewal.
 	releaseLockTTL time.Duration
+	// jobLeaseTTL is how long a job's lease outlives its last renewal.
+	jobLeaseTTL time.Duration
 }
 
 // Options configure a Store.
@@ -43,12 +45,15 @@ type Options struct {
 	// ReleaseLockTTL is how long a release lock outlives its holder's last renewal, which
 	// comes every third of it; default DefaultReleaseLockTTL.
 	ReleaseLockTTL time.Duration
+	// JobLeaseTTL is how long a running job's lease outlives its worker's last renewal, which
+	// comes every third of it; default DefaultJobLeaseTTL.
+	JobLeaseTTL time.Duration
 }
 
 // New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
 func New(rdb redis.UniversalClient, o Options) *Store {
 	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap), creates: newCreateBatcher(rdb),
-		releaseLockTTL: cmp.Or(o.ReleaseLockTTL, DefaultReleaseLockTTL)}
+		releaseLockTTL: cmp.Or(o.ReleaseLockTTL, DefaultReleaseLockTTL), jobLeaseTTL: cmp.Or(o.JobLeaseTTL, DefaultJobLeaseTTL)}
 	if s.prefix == "" {
 		s.prefix = "gantry"
 	}

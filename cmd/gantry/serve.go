@@ -119,6 +119,13 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 				log.Warn("sweep", zap.Error(err))
 			}
 		})
+		// A job whose worker died is handed on once its lease runs out (store.DefaultJobLeaseTTL):
+		// the lease plus this interval is the takeover time.
+		sched.AddFunc("@every 3s", func() {
+			if err := engine.TakeOver(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("takeover check", zap.Error(err))
+			}
+		})
 		started := time.Now()
 		sched.AddFunc("@every 10m", func() {
 			if n, err := docker.SweepDangling(ctx, started); err != nil {
