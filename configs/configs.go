@@ -14,12 +14,15 @@ import (
 // Defaults that hold for the whole process. Per-project defaults live next to
 // the project types.
 const (
-	defaultListen        = ":8080"
-	defaultStatusPrefix  = "gantry"
-	defaultConcurrency   = 4
-	defaultJobRetries    = 2
-	defaultShutdownGrace = 30 * time.Second
-	defaultRetention     = 24 * time.Hour
+	defaultListen            = ":8080"
+	defaultStatusPrefix      = "gantry"
+	defaultConcurrency       = 4
+	defaultJobRetries        = 2
+	defaultShutdownGrace     = 30 * time.Second
+	defaultRetention         = 24 * time.Hour
+	defaultPipelineRetention = 30 * 24 * time.Hour
+	defaultLogRetention      = 7 * 24 * time.Hour
+	defaultHousekeepingEvery = 10 * time.Minute
 )
 
 // Config is the whole configuration of a gantry process. Every process sharing
@@ -39,8 +42,10 @@ type Config struct {
 // :8080, an embedded Redis, no projects.
 func Default() *Config {
 	return &Config{
-		Server:  Server{Listen: defaultListen},
-		GitLab:  GitLab{StatusPrefix: defaultStatusPrefix},
+		Server: Server{Listen: defaultListen},
+		GitLab: GitLab{StatusPrefix: defaultStatusPrefix},
+		Redis: Redis{PipelineRetention: Duration{defaultPipelineRetention}, LogRetention: Duration{defaultLogRetention},
+			HousekeepingEvery: Duration{defaultHousekeepingEvery}},
 		Workers: Workers{Concurrency: defaultConcurrency, JobRetries: defaultJobRetries, ShutdownGrace: Duration{defaultShutdownGrace}, ImageRetention: Duration{defaultRetention}},
 		API:     API{PublicPages: true},
 	}
@@ -63,6 +68,15 @@ type Redis struct {
 	// URLFile, when set, is read into URL, so the password can stay out of
 	// the config file and the environment.
 	URLFile string `yaml:"url_file" json:"url_file"`
+	// PipelineRetention is how long a finished pipeline is kept (its record,
+	// logs and every index entry); 0 keeps them forever. Default 30 days.
+	PipelineRetention Duration `yaml:"pipeline_retention" json:"pipeline_retention"`
+	// LogRetention is how long a finished pipeline's job logs are kept; 0
+	// keeps them as long as the pipeline. Default 7 days.
+	LogRetention Duration `yaml:"log_retention" json:"log_retention"`
+	// HousekeepingEvery is how often the retention is applied; every process
+	// schedules it and one of them runs each tick. Default 10m.
+	HousekeepingEvery Duration `yaml:"housekeeping_every" json:"housekeeping_every"`
 }
 
 // GitLab is the instance gantry posts commit statuses to and registers hooks on.

@@ -194,6 +194,10 @@ func TestProjectLookup(t *testing.T) {
 	}
 }
 
+// defaultRedis is the redis block's defaults: retention of 30 days, logs 7, applied every 10m.
+var defaultRedis = configs.Redis{PipelineRetention: configs.Duration{Duration: 30 * 24 * time.Hour},
+	LogRetention: configs.Duration{Duration: 7 * 24 * time.Hour}, HousekeepingEvery: configs.Duration{Duration: 10 * time.Minute}}
+
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -204,6 +208,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"empty file", "", configs.Default()},
 		{"project", minimal + "    tests: [{name: unit, command: [pytest]}]\n", &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
+			Redis:   defaultRedis,
 			GitLab:  configs.GitLab{StatusPrefix: "gantry"},
 			Workers: configs.Workers{Concurrency: 4, JobRetries: 2, ShutdownGrace: configs.Duration{Duration: 30 * time.Second}, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
 			API:     configs.API{PublicPages: true},
@@ -226,8 +231,10 @@ func TestLoadDefaults(t *testing.T) {
 workers: {job_retries: 0, shutdown_grace: 0s}
 api: {public_pages: false}
 server: {listen: ""}
+redis: {pipeline_retention: 0s, log_retention: 0s}
 `, &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
+			Redis:   configs.Redis{HousekeepingEvery: configs.Duration{Duration: 10 * time.Minute}},
 			GitLab:  configs.GitLab{StatusPrefix: "gantry"},
 			Workers: configs.Workers{Concurrency: 4, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
 		}},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // validate checks everything that decoding alone cannot: required values,
@@ -35,6 +36,19 @@ func (c *Config) validate() Errors {
 	}
 	if c.Workers.JobRetries < 0 {
 		errs.add("workers.job_retries", "must not be negative, not %d", c.Workers.JobRetries)
+	}
+	if d := c.Redis.PipelineRetention; d.Duration < 0 {
+		errs.add("redis.pipeline_retention", "must not be negative (0 keeps forever), not %s", d)
+	}
+	if d := c.Redis.LogRetention; d.Duration < 0 {
+		errs.add("redis.log_retention", "must not be negative (0 keeps them as long as the pipeline), not %s", d)
+	}
+	if d := c.Redis.PipelineRetention.Duration; d > 0 && d < c.Workers.ImageRetention.Duration {
+		// The sweep finds a finished pipeline's image through its record.
+		errs.add("redis.pipeline_retention", "must be at least workers.image_retention (%s), or 0, not %s: a pipeline's image is removed through its record", c.Workers.ImageRetention, d)
+	}
+	if c.Redis.HousekeepingEvery.Duration < time.Second {
+		errs.add("redis.housekeeping_every", "must be at least 1s, not %s", c.Redis.HousekeepingEvery)
 	}
 	if c.Workers.ImageRetention.Duration <= 0 {
 		errs.add("workers.image_retention", "must be positive, not %s", c.Workers.ImageRetention)

@@ -1,12 +1,10 @@
 package orchestrator
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -136,11 +134,5 @@ func (e *Engine) unlist(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	var ended time.Time
-	for _, j := range q.Jobs {
-		if j.FinishedAt.After(ended) {
-			ended = j.FinishedAt
-		}
-	}
-	return e.store.MarkFinished(ctx, q, cmp.Or(ended, q.CreatedAt))
+	return e.store.MarkFinished(ctx, q, q.EndedAt())
 }

@@ -224,6 +224,20 @@ func (p *Pipeline) jobsState() State {
 	return StateSkipped
 }
 
+// EndedAt is when the pipeline's last job ended, or when it was created if none ran.
+func (p *Pipeline) EndedAt() time.Time {
+	var ended time.Time
+	for _, j := range p.Jobs {
+		if j.FinishedAt.After(ended) {
+			ended = j.FinishedAt
+		}
+	}
+	if ended.IsZero() {
+		return p.CreatedAt
+	}
+	return ended
+}
+
 // StatusName is the commit status name of a job, e.g. "gantry/test/unit".
 func StatusName(prefix, job string) string {
 	return fmt.Sprintf("%s/%s", prefix, job)

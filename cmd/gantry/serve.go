@@ -135,6 +135,7 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 			}
 		})
 	}
+	addHousekeeping(ctx, sched, st, cfg, log)
 	if r.http {
 		if err := addSchedules(ctx, sched, cfg, engine, log); err != nil {
 			return err
@@ -165,6 +166,23 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		worker.Shutdown()
 	}
 	return serveErr
+}
+
+// addHousekeeping applies the retention on every process's scheduler; the store lets one
+// process run each tick, however many there are.
+func addHousekeeping(ctx context.Context, sched *cron.Cron, st *store.Store, cfg *configs.Config, log *zap.Logger) {
+	every := cfg.Redis.HousekeepingEvery.Duration
+	r := store.Retention{Pipelines: cfg.Redis.PipelineRetention.Duration, Logs: cfg.Redis.LogRetention.Duration}
+	sched.Schedule(cron.Every(every), cron.FuncJob(func() {
+		sw, err := st.Housekeep(ctx, r, time.Now(), every)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("housekeeping", zap.Error(err))
+		case sw.Pipelines+sw.Logs+sw.Backfilled > 0:
+			log.Info("housekeeping", zap.Int("pipelines_removed", sw.Pipelines), zap.Int("logs_removed", sw.Logs),
+				zap.Int("ends_backfilled", sw.Backfilled))
+		}
+	}))
 }
 
 // executor keeps a nil *jobs.Docker from becoming a non-nil interface.

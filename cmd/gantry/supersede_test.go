@@ -20,6 +20,13 @@ import (
 // default release settings (branch main).
 func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gitlabtest.Repo) {
 	t.Helper()
+	return startBusyboxProjectWith(t, redisURL, "", "", extra)
+}
+
+// startBusyboxProjectWith is startBusyboxProject with more keys of the redis block (", key: v")
+// and more top-level settings ("workers: {…}\n").
+func startBusyboxProjectWith(t *testing.T, redisURL, redisKeys, top, extra string) (*gantryProc, *gitlabtest.Repo) {
+	t.Helper()
 	release := "    release: {branches: [main]}\n"
 	if strings.HasPrefix(extra, "    release:") {
 		release = ""
@@ -37,18 +44,18 @@ func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gi
 	addr := freeAddr(t)
 	cfg := fmt.Sprintf(`
 server: {listen: %q, public_url: "http://%s"}
-redis: {url: %q}
+redis: {url: %q%s}
 gitlab: {url: %q, token: %q}
 api: {tokens: [%s]}
 registries:
   - {host: %q, username: %q, password: %q}
-projects:
+%sprojects:
   - path: %s
     webhook_secret: %s
     image: %s
     tests:
       - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
-%s%s`, addr, addr, redisURL, gl.URL, gl.Token, testAPIToken, reg.Host, reg.User, reg.Password, proj.PathWithNamespace, testHookSecret, image, release, extra)
+%s%s`, addr, addr, redisURL, redisKeys, gl.URL, gl.Token, testAPIToken, reg.Host, reg.User, reg.Password, top, proj.PathWithNamespace, testHookSecret, image, release, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
 	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}
