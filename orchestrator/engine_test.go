@@ -392,7 +392,7 @@ func TestSupersedeCostsWhatStillRuns(t *testing.T) {
 	}
 	legacy := int64(3)
 	b.store.mu.Lock()
-	delete(b.store.offBranch, legacy)
+	delete(b.store.ended, legacy)
 	b.store.mu.Unlock()
 	running := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: "running000"})
 	b.queue.tasks = nil // its start task is queued; it has not run
@@ -411,7 +411,7 @@ func TestSupersedeCostsWhatStillRuns(t *testing.T) {
 	}
 	b.store.mu.Lock()
 	defer b.store.mu.Unlock()
-	if !b.store.offBranch[legacy] {
+	if !b.store.ended[legacy] {
 		t.Error("the finished pipeline still listed was not taken off the list")
 	}
 	if _, ok := b.store.pipelines[newest.ID]; !ok {

@@ -33,8 +33,8 @@ type memStore struct {
 	waiting map[int64]time.Time
 	// subs are the listeners of Cancellations.
 	subs []chan int64
-	// offBranch are the pipelines MarkFinished took off their branch's list.
-	offBranch map[int64]bool
+	// ended are the pipelines MarkFinished recorded: off their branch's list, no longer open.
+	ended map[int64]bool
 	// leased are the job attempts held (HoldJob); expired are the leases a test says ran out.
 	leased  map[string]bool
 	expired []Lease
@@ -160,6 +160,34 @@ func clone(p *Pipeline) *Pipeline {
 	return &c
 }
 
+// Open lists the pipelines stored before a time that MarkFinished has not taken off.
+func (m *memStore) Open(_ context.Context, before time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id, p := range m.pipelines {
+		if !m.ended[id] && p.CreatedAt.Before(before) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// WaitingOutboxes lists the pipelines with a non-empty outbox, whenever their entries came.
+func (m *memStore) WaitingOutboxes(context.Context, time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int64
+	for id, o := range m.outbox {
+		if len(o) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 func (m *memStore) Gate(_ context.Context, id int64, a Approval) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -274,7 +302,7 @@ func (m *memStore) BranchPipelines(_ context.Context, project, branch string, be
 	defer m.mu.Unlock()
 	var ids []int64
 	for id, p := range m.pipelines {
-		if m.offBranch[id] {
+		if m.ended[id] {
 			continue
 		}
 		if id < before && p.Trigger.Kind == TriggerPush && strings.EqualFold(p.Trigger.Project, project) && p.Trigger.Ref == branch {
@@ -302,10 +330,10 @@ func (m *memStore) MarkFinished(_ context.Context, p *Pipeline, at time.Time) er
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.finished[p.ID] = at
-	if m.offBranch == nil {
-		m.offBranch = map[int64]bool{}
+	if m.ended == nil {
+		m.ended = map[int64]bool{}
 	}
-	m.offBranch[p.ID] = true
+	m.ended[p.ID] = true
 	return nil
 }
 func (m *memStore) FinishedBefore(_ context.Context, t time.Time) ([]int64, error) {

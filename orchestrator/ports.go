@@ -207,6 +207,11 @@ type Store interface {
 	// the given time whose first task never ran (its queueing failed), to queue them again.
 	Started(ctx context.Context, pipelineID int64) error
 	Unstarted(ctx context.Context, before time.Time) ([]int64, error)
+	// Open lists the unfinished pipelines stored before a time; WaitingOutboxes the pipelines
+	// whose status outbox got an entry before a time and is not empty yet. The sweep drives
+	// them on when the step that should have was lost.
+	Open(ctx context.Context, before time.Time) ([]int64, error)
+	WaitingOutboxes(ctx context.Context, before time.Time) ([]int64, error)
 	// AppendLog adds output to a job attempt's log.
 	AppendLog(ctx context.Context, pipelineID int64, job string, attempt int, p []byte) error
 	// Released is the commit a project's branch last released, "" when none is known.

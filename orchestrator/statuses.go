@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -173,6 +174,9 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	if err := e.settleApprovals(ctx); err != nil {
 		return fmt.Errorf("approvals: %w", err)
 	}
+	if err := e.repair(ctx); err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
 	abandoned, err := e.store.Abandoned(ctx)
 	if err != nil {
 		return err
@@ -183,6 +187,59 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		}
 		if err := e.store.Forget(ctx, t); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// repairAge is how long a pipeline or an outbox goes without its next step before the sweep
+// takes it: far more than a step takes, so the sweep drives on only what was lost.
+const repairAge = time.Minute
+
+// repair drives on the pipelines a lost step left: every step between two states is a store
+// write followed by a queue write, and a process can die, or Redis fail, in between. An
+// unfinished pipeline is announced again (announce finishes what is half done) or dispatched
+// again (dispatch queues what can run, and the queue refuses a copy of a queued task); one whose
+// end was not recorded is; an outbox whose posting task was lost gets one.
+func (e *Engine) repair(ctx context.Context) error {
+	before := e.now().Add(-repairAge)
+	ids, err := e.store.Open(ctx, before)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		p, err := e.store.Pipeline(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case p.State().Terminal():
+			err = e.store.MarkFinished(ctx, p, p.EndedAt())
+		case slices.ContainsFunc(p.Jobs, func(j Job) bool { return j.State == StateCreated }):
+			err = e.queue.Enqueue(ctx, Task{Kind: TaskStart, PipelineID: id})
+		default:
+			err = e.dispatch(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	outboxes, err := e.store.WaitingOutboxes(ctx, before)
+	if err != nil {
+		return err
+	}
+	for _, id := range outboxes {
+		entry, err := e.store.NextStatus(ctx, id)
+		if err != nil {
+			return err
+		}
+		if entry != nil {
+			if err := e.queue.Enqueue(ctx, Task{Kind: TaskStatuses, PipelineID: id, Seq: entry.Seq}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -21,6 +21,7 @@ func (s *Store) MarkFinished(ctx context.Context, p *orchestrator.Pipeline, at t
 	_, err := s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
 		tx.ZAdd(ctx, s.keyFinished(), redis.Z{Score: float64(at.UnixMilli()), Member: p.ID})
 		s.recordEnd(ctx, tx, p.ID, at) // queued in the MULTI; its errors come with Exec
+		tx.ZRem(ctx, s.keyOpen(), p.ID)
 		if p.Trigger.Kind == orchestrator.TriggerPush {
 			tx.ZRem(ctx, s.keyBranch(p.Trigger.Project, p.Trigger.Ref), p.ID)
 		}

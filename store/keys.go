@@ -51,6 +51,16 @@ func (s *Store) keyUnstarted() string { return s.prefix + ":unstarted" }
 // unix milliseconds; 0 once decided, until the decision is carried out).
 func (s *Store) keyWaiting() string { return s.prefix + ":waiting" }
 
+// keyOpen is the sorted set of unfinished pipelines (score = stored at, unix milliseconds):
+// what the sweep drives on when a step between two states was lost. MarkFinished takes a
+// pipeline off it.
+func (s *Store) keyOpen() string { return s.prefix + ":open" }
+
+// keyOutboxes is the sorted set of pipelines whose status outbox is not empty (score = when an
+// entry was last added, unix milliseconds), so the sweep can queue the posting of an outbox
+// whose task was lost.
+func (s *Store) keyOutboxes() string { return s.prefix + ":outboxes" }
+
 // keyNew is the list of stored pipelines no process has taken yet (see WaitNew).
 func (s *Store) keyNew() string { return s.prefix + ":new" }
 

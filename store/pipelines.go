@@ -18,7 +18,7 @@ import (
 //
 //	KEYS[1] pipeline id counter     KEYS[2] delivery dedup key    KEYS[3] content dedup key
 //	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines   KEYS[6] branch index of a push, or ""
-//	KEYS[7] list of new pipelines for WaitNew
+//	KEYS[7] list of new pipelines for WaitNew   KEYS[8] open pipelines
 //	ARGV[1] delivery TTL (ms)       ARGV[2] content TTL (ms)      ARGV[3] "1" when there is a delivery id
 //	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6…] field, value, … of the hash
 //	returns {1, new id} or {0, id of the existing pipeline}
@@ -36,6 +36,7 @@ local id = redis.call("INCR", KEYS[1])
 redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 6))
 redis.call("ZADD", KEYS[4], id, id)
 redis.call("ZADD", KEYS[5], ARGV[4], id)
+redis.call("ZADD", KEYS[8], ARGV[4], id)
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], id, id) end
 redis.call("LPUSH", KEYS[7], id)
 if ARGV[3] == "1" then redis.call("SET", KEYS[2], id, "PX", ARGV[1]) end
@@ -69,7 +70,7 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 	if p.Trigger.Kind == orchestrator.TriggerPush {
 		branch = s.keyBranch(p.Trigger.Project, p.Trigger.Ref)
 	}
-	res, err := s.creates.run(ctx, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew()}, args)
+	res, err := s.creates.run(ctx, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew(), s.keyOpen()}, args)
 	if err != nil {
 		return 0, fmt.Errorf("store pipeline: %w", err)
 	}
@@ -108,6 +109,17 @@ func (s *Store) Started(ctx context.Context, id int64) error {
 // Unstarted implements orchestrator.Store.
 func (s *Store) Unstarted(ctx context.Context, before time.Time) ([]int64, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, s.keyUnstarted(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, err
+	}
+	return parseIDs(ids), nil
+}
+
+// Open implements orchestrator.Store.
+func (s *Store) Open(ctx context.Context, before time.Time) ([]int64, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keyOpen(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10), Count: housekeepBatch,
+	}).Result()
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ func (s *Store) expire(ctx context.Context, id int64, whole bool) error {
 			return nil
 		}
 		tx.Del(ctx, s.keyPipeline(id), s.keyOutbox(id), s.keyStatusLock(id))
-		for _, key := range []string{s.keyEnded(), s.keyIndex(), s.keyUnstarted(), s.keyWaiting()} {
+		for _, key := range []string{s.keyEnded(), s.keyIndex(), s.keyUnstarted(), s.keyWaiting(), s.keyOpen(), s.keyOutboxes()} {
 			tx.ZRem(ctx, key, id)
 		}
 		if p != nil && p.Trigger.Kind == orchestrator.TriggerPush {

@@ -22,6 +22,7 @@ import (
 //	ARGV[1] job name        ARGV[2] expected state   ARGV[3] new state   ARGV[4] job JSON
 //	ARGV[5] status entry JSON, or "" for none
 //	ARGV[6] expected attempt   ARGV[7] new attempt
+//	KEYS[3] set of pipelines with a waiting outbox   ARGV[8] now (unix ms)   ARGV[9] pipeline id
 //	returns {1, outbox seq (0 without entry)} when stored, {0, 0} when the job was in another
 //	state or attempt
 //
@@ -41,6 +42,7 @@ redis.call("HSET", KEYS[1], "state:" .. ARGV[1], ARGV[3], "attempt:" .. ARGV[1],
 if ARGV[5] == "" then return {1, 0} end
 local seq = redis.call("HINCRBY", KEYS[1], "status_seq", 1)
 redis.call("RPUSH", KEYS[2], seq .. " " .. ARGV[5])
+redis.call("ZADD", KEYS[3], ARGV[8], ARGV[9])
 return {1, seq}
 `)
 
@@ -58,8 +60,8 @@ func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator
 		}
 		entry = string(e)
 	}
-	res, err := swapJob.Run(ctx, s.rdb, []string{s.keyPipeline(pipelineID), s.keyOutbox(pipelineID)},
-		j.Name, string(from), string(j.State), b, entry, fromAttempt, j.Attempt).Int64Slice()
+	res, err := swapJob.Run(ctx, s.rdb, []string{s.keyPipeline(pipelineID), s.keyOutbox(pipelineID), s.keyOutboxes()},
+		j.Name, string(from), string(j.State), b, entry, fromAttempt, j.Attempt, time.Now().UnixMilli(), pipelineID).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("swap job %s of pipeline %d: %w", j.Name, pipelineID, err)
 	}
@@ -84,14 +86,17 @@ func (s *Store) NextStatus(ctx context.Context, pipelineID int64) (*orchestrator
 	return &e, nil
 }
 
-// ackStatus pops the outbox's head if it is the given entry.
+// ackStatus pops the outbox's head if it is the given entry, and takes the pipeline off the
+// set of waiting outboxes once its outbox is empty.
 //
-//	KEYS[1] status outbox; ARGV[1] "<seq> " prefix of the entry
+//	KEYS[1] status outbox; KEYS[2] set of pipelines with a waiting outbox
+//	ARGV[1] "<seq> " prefix of the entry; ARGV[2] pipeline id
 //	returns 1 when popped, 0 when the head is another entry (or there is none)
 var ackStatus = redis.NewScript(`
 local head = redis.call("LINDEX", KEYS[1], 0)
 if head and string.sub(head, 1, string.len(ARGV[1])) == ARGV[1] then
   redis.call("LPOP", KEYS[1])
+  if redis.call("LLEN", KEYS[1]) == 0 then redis.call("ZREM", KEYS[2], ARGV[2]) end
   return 1
 end
 return 0
@@ -99,7 +104,18 @@ return 0
 
 // AckStatus implements orchestrator.Store.
 func (s *Store) AckStatus(ctx context.Context, pipelineID, seq int64) error {
-	return ackStatus.Run(ctx, s.rdb, []string{s.keyOutbox(pipelineID)}, strconv.FormatInt(seq, 10)+" ").Err()
+	return ackStatus.Run(ctx, s.rdb, []string{s.keyOutbox(pipelineID), s.keyOutboxes()}, strconv.FormatInt(seq, 10)+" ", pipelineID).Err()
+}
+
+// WaitingOutboxes implements orchestrator.Store.
+func (s *Store) WaitingOutboxes(ctx context.Context, before time.Time) ([]int64, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keyOutboxes(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10), Count: housekeepBatch,
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	return parseIDs(ids), nil
 }
 
 // statusLockTTL frees the lock of a worker that died while posting.

@@ -324,3 +324,42 @@ func TestBranchListsOnlyUnfinished(t *testing.T) {
 		t.Errorf("%d pipelines in the finished set, want 2", n)
 	}
 }
+
+// TestOpenAndWaitingOutboxes: a pipeline is open from its creation to MarkFinished, and listed
+// as having a waiting outbox from a status entry until the outbox is empty: the sets the sweep
+// drives on when a step was lost.
+func TestOpenAndWaitingOutboxes(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	create(t, b.store, p)
+	later := time.Now().Add(time.Hour)
+	if ids, err := b.store.Open(ctx, later); err != nil || !cmp.Equal(ids, []int64{p.ID}) {
+		t.Errorf("Open = %v, %v, want [%d]", ids, err, p.ID)
+	}
+	if ids, _ := b.store.Open(ctx, time.Now().Add(-time.Hour)); len(ids) != 0 {
+		t.Errorf("Open before its creation = %v, want none", ids)
+	}
+	j := orchestrator.Job{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StatePending, Attempt: 1}
+	for _, post := range []*orchestrator.StatusEntry{{Job: "build", Attempt: 1, State: orchestrator.StatePending}} {
+		if ok, _, err := b.store.SwapJob(ctx, p.ID, orchestrator.StateCreated, 1, j, post); !ok || err != nil {
+			t.Fatalf("SwapJob = %v, %v", ok, err)
+		}
+	}
+	if ids, _ := b.store.WaitingOutboxes(ctx, later); !cmp.Equal(ids, []int64{p.ID}) {
+		t.Errorf("WaitingOutboxes = %v, want [%d]", ids, p.ID)
+	}
+	entry, _ := b.store.NextStatus(ctx, p.ID)
+	if err := b.store.AckStatus(ctx, p.ID, entry.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := b.store.WaitingOutboxes(ctx, later); len(ids) != 0 {
+		t.Errorf("WaitingOutboxes after the last ack = %v, want none", ids)
+	}
+	if err := b.store.MarkFinished(ctx, p, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := b.store.Open(ctx, later); len(ids) != 0 {
+		t.Errorf("Open after MarkFinished = %v, want none", ids)
+	}
+}
