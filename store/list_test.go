@@ -113,6 +113,9 @@ func TestListLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The one matching record is older than the newest ListScanLimit: not found.
+	if err := b.rdb.Set(ctx, b.store.keySeq(), 0, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	old := samplePipeline()
 	old.Trigger.Ref = "old"
 	create(t, b.store, old)

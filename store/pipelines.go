@@ -20,7 +20,8 @@ import (
 //	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines   KEYS[6] branch index of a push, or ""
 //	KEYS[7] list of new pipelines for WaitNew   KEYS[8] open pipelines
 //	ARGV[1] delivery TTL (ms)       ARGV[2] content TTL (ms)      ARGV[3] "1" when there is a delivery id
-//	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6…] field, value, … of the hash
+//	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6] id epoch
+//	ARGV[7…] field, value, … of the hash
 //	returns {1, new id} or {0, id of the existing pipeline}
 //
 // The pipeline's own key is built inside from ARGV[5] and the new id, which a single Redis (the
@@ -32,8 +33,9 @@ if found[2] then
   if ARGV[3] == "1" then redis.call("SET", KEYS[2], found[2], "PX", ARGV[1]) end
   return {0, tonumber(found[2])}
 end
+if redis.call("EXISTS", KEYS[1]) == 0 then redis.call("SET", KEYS[1], ARGV[6]) end
 local id = redis.call("INCR", KEYS[1])
-redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 6))
+redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 7))
 redis.call("ZADD", KEYS[4], id, id)
 redis.call("ZADD", KEYS[5], ARGV[4], id)
 redis.call("ZADD", KEYS[8], ARGV[4], id)
@@ -52,8 +54,9 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 	if err != nil {
 		return 0, err
 	}
+	now := time.Now()
 	args := []any{d.DeliveryTTL.Milliseconds(), d.ContentTTL.Milliseconds(), boolArg(d.Delivery != ""),
-		time.Now().UnixMilli(), s.keyPipelinePrefix(),
+		now.UnixMilli(), s.keyPipelinePrefix(), idEpoch(now),
 		fieldTrigger, trig, fieldCreatedAt, p.CreatedAt.UTC().Format(time.RFC3339Nano)}
 	names := make([]string, 0, len(p.Jobs))
 	for _, j := range p.Jobs {
@@ -80,6 +83,16 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 	p.ID = res[1]
 	return 0, nil
 }
+
+// epochStart is when id epochs are counted from.
+var epochStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// idEpoch is where pipeline ids start when the id counter does not exist: on a new Redis, or
+// one that lost its data. Commit statuses already in GitLab link to pipelines by id, so ids must
+// never start again at 1 after a loss: they start at ten per second elapsed since epochStart, so
+// a new epoch collides with the last one's ids only if that one made more than ten pipelines a
+// second over its whole life.
+func idEpoch(now time.Time) int64 { return max(int64(now.Sub(epochStart).Seconds())*10, 0) }
 
 // WaitNew implements orchestrator.Store, waiting at most a second so the caller sees its
 // context end.

@@ -363,3 +363,40 @@ func TestOpenAndWaitingOutboxes(t *testing.T) {
 		t.Errorf("Open after MarkFinished = %v, want none", ids)
 	}
 }
+
+// TestIDsNeverStartAgain: a Redis without gantry's id counter — new, or one that lost its data —
+// starts ids in a new epoch, above every id the previous one gave, so the links GitLab holds
+// never open another pipeline; a counter that exists is continued.
+func TestIDsNeverStartAgain(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	first := samplePipeline()
+	create(t, b.store, first)
+	if min := idEpoch(time.Now().Add(-time.Minute)); first.ID <= min {
+		t.Errorf("first id on a new Redis = %d, want above %d", first.ID, min)
+	}
+	second := samplePipeline()
+	second.Trigger.SHA = "second"
+	create(t, b.store, second)
+	if second.ID != first.ID+1 {
+		t.Errorf("second id = %d, want %d", second.ID, first.ID+1)
+	}
+	// A busy installation: started an hour ago, it made 30,000 pipelines (8 a second) before
+	// its Redis lost everything.
+	if err := b.rdb.Set(ctx, b.store.keySeq(), idEpoch(time.Now().Add(-time.Hour))+30_000, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	last := samplePipeline()
+	last.Trigger.SHA = "last"
+	create(t, b.store, last)
+	if err := b.rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	again := samplePipeline()
+	again.Trigger.SHA = "after the loss"
+	create(t, b.store, again)
+	if again.ID <= last.ID {
+		t.Errorf("after the loss the first id is %d, at or below the lost epoch's last %d", again.ID, last.ID)
+	}
+	t.Logf("ids: first %d, last before the loss %d, first after %d", first.ID, last.ID, again.ID)
+}

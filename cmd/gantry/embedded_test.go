@@ -79,7 +79,7 @@ projects:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	page := getBody(t, g.url+"/pipelines/1")
+	page := getBody(t, fmt.Sprintf("%s/pipelines/%d", g.url, int64(ans["pipeline_id"].(float64))))
 	for _, want := range []string{`data-job="build"`, `data-job="test/check"`, `class="state success">success</span>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("pipeline page lacks %s:\n%s", want, page)

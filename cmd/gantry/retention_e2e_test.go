@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,10 @@ func TestRetentionEndToEnd(t *testing.T) {
 	redisURL := testenv.RedisURL(t)
 	g, repo := startBusyboxProjectWith(t, redisURL, ", pipeline_retention: 4s, log_retention: 1s, housekeeping_every: 1s",
 		"workers: {image_retention: 1s}\n", "")
+	// The test Redis keeps nothing on disk (scripts/testenv.sh): gantry says so at start.
+	if !strings.Contains(g.logs.String(), "REDIS KEEPS NOTHING ON DISK") {
+		t.Error("no warning about a Redis without persistence")
+	}
 	sha := repo.Git("rev-parse", "HEAD")
 	id := g.push(t, "main", zero, sha)
 	if p := g.waitFinished(t, id, 2*time.Minute); p.State != "success" {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -236,7 +237,32 @@ func openRedis(ctx context.Context, url string, log *zap.Logger) (*redis.Client,
 		rdb.Close()
 		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
 	}
+	warnNoPersistence(pingCtx, rdb, log)
 	return rdb, func() { rdb.Close() }, nil
+}
+
+// warnNoPersistence says at start when Redis keeps nothing on disk: a restart then loses every
+// pipeline, log and queued job (ids go on in a new epoch, so GitLab's links stay right). A Redis
+// that refuses CONFIG (managed services often do) is not judged.
+func warnNoPersistence(ctx context.Context, rdb *redis.Client, log *zap.Logger) {
+	cfg, err := rdb.ConfigGet(ctx, "*").Result() // one call for both; a pattern list needs Redis 7
+	if err != nil {
+		log.Info("could not read Redis's persistence settings", zap.Error(err))
+		return
+	}
+	if msg := persistenceWarning(cfg["appendonly"], cfg["save"]); msg != "" {
+		log.Warn(msg)
+	}
+}
+
+// persistenceWarning is the warning for Redis's appendonly and save settings, "" when Redis
+// writes its data to disk one way or the other.
+func persistenceWarning(appendonly, save string) string {
+	if appendonly == "yes" || strings.TrimSpace(save) != "" {
+		return ""
+	}
+	return "REDIS KEEPS NOTHING ON DISK (appendonly no, save \"\"): a Redis restart loses every pipeline, " +
+		"log and queued job. Turn on appendonly (or RDB snapshots) for anything but a trial."
 }
 
 // openGitLab returns where statuses go and where sources come from. Without a token, statuses

@@ -18,3 +18,22 @@ func TestDockerOptions(t *testing.T) {
 		t.Errorf("dockerOptions(tls_verify) CertPath = %q, want /etc/gantry/docker", o.CertPath)
 	}
 }
+
+// TestPersistenceWarning: gantry warns when Redis writes nothing to disk, and only then.
+func TestPersistenceWarning(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		appendonly, save string
+		warn             bool
+	}{
+		{"no", "", true},
+		{"no", "  ", true},
+		{"yes", "", false},
+		{"no", "3600 1 300 100", false},
+		{"yes", "3600 1", false},
+	} {
+		if got := persistenceWarning(tt.appendonly, tt.save); (got != "") != tt.warn {
+			t.Errorf("persistenceWarning(%q, %q) = %q, want a warning %v", tt.appendonly, tt.save, got, tt.warn)
+		}
+	}
+}
