@@ -23,6 +23,7 @@ const (
 	defaultPipelineRetention = 30 * 24 * time.Hour
 	defaultLogRetention      = 7 * 24 * time.Hour
 	defaultHousekeepingEvery = 10 * time.Minute
+	defaultReconcileEvery    = 5 * time.Minute
 )
 
 // Config is the whole configuration of a gantry process. Every process sharing
@@ -43,7 +44,7 @@ type Config struct {
 func Default() *Config {
 	return &Config{
 		Server: Server{Listen: defaultListen},
-		GitLab: GitLab{StatusPrefix: defaultStatusPrefix},
+		GitLab: GitLab{StatusPrefix: defaultStatusPrefix, ReconcileEvery: Duration{defaultReconcileEvery}},
 		Redis: Redis{PipelineRetention: Duration{defaultPipelineRetention}, LogRetention: Duration{defaultLogRetention},
 			HousekeepingEvery: Duration{defaultHousekeepingEvery}},
 		Workers: Workers{Concurrency: defaultConcurrency, JobRetries: defaultJobRetries, ShutdownGrace: Duration{defaultShutdownGrace}, ImageRetention: Duration{defaultRetention}},
@@ -87,6 +88,11 @@ type GitLab struct {
 	Token Secret `yaml:"token" json:"token"`
 	// TokenFile, when set, is read into Token.
 	TokenFile string `yaml:"token_file" json:"token_file"`
+	// ReconcileEvery is how often gantry compares each project's release
+	// branches and default branch with GitLab: a head no webhook announced
+	// gets a pipeline, and hooks GitLab disabled are logged and counted.
+	// 0 turns it off. Default 5m.
+	ReconcileEvery Duration `yaml:"reconcile_every" json:"reconcile_every"`
 	// StatusPrefix starts every commit status name: <prefix>/build,
 	// <prefix>/test/<name>, <prefix>/release. Default "gantry".
 	StatusPrefix string `yaml:"status_prefix" json:"status_prefix"`

@@ -209,7 +209,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"project", minimal + "    tests: [{name: unit, command: [pytest]}]\n", &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
 			Redis:   defaultRedis,
-			GitLab:  configs.GitLab{StatusPrefix: "gantry"},
+			GitLab:  configs.GitLab{StatusPrefix: "gantry", ReconcileEvery: configs.Duration{Duration: 5 * time.Minute}},
 			Workers: configs.Workers{Concurrency: 4, JobRetries: 2, ShutdownGrace: configs.Duration{Duration: 30 * time.Second}, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
 			API:     configs.API{PublicPages: true},
 			Projects: []configs.Project{{
@@ -235,7 +235,7 @@ redis: {pipeline_retention: 0s, log_retention: 0s}
 `, &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
 			Redis:   configs.Redis{HousekeepingEvery: configs.Duration{Duration: 10 * time.Minute}},
-			GitLab:  configs.GitLab{StatusPrefix: "gantry"},
+			GitLab:  configs.GitLab{StatusPrefix: "gantry", ReconcileEvery: configs.Duration{Duration: 5 * time.Minute}},
 			Workers: configs.Workers{Concurrency: 4, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
 		}},
 		{"python generator", minimal + "    generate: {python: {setup_py: true}}\n    supersede: false\n", func() *configs.Config {

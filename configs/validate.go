@@ -47,6 +47,9 @@ func (c *Config) validate() Errors {
 		// The sweep finds a finished pipeline's image through its record.
 		errs.add("redis.pipeline_retention", "must be at least workers.image_retention (%s), or 0, not %s: a pipeline's image is removed through its record", c.Workers.ImageRetention, d)
 	}
+	if d := c.GitLab.ReconcileEvery.Duration; d != 0 && d < time.Second {
+		errs.add("gitlab.reconcile_every", "must be at least 1s, or 0 to turn it off, not %s", c.GitLab.ReconcileEvery)
+	}
 	if c.Redis.HousekeepingEvery.Duration < time.Second {
 		errs.add("redis.housekeeping_every", "must be at least 1s, not %s", c.Redis.HousekeepingEvery)
 	}

@@ -41,24 +41,43 @@ func (c *Client) commit(ctx context.Context, projectID int64, ref string) (*gl.C
 	return commit, nil
 }
 
+// DefaultBranch returns a project's default branch, "" for an empty repository, for the
+// reconciliation of missed pushes.
+func (c *Client) DefaultBranch(ctx context.Context, projectID int64) (string, error) {
+	p, err := c.project(ctx, projectID)
+	if err != nil {
+		return "", err
+	}
+	return p.DefaultBranch, nil
+}
+
 // Project returns a project's id and web URL, for pipelines started by the API.
 func (c *Client) Project(ctx context.Context, path string) (int64, string, error) {
+	p, err := c.project(ctx, path)
+	if err != nil {
+		return 0, "", err
+	}
+	return p.ID, p.WebURL, nil
+}
+
+// project reads a project by id or path.
+func (c *Client) project(ctx context.Context, pid any) (*gl.Project, error) {
 	var p *gl.Project
 	err := c.retry(ctx, nil, func(ctx context.Context) (*gl.Response, error) {
 		ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 		defer cancel()
 		var resp *gl.Response
 		var err error
-		p, resp, err = c.api.Projects.GetProject(path, nil, gl.WithContext(ctx))
+		p, resp, err = c.api.Projects.GetProject(pid, nil, gl.WithContext(ctx))
 		return resp, err
 	})
 	if errors.Is(err, gl.ErrNotFound) {
-		return 0, "", fmt.Errorf("project %s: %w", path, orchestrator.ErrNotFound)
+		return nil, fmt.Errorf("project %v: %w", pid, orchestrator.ErrNotFound)
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("project %s: %w", path, err)
+		return nil, fmt.Errorf("project %v: %w", pid, err)
 	}
-	return p.ID, p.WebURL, nil
+	return p, nil
 }
 
 // ResolveRef returns the commit a branch or tag points to.

@@ -35,6 +35,8 @@ type memStore struct {
 	subs []chan int64
 	// ended are the pipelines MarkFinished recorded: off their branch's list, no longer open.
 	ended map[int64]bool
+	// seen are the heads a reconciliation saw without a pipeline (SeenHead).
+	seen map[string]string
 	// leased are the job attempts held (HoldJob); expired are the leases a test says ran out.
 	leased  map[string]bool
 	expired []Lease
@@ -186,6 +188,34 @@ func (m *memStore) WaitingOutboxes(context.Context, time.Time) ([]int64, error) 
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+func (m *memStore) LastHead(_ context.Context, project, branch string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var newest *Pipeline
+	for _, p := range m.pipelines {
+		if (p.Trigger.Kind == TriggerPush || p.Trigger.Kind == TriggerReconcile) && strings.EqualFold(p.Trigger.Project, project) &&
+			p.Trigger.Ref == branch && (newest == nil || p.ID > newest.ID) {
+			newest = p
+		}
+	}
+	if newest == nil {
+		return "", nil
+	}
+	return newest.Trigger.SHA, nil
+}
+
+func (m *memStore) SeenHead(_ context.Context, project, branch, sha string, _ time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[string]string{}
+	}
+	k := strings.ToLower(project) + ":" + branch
+	prev := m.seen[k]
+	m.seen[k] = sha
+	return prev == sha, nil
 }
 
 func (m *memStore) Gate(_ context.Context, id int64, a Approval) error {
@@ -484,6 +514,9 @@ func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error
 func (fakeSource) MergeRequest(_ context.Context, _, iid int64) (MergeRequestHead, error) {
 	return MergeRequestHead{SourceProjectID: 7, SHA: fmt.Sprintf("mr-head-%d", iid), SourceBranch: "feature", TargetBranch: "master"}, nil
 }
+
+// DefaultBranch answers "master" for every project.
+func (fakeSource) DefaultBranch(context.Context, int64) (string, error) { return "master", nil }
 
 // MemberAccess answers that user 1 is a Developer of every project, and nobody else a member.
 func (fakeSource) MemberAccess(_ context.Context, _, userID int64) (int, error) {

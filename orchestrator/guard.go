@@ -66,7 +66,7 @@ func ReleaseGuard(in GuardInput) GuardVerdict {
 		if in.Policy.TagPattern == nil || !in.Policy.TagPattern.MatchString(t.Ref) {
 			return GuardVerdict{Reason: fmt.Sprintf("tag %s does not match the release tag pattern", t.Ref)}
 		}
-	case t.Kind == TriggerPush || t.Kind == TriggerAPI || t.Kind == TriggerSchedule:
+	case t.Kind == TriggerPush || t.Kind == TriggerAPI || t.Kind == TriggerSchedule || t.Kind == TriggerReconcile:
 		// Exact match: "master-hotfix" is not "master", and a tag called master is not the branch.
 		if !slices.Contains(in.Policy.Branches, t.Ref) {
 			return GuardVerdict{Reason: fmt.Sprintf("%s is not a release branch", t.Ref)}

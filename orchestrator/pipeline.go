@@ -22,6 +22,9 @@ const (
 	TriggerSchedule     TriggerKind = "schedule"
 	// TriggerLocal is `gantry exec` on a working tree: it never releases.
 	TriggerLocal TriggerKind = "local"
+	// TriggerReconcile is gantry's own, for a branch head GitLab has and no webhook announced
+	// (GitLab does not redeliver, and disables failing hooks): it does what the push would have.
+	TriggerReconcile TriggerKind = "reconcile"
 )
 
 // Trigger is an event that asks for a pipeline, already translated from GitLab's vocabulary.

@@ -102,6 +102,8 @@ type Source interface {
 	// project's repository (GitLab's merge base of the two is ancestor). Either may be a SHA or
 	// a full ref name (refs/heads/master); one GitLab does not have is no ancestor.
 	IsAncestor(ctx context.Context, projectID int64, ancestor, descendant string) (bool, error)
+	// DefaultBranch is a project's default branch, "" when it has none (an empty repository).
+	DefaultBranch(ctx context.Context, projectID int64) (string, error)
 	// MemberAccess is a user's access level in a project, inherited from its groups included;
 	// 0 when the user is no member.
 	MemberAccess(ctx context.Context, projectID, userID int64) (int, error)
@@ -207,6 +209,11 @@ type Store interface {
 	// the given time whose first task never ran (its queueing failed), to queue them again.
 	Started(ctx context.Context, pipelineID int64) error
 	Unstarted(ctx context.Context, before time.Time) ([]int64, error)
+	// LastHead is the commit of the newest push (or reconcile) pipeline of a project's branch,
+	// "" when none is known. SeenHead records that a reconciliation saw sha as a branch's head
+	// without a pipeline, and reports whether the previous one (within ttl) saw it too.
+	LastHead(ctx context.Context, project, branch string) (string, error)
+	SeenHead(ctx context.Context, project, branch, sha string, ttl time.Duration) (again bool, err error)
 	// Open lists the unfinished pipelines stored before a time; WaitingOutboxes the pipelines
 	// whose status outbox got an entry before a time and is not empty yet. The sweep drives
 	// them on when the step that should have was lost.

@@ -78,6 +78,12 @@ func (s *Store) keyBranch(project, branch string) string {
 	return s.prefix + ":branch:" + strings.ToLower(project) + ":" + branch
 }
 
+// keyHead is the commit of a project branch's newest push (or reconcile) pipeline, which
+// Reconcile compares with GitLab's head; one key per branch ever pushed.
+func (s *Store) keyHead(project, branch string) string {
+	return s.prefix + ":head:" + strings.ToLower(project) + ":" + branch
+}
+
 // keyReleaseLock is held while a release of a project branch runs.
 func (s *Store) keyReleaseLock(project, branch string) string {
 	return s.prefix + ":release-lock:" + strings.ToLower(project) + ":" + branch

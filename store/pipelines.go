@@ -19,9 +19,10 @@ import (
 //	KEYS[1] pipeline id counter     KEYS[2] delivery dedup key    KEYS[3] content dedup key
 //	KEYS[4] index of all pipelines  KEYS[5] unstarted pipelines   KEYS[6] branch index of a push, or ""
 //	KEYS[7] list of new pipelines for WaitNew   KEYS[8] open pipelines
+//	KEYS[9] the branch's last head, for a push or reconcile pipeline, or ""
 //	ARGV[1] delivery TTL (ms)       ARGV[2] content TTL (ms)      ARGV[3] "1" when there is a delivery id
 //	ARGV[4] now (unix ms)           ARGV[5] pipeline key prefix   ARGV[6] id epoch
-//	ARGV[7…] field, value, … of the hash
+//	ARGV[7] the commit (for KEYS[9]) ARGV[8…] field, value, … of the hash
 //	returns {1, new id} or {0, id of the existing pipeline}
 //
 // The pipeline's own key is built inside from ARGV[5] and the new id, which a single Redis (the
@@ -35,7 +36,8 @@ if found[2] then
 end
 if redis.call("EXISTS", KEYS[1]) == 0 then redis.call("SET", KEYS[1], ARGV[6]) end
 local id = redis.call("INCR", KEYS[1])
-redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 7))
+redis.call("HSET", ARGV[5] .. id, unpack(ARGV, 8))
+if KEYS[9] ~= "" then redis.call("SET", KEYS[9], ARGV[7]) end
 redis.call("ZADD", KEYS[4], id, id)
 redis.call("ZADD", KEYS[5], ARGV[4], id)
 redis.call("ZADD", KEYS[8], ARGV[4], id)
@@ -56,7 +58,7 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 	}
 	now := time.Now()
 	args := []any{d.DeliveryTTL.Milliseconds(), d.ContentTTL.Milliseconds(), boolArg(d.Delivery != ""),
-		now.UnixMilli(), s.keyPipelinePrefix(), idEpoch(now),
+		now.UnixMilli(), s.keyPipelinePrefix(), idEpoch(now), p.Trigger.SHA,
 		fieldTrigger, trig, fieldCreatedAt, p.CreatedAt.UTC().Format(time.RFC3339Nano)}
 	names := make([]string, 0, len(p.Jobs))
 	for _, j := range p.Jobs {
@@ -69,11 +71,14 @@ func (s *Store) CreatePipeline(ctx context.Context, p *orchestrator.Pipeline, d 
 	}
 	args = append(args, fieldJobs, strings.Join(names, ","))
 	delivery, content := s.keyDedup("delivery", d.Delivery), s.keyDedup("content", d.Content)
-	branch := ""
+	branch, head := "", ""
 	if p.Trigger.Kind == orchestrator.TriggerPush {
 		branch = s.keyBranch(p.Trigger.Project, p.Trigger.Ref)
 	}
-	res, err := s.creates.run(ctx, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew(), s.keyOpen()}, args)
+	if p.Trigger.Kind == orchestrator.TriggerPush || p.Trigger.Kind == orchestrator.TriggerReconcile {
+		head = s.keyHead(p.Trigger.Project, p.Trigger.Ref)
+	}
+	res, err := s.creates.run(ctx, []string{s.keySeq(), delivery, content, s.keyIndex(), s.keyUnstarted(), branch, s.keyNew(), s.keyOpen(), head}, args)
 	if err != nil {
 		return 0, fmt.Errorf("store pipeline: %w", err)
 	}
@@ -137,4 +142,29 @@ func (s *Store) Open(ctx context.Context, before time.Time) ([]int64, error) {
 		return nil, err
 	}
 	return parseIDs(ids), nil
+}
+
+// LastHead implements orchestrator.Store.
+func (s *Store) LastHead(ctx context.Context, project, branch string) (string, error) {
+	sha, err := s.rdb.Get(ctx, s.keyHead(project, branch)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return sha, err
+}
+
+// SeenHead implements orchestrator.Store: the sighting is kept for ttl, and a sighting of the
+// same commit within it is the second.
+func (s *Store) SeenHead(ctx context.Context, project, branch, sha string, ttl time.Duration) (bool, error) {
+	key := s.keyHead(project, branch) + ":seen"
+	var prev *redis.StringCmd
+	_, err := s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		prev = tx.GetSet(ctx, key, sha) // GETSET rather than SET … GET: the embedded Redis has it
+		tx.PExpire(ctx, key, ttl)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return err == nil && prev.Val() == sha, err
 }

@@ -400,3 +400,39 @@ func TestIDsNeverStartAgain(t *testing.T) {
 	}
 	t.Logf("ids: first %d, last before the loss %d, first after %d", first.ID, last.ID, again.ID)
 }
+
+// TestHeads: a branch's last head is the commit of its newest push or reconcile pipeline (not
+// of an API or merge request one), and a head is seen twice only by two sightings of it.
+func TestHeads(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	if h, err := b.store.LastHead(ctx, "g/app", "master"); h != "" || err != nil {
+		t.Errorf("LastHead of a new branch = %q, %v", h, err)
+	}
+	for _, tr := range []orchestrator.Trigger{
+		{Project: "g/app", Kind: orchestrator.TriggerPush, Ref: "master", SHA: "aaa"},
+		{Project: "g/app", Kind: orchestrator.TriggerReconcile, Ref: "master", SHA: "bbb"},
+		{Project: "g/app", Kind: orchestrator.TriggerAPI, Ref: "master", SHA: "old"},
+		{Project: "g/app", Kind: orchestrator.TriggerMergeRequest, Ref: "master", SHA: "mr"},
+	} {
+		p := samplePipeline()
+		p.Trigger = tr
+		create(t, b.store, p)
+	}
+	if h, _ := b.store.LastHead(ctx, "G/App", "master"); h != "bbb" {
+		t.Errorf("LastHead = %q, want bbb", h)
+	}
+	for i, want := range []bool{false, true, false, true} {
+		sha := []string{"x", "x", "y", "y"}[i]
+		if again, err := b.store.SeenHead(ctx, "g/app", "master", sha, time.Minute); again != want || err != nil {
+			t.Errorf("sighting %d of %s = %v, %v, want %v", i+1, sha, again, err, want)
+		}
+	}
+	if again, _ := b.store.SeenHead(ctx, "g/app", "master", "z", 10*time.Millisecond); again {
+		t.Error("a new head counted as seen again")
+	}
+	time.Sleep(30 * time.Millisecond)
+	if again, _ := b.store.SeenHead(ctx, "g/app", "master", "z", time.Minute); again {
+		t.Error("a sighting older than its ttl still counted")
+	}
+}

@@ -192,6 +192,9 @@ func (localSource) IsAncestor(context.Context, int64, string, string) (bool, err
 	return false, nil
 }
 
+// DefaultBranch knows none: a local run is never reconciled.
+func (localSource) DefaultBranch(context.Context, int64) (string, error) { return "", nil }
+
 // MemberAccess knows no members: a local run has no merge request to gate.
 func (localSource) MemberAccess(context.Context, int64, int64) (int, error) {
 	return 0, nil

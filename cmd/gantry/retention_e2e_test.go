@@ -18,8 +18,9 @@ import (
 func TestRetentionEndToEnd(t *testing.T) {
 	t.Parallel()
 	redisURL := testenv.RedisURL(t)
-	g, repo := startBusyboxProjectWith(t, redisURL, ", pipeline_retention: 4s, log_retention: 1s, housekeeping_every: 1s",
-		"workers: {image_retention: 1s}\n", "")
+	g, repo := startBusyboxProjectWith(t, redisURL, settings{
+		redis: ", pipeline_retention: 4s, log_retention: 1s, housekeeping_every: 1s", top: "workers: {image_retention: 1s}\n",
+	}, "")
 	// The test Redis keeps nothing on disk (scripts/testenv.sh): gantry says so at start.
 	if !strings.Contains(g.logs.String(), "REDIS KEEPS NOTHING ON DISK") {
 		t.Error("no warning about a Redis without persistence")

@@ -49,9 +49,13 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	st := store.New(rdb, store.Options{Retries: &retries})
 	defer st.Close()
 
-	statuses, source, err := openGitLab(cfg, log)
+	statuses, client, err := openGitLab(cfg, log)
 	if err != nil {
 		return err
+	}
+	var source orchestrator.Source // nil, not a nil *gitlab.Client, without a GitLab
+	if client != nil {
+		source = client
 	}
 	checks := map[string]api.Check{"redis": st.Ping}
 	var docker *jobs.Docker
@@ -137,6 +141,9 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		})
 	}
 	addHousekeeping(ctx, sched, st, cfg, log)
+	if r.http && client != nil {
+		addReconcile(ctx, sched, cfg, engine, client, metrics.NewHooks(reg), log)
+	}
 	if r.http {
 		if err := addSchedules(ctx, sched, cfg, engine, log); err != nil {
 			return err
@@ -265,9 +272,10 @@ func persistenceWarning(appendonly, save string) string {
 		"log and queued job. Turn on appendonly (or RDB snapshots) for anything but a trial."
 }
 
-// openGitLab returns where statuses go and where sources come from. Without a token, statuses
-// are only logged, which is enough to try gantry on public projects.
-func openGitLab(cfg *configs.Config, log *zap.Logger) (orchestrator.Statuses, orchestrator.Source, error) {
+// openGitLab returns where statuses go and the GitLab client sources come from (nil without a
+// GitLab). Without a token, statuses are only logged, which is enough to try gantry on public
+// projects.
+func openGitLab(cfg *configs.Config, log *zap.Logger) (orchestrator.Statuses, *gitlab.Client, error) {
 	if cfg.GitLab.URL == "" {
 		if len(cfg.Projects) > 0 {
 			return nil, nil, errors.New("gitlab.url is required when projects are configured: sources are fetched from it")

@@ -20,12 +20,15 @@ import (
 // default release settings (branch main).
 func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gitlabtest.Repo) {
 	t.Helper()
-	return startBusyboxProjectWith(t, redisURL, "", "", extra)
+	return startBusyboxProjectWith(t, redisURL, settings{}, extra)
 }
 
-// startBusyboxProjectWith is startBusyboxProject with more keys of the redis block (", key: v")
-// and more top-level settings ("workers: {…}\n").
-func startBusyboxProjectWith(t *testing.T, redisURL, redisKeys, top, extra string) (*gantryProc, *gitlabtest.Repo) {
+// settings are more keys of the busybox project's config: of the redis and gitlab blocks
+// (", key: v") and at the top level ("workers: {…}\n").
+type settings struct{ redis, gitlab, top string }
+
+// startBusyboxProjectWith is startBusyboxProject with more settings.
+func startBusyboxProjectWith(t *testing.T, redisURL string, more settings, extra string) (*gantryProc, *gitlabtest.Repo) {
 	t.Helper()
 	release := "    release: {branches: [main]}\n"
 	if strings.HasPrefix(extra, "    release:") {
@@ -45,7 +48,7 @@ func startBusyboxProjectWith(t *testing.T, redisURL, redisKeys, top, extra strin
 	cfg := fmt.Sprintf(`
 server: {listen: %q, public_url: "http://%s"}
 redis: {url: %q%s}
-gitlab: {url: %q, token: %q}
+gitlab: {url: %q, token: %q%s}
 api: {tokens: [%s]}
 registries:
   - {host: %q, username: %q, password: %q}
@@ -55,7 +58,7 @@ registries:
     image: %s
     tests:
       - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
-%s%s`, addr, addr, redisURL, redisKeys, gl.URL, gl.Token, testAPIToken, reg.Host, reg.User, reg.Password, top, proj.PathWithNamespace, testHookSecret, image, release, extra)
+%s%s`, addr, addr, redisURL, more.redis, gl.URL, gl.Token, more.gitlab, testAPIToken, reg.Host, reg.User, reg.Password, more.top, proj.PathWithNamespace, testHookSecret, image, release, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
 	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}
