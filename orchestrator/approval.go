@@ -241,13 +241,6 @@ func (e *Engine) settled(ctx context.Context, p *Pipeline) (*Pipeline, error) {
 	if err != nil && !errors.Is(err, ErrInvalidTransition) { // canceled meanwhile: nothing to do
 		return nil, err
 	}
-	if v.Decision != DecisionApproved {
-		// Marks it finished: cancel leaves that to whoever stops the running jobs, and a
-		// waiting pipeline has none.
-		if err := e.dispatch(ctx, p.ID); err != nil {
-			return nil, err
-		}
-	}
 	if err := e.store.Unwait(ctx, p.ID); err != nil {
 		return nil, err
 	}

@@ -99,6 +99,11 @@ func (e *Engine) cancel(ctx context.Context, id int64, reason, keepRunning strin
 	if err := e.store.PublishCancel(ctx, id); err != nil {
 		return nil, fmt.Errorf("announce cancellation of pipeline %d: %w", id, err)
 	}
+	// Records the end when nothing runs any more: no job's end will (a running job that stops
+	// dispatches too, and a repeated record is harmless).
+	if err := e.dispatch(ctx, id); err != nil {
+		return nil, err
+	}
 	e.log.Info("pipeline canceled", zap.Int64("pipeline", id), zap.String("reason", reason))
 	return e.store.Pipeline(ctx, id)
 }

@@ -418,3 +418,25 @@ func TestSupersedeCostsWhatStillRuns(t *testing.T) {
 		t.Error("newest pipeline missing")
 	}
 }
+
+// TestCanceledPipelineIsFinished: a pipeline canceled (or superseded) before its jobs ran is
+// recorded as finished at once, so its image and its record follow the retention; it was left
+// open until the sweep's repair found it (seen by gantry-bench soak).
+func TestCanceledPipelineIsFinished(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	older := b.push(t, "feature")
+	b.queue.tasks = nil
+	if err := b.engine.Handle(context.Background(), Task{Kind: TaskStart, PipelineID: older.ID}); err != nil {
+		t.Fatal(err)
+	}
+	b.queue.tasks = nil // announced; its build has not run
+	b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: "newer00000"})
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), older.ID)
+	b.store.mu.Lock()
+	defer b.store.mu.Unlock()
+	if got.State() != StateCanceled || !b.store.ended[older.ID] {
+		t.Errorf("superseded pipeline = %s, finished recorded %v; want canceled and recorded", got.State(), b.store.ended[older.ID])
+	}
+}
