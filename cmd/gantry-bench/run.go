@@ -37,6 +37,12 @@ Usage:
       against the engine's own rate of ` + "`busybox true`" + ` containers (create, start, wait, remove,
       workers×concurrency at a time) measured before and after in the same run
 
+  gantry-bench soak [--pipelines 100000] [--window 2000] [--concurrency 8]
+      pushes through the real intake, each pipeline run to its end by the real engine and store
+      (jobs succeed at once) and expired by gantry's housekeeping with the retention at 2 s:
+      Redis memory after the first window and at the end (target within 10%), the intake's p99
+      and the supersede step's cost in the first and last windows (targets within 20%)
+
 Redis defaults to $GANTRY_TEST_REDIS_URL (scripts/testenv.sh up; eval "$(scripts/testenv.sh env)").
 The database --db (ingest 1000, overhead 1001, pickup 1002, codeonly 1003, throughput 1004) is
 emptied before every run: run the benchmark while no test suite uses the same Redis, since tests
@@ -53,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command given")
 	}
 	switch args[0] {
+	case "soak":
+		return soakCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "ingest":
 		return ingestCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "overhead":
