@@ -274,7 +274,7 @@ func (s *soak) push(ctx context.Context, i int) (time.Duration, error) {
 
 // drained waits until every pipeline has run and been expired.
 func (s *soak) drained(ctx context.Context) error {
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(30 * time.Minute)
 	for {
 		n, err := s.rdb.ZCard(ctx, pipelinesKey).Result()
 		if err != nil {
@@ -284,7 +284,7 @@ func (s *soak) drained(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d pipelines still kept 10 minutes after the last push", n)
+			return fmt.Errorf("%d pipelines still kept 30 minutes after the last push", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -356,28 +356,54 @@ func (t *timedBranches) take() branchCost {
 }
 
 // soakQueue runs tasks in this process: the engine's work on Redis is what is soaked, not asynq.
-type soakQueue struct{ tasks chan orchestrator.Task }
+// Like asynq with its task ids, it keeps one copy of a task that is waiting, and it never blocks
+// the one enqueueing.
+type soakQueue struct {
+	mu      sync.Mutex
+	wake    *sync.Cond
+	waiting map[orchestrator.Task]bool
+	list    []orchestrator.Task
+}
 
-func newSoakQueue() *soakQueue { return &soakQueue{tasks: make(chan orchestrator.Task, 1<<20)} }
+func newSoakQueue() *soakQueue {
+	q := &soakQueue{waiting: map[orchestrator.Task]bool{}}
+	q.wake = sync.NewCond(&q.mu)
+	return q
+}
 
-func (q *soakQueue) Enqueue(ctx context.Context, t orchestrator.Task) error {
-	select {
-	case q.tasks <- t:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+func (q *soakQueue) Enqueue(_ context.Context, t orchestrator.Task) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.waiting[t] {
+		q.waiting[t] = true
+		q.list = append(q.list, t)
+		q.wake.Signal()
 	}
+	return nil
 }
 
 func (q *soakQueue) work(ctx context.Context, e *orchestrator.Engine) {
+	stop := context.AfterFunc(ctx, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		q.wake.Broadcast()
+	})
+	defer stop()
 	for {
-		select {
-		case <-ctx.Done():
+		q.mu.Lock()
+		for len(q.list) == 0 && ctx.Err() == nil {
+			q.wake.Wait()
+		}
+		if ctx.Err() != nil {
+			q.mu.Unlock()
 			return
-		case t := <-q.tasks:
-			if err := e.Handle(ctx, t); err != nil && ctx.Err() == nil {
-				q.Enqueue(ctx, t) // as the queue retries
-			}
+		}
+		t := q.list[0]
+		q.list = q.list[1:]
+		delete(q.waiting, t)
+		q.mu.Unlock()
+		if err := e.Handle(ctx, t); err != nil && ctx.Err() == nil {
+			q.Enqueue(ctx, t) // as the queue retries
 		}
 	}
 }
