@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
@@ -58,11 +57,7 @@ func (s *Store) Decide(ctx context.Context, id int64, v orchestrator.Verdict) (b
 
 // Waiting implements orchestrator.Store.
 func (s *Store) Waiting(ctx context.Context, before time.Time) ([]int64, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, s.keyWaiting(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10)}).Result()
-	if err != nil {
-		return nil, err
-	}
-	return parseIDs(ids), nil
+	return s.idsBefore(ctx, s.keyWaiting(), before)
 }
 
 // Unwait implements orchestrator.Store.

@@ -126,22 +126,12 @@ func (s *Store) Started(ctx context.Context, id int64) error {
 
 // Unstarted implements orchestrator.Store.
 func (s *Store) Unstarted(ctx context.Context, before time.Time) ([]int64, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, s.keyUnstarted(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10)}).Result()
-	if err != nil {
-		return nil, err
-	}
-	return parseIDs(ids), nil
+	return s.idsBefore(ctx, s.keyUnstarted(), before)
 }
 
 // Open implements orchestrator.Store.
 func (s *Store) Open(ctx context.Context, before time.Time) ([]int64, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, s.keyOpen(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10), Count: housekeepBatch,
-	}).Result()
-	if err != nil {
-		return nil, err
-	}
-	return parseIDs(ids), nil
+	return s.idsBefore(ctx, s.keyOpen(), before)
 }
 
 // LastHead implements orchestrator.Store.

@@ -56,7 +56,7 @@ func (s *Store) Housekeep(ctx context.Context, r Retention, now time.Time, every
 		return sw, fmt.Errorf("backfill ends: %w", err)
 	}
 	if r.Logs > 0 {
-		ids, err := s.endedBefore(ctx, s.keyLogged(), now.Add(-r.Logs))
+		ids, err := s.idsBefore(ctx, s.keyLogged(), now.Add(-r.Logs))
 		if err != nil {
 			return sw, err
 		}
@@ -68,7 +68,7 @@ func (s *Store) Housekeep(ctx context.Context, r Retention, now time.Time, every
 		}
 	}
 	if r.Pipelines > 0 {
-		ids, err := s.endedBefore(ctx, s.keyEnded(), now.Add(-r.Pipelines))
+		ids, err := s.idsBefore(ctx, s.keyEnded(), now.Add(-r.Pipelines))
 		if err != nil {
 			return sw, err
 		}
@@ -87,7 +87,9 @@ func (s *Store) Housekeep(ctx context.Context, r Retention, now time.Time, every
 	return sw, nil
 }
 
-func (s *Store) endedBefore(ctx context.Context, key string, t time.Time) ([]int64, error) {
+// idsBefore lists the pipelines of a sorted set scored by time (unix milliseconds) up to t, at
+// most housekeepBatch of them, oldest first: every set the sweep and the housekeeping read.
+func (s *Store) idsBefore(ctx context.Context, key string, t time.Time) ([]int64, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(t.UnixMilli(), 10), Count: housekeepBatch,
 	}).Result()

@@ -109,13 +109,7 @@ func (s *Store) AckStatus(ctx context.Context, pipelineID, seq int64) error {
 
 // WaitingOutboxes implements orchestrator.Store.
 func (s *Store) WaitingOutboxes(ctx context.Context, before time.Time) ([]int64, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, s.keyOutboxes(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10), Count: housekeepBatch,
-	}).Result()
-	if err != nil {
-		return nil, err
-	}
-	return parseIDs(ids), nil
+	return s.idsBefore(ctx, s.keyOutboxes(), before)
 }
 
 // statusLockTTL frees the lock of a worker that died while posting.
