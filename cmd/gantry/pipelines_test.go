@@ -295,6 +295,7 @@ func TestCLIPipelinesWithRedis(t *testing.T) {
 	st := store.New(testenv.Redis(t), store.Options{LogCap: 1024})
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
+	var ids []int64
 	for i, ref := range []string{"master", "dev", "master"} {
 		p := &orchestrator.Pipeline{CreatedAt: time.Now(),
 			Trigger: orchestrator.Trigger{Project: "g/app", Kind: orchestrator.TriggerPush, Ref: ref, SHA: fmt.Sprintf("%d0c0ffee", i+1)},
@@ -303,8 +304,9 @@ func TestCLIPipelinesWithRedis(t *testing.T) {
 		if _, err := st.CreatePipeline(ctx, p, d); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, p.ID)
 	}
-	if err := st.AppendLog(ctx, 3, "build", 1, []byte(strings.Repeat("x", 2000)+"\nthe end\n")); err != nil {
+	if err := st.AppendLog(ctx, ids[2], "build", 1, []byte(strings.Repeat("x", 2000)+"\nthe end\n")); err != nil {
 		t.Fatal(err)
 	}
 	e := echo.New()
@@ -318,11 +320,11 @@ func TestCLIPipelinesWithRedis(t *testing.T) {
 
 	out, err := b.gantry("list", "--ref", "master")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], "3   g/app    master  30c0ffee  created") ||
-		!strings.HasPrefix(lines[2], "1   g/app    master  10c0ffee  created") {
-		t.Errorf("list --ref master = %v:\n%s\nwant pipelines 3 and 1, newest first", err, out)
+	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], fmt.Sprintf("%d  g/app    master  30c0ffee  created", ids[2])) ||
+		!strings.HasPrefix(lines[2], fmt.Sprintf("%d  g/app    master  10c0ffee  created", ids[0])) {
+		t.Errorf("list --ref master = %v:\n%s\nwant pipelines %d and %d, newest first", err, out, ids[2], ids[0])
 	}
-	out, err = b.gantry("log", "3", "build")
+	out, err = b.gantry("log", fmt.Sprint(ids[2]), "build")
 	if err != nil || !strings.HasPrefix(out, "[gantry: the first ") ||
 		!strings.Contains(out, " bytes of this log were dropped to stay under the 1 KiB cap]\nxxx") || !strings.HasSuffix(out, "\nthe end\n") {
 		t.Errorf("log of a capped job = %v:\n%s\nwant the cap's note, then the tail", err, out)
