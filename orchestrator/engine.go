@@ -28,6 +28,7 @@ type Engine struct {
 	prefix    string
 	publicURL string
 	dedup     time.Duration
+	delivery  time.Duration
 	retention time.Duration
 	running   runningJobs
 	now       func() time.Time
@@ -53,6 +54,11 @@ type EngineOptions struct {
 	// DedupWindow is how long a second trigger for the same project, kind, ref and SHA yields
 	// the first one's pipeline; default 10 minutes.
 	DedupWindow time.Duration
+	// DeliveryWindow is how long a webhook delivery's id is remembered, so that GitLab's
+	// "Resend request" of it yields its pipeline rather than a second one; default 7 days.
+	// A delivery is resent by hand, which can be much later than the dedup window, but the
+	// answer names a pipeline, so serve caps this at the pipeline retention.
+	DeliveryWindow time.Duration
 	// ImageRetention is how long a finished pipeline's image is kept on the engine, so its jobs
 	// can be retried without a rebuild; default 24 hours.
 	ImageRetention time.Duration
@@ -77,6 +83,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		prefix:    cmp.Or(o.StatusPrefix, "gantry"),
 		publicURL: strings.TrimRight(o.PublicURL, "/"),
 		dedup:     cmp.Or(o.DedupWindow, 10*time.Minute),
+		delivery:  cmp.Or(o.DeliveryWindow, 7*24*time.Hour),
 		retention: cmp.Or(o.ImageRetention, 24*time.Hour),
 		now:       o.Now,
 		log:       o.Logger,
@@ -104,10 +111,6 @@ func (e *Engine) Project(path string) (Project, bool) {
 	return p, ok
 }
 
-// deliveryTTL is how long a delivery id is remembered: GitLab resends a delivery with the same
-// Idempotency-Key only when someone asks it to, which can be much later than the dedup window.
-const deliveryTTL = 7 * 24 * time.Hour
-
 // Accepted is the outcome of Accept: the pipeline for the trigger, and whether it existed.
 type Accepted struct {
 	Pipeline  *Pipeline
@@ -133,7 +136,7 @@ func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 	}
 	d := Dedup{Content: strings.Join(content, "|"), ContentTTL: e.dedup}
 	if t.DeliveryID != "" {
-		d.Delivery, d.DeliveryTTL = t.DeliveryID, deliveryTTL
+		d.Delivery, d.DeliveryTTL = t.DeliveryID, e.delivery
 	}
 	existing, err := e.store.CreatePipeline(ctx, p, d)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,6 +218,30 @@ func TestEngineDuplicates(t *testing.T) {
 	other, _ := b.engine.Accept(context.Background(), Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerMergeRequest, Ref: "dev", SHA: "abc", DeliveryID: "d3"})
 	if other.Duplicate {
 		t.Error("a merge request pipeline for the same SHA counted as a duplicate of the push")
+	}
+}
+
+// TestEngineDedupWindows: how long the store keeps a trigger's dedup keys, by default and as
+// set; a trigger without a delivery id has no delivery key.
+func TestEngineDedupWindows(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	set, err := NewEngine(EngineOptions{Store: b.store, Queue: b.queue, Statuses: b.statuses,
+		Projects: slices.Collect(maps.Values(b.engine.projects)), DedupWindow: time.Minute, DeliveryWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b.engine.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d1"})
+	set.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "def", DeliveryID: "d2"})
+	set.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "0a0"})
+	want := []Dedup{
+		{Delivery: "d1", DeliveryTTL: 7 * 24 * time.Hour, Content: "g/app|push|dev|abc", ContentTTL: 10 * time.Minute},
+		{Delivery: "d2", DeliveryTTL: time.Hour, Content: "g/app|push|dev|def", ContentTTL: time.Minute},
+		{Content: "g/app|push|dev|0a0", ContentTTL: time.Minute},
+	}
+	if !slices.Equal(b.store.dedups, want) {
+		t.Errorf("dedup keys = %+v, want %+v", b.store.dedups, want)
 	}
 }
 

@@ -20,6 +20,8 @@ type memStore struct {
 	released  map[string]string
 	logs      map[string]string
 	dedup     map[string]int64
+	// dedups are the dedup keys CreatePipeline was given, in order.
+	dedups    []Dedup
 	outbox    map[int64][]StatusEntry
 	seq       int64
 	locked    map[int64]bool
@@ -82,6 +84,7 @@ func (m *memStore) DropLease(_ context.Context, id string) error {
 // CreatePipeline stores p and, standing in for TakeNew, queues its start.
 func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, d Dedup) (int64, error) {
 	m.mu.Lock()
+	m.dedups = append(m.dedups, d)
 	for _, k := range []string{"d:" + d.Delivery, "c:" + d.Content} {
 		if id := m.dedup[k]; id != 0 && k != "d:" {
 			m.mu.Unlock()

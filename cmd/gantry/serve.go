@@ -72,7 +72,8 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
 		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
 		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
-		ImageRetention: cfg.Workers.ImageRetention.Duration, Logger: log, Metrics: metrics.NewEngine(reg),
+		ImageRetention: cfg.Workers.ImageRetention.Duration, DeliveryWindow: deliveryWindow(cfg),
+		Logger: log, Metrics: metrics.NewEngine(reg),
 	})
 	if err != nil {
 		return err
@@ -191,6 +192,15 @@ func addHousekeeping(ctx context.Context, sched *cron.Cron, st *store.Store, cfg
 				zap.Int("ends_backfilled", sw.Backfilled))
 		}
 	}))
+}
+
+// deliveryWindow remembers a delivery id a week, as long as the pipeline it names is kept.
+func deliveryWindow(cfg *configs.Config) time.Duration {
+	const week = 7 * 24 * time.Hour
+	if r := cfg.Redis.PipelineRetention.Duration; r > 0 {
+		return min(week, r)
+	}
+	return week
 }
 
 // executor keeps a nil *jobs.Docker from becoming a non-nil interface.

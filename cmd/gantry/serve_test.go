@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/configs"
 )
@@ -34,6 +35,22 @@ func TestPersistenceWarning(t *testing.T) {
 	} {
 		if got := persistenceWarning(tt.appendonly, tt.save); (got != "") != tt.warn {
 			t.Errorf("persistenceWarning(%q, %q) = %q, want a warning %v", tt.appendonly, tt.save, got, tt.warn)
+		}
+	}
+}
+
+// TestDeliveryWindow: a delivery id is remembered a week, never longer than the pipeline it names.
+func TestDeliveryWindow(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ retention, want time.Duration }{
+		{0, 7 * 24 * time.Hour}, // pipelines kept forever
+		{720 * time.Hour, 7 * 24 * time.Hour},
+		{2 * time.Hour, 2 * time.Hour},
+	} {
+		cfg := configs.Default()
+		cfg.Redis.PipelineRetention.Duration = tt.retention
+		if got := deliveryWindow(cfg); got != tt.want {
+			t.Errorf("deliveryWindow(retention %s) = %s, want %s", tt.retention, got, tt.want)
 		}
 	}
 }
