@@ -19,6 +19,7 @@ BUSYBOX_IMAGE=gantry-test/busybox:1
 PYTHON_IMAGE=gantry-test/python:3.11
 PYTHON_IMAGE_LATEST=gantry-test/python:latest
 REGISTRY_USER=gantry
+GREMLINS_VERSION=v0.6.0   # mutation testing (scripts/mutation.sh); pinned so scores compare
 REDIS_PORTS=(6390 6499)    # first and last port tried
 REGISTRY_PORTS=(5090 5199)
 
@@ -327,6 +328,19 @@ ensure_python_image() {
 	log "image $PYTHON_IMAGE: built in $((SECONDS - start)) s (also tagged $PYTHON_IMAGE_LATEST)"
 }
 
+# ---------------------------------------------------------------- tools
+
+# ensure_gremlins installs gremlins from the Go module proxy into $state/bin, at the pinned
+# version, unless that version is there already.
+ensure_gremlins() {
+	local bin=$state/bin/gremlins
+	if [[ -x $bin ]] && go version -m "$bin" 2>/dev/null | grep -q "gremlins[[:space:]]*$GREMLINS_VERSION"; then
+		return
+	fi
+	log "gremlins $GREMLINS_VERSION: installing"
+	GOBIN=$state/bin go install "github.com/go-gremlins/gremlins/cmd/gremlins@$GREMLINS_VERSION" >&2
+}
+
 # ---------------------------------------------------------------- env file
 
 write_env() {
@@ -339,6 +353,7 @@ write_env() {
 		printf 'export GANTRY_TEST_REGISTRY_PASSWORD=%q\n' "$REGISTRY_PASSWORD"
 		printf 'export GANTRY_TEST_BUSYBOX_IMAGE=%q\n' "$BUSYBOX_IMAGE"
 		printf 'export GANTRY_TEST_PYTHON_IMAGE=%q\n' "$PYTHON_IMAGE"
+		printf 'export GANTRY_TEST_GREMLINS=%q\n' "$state/bin/gremlins"
 	} >"$tmp"
 	mv -f "$tmp" "$state/env"
 }
@@ -360,6 +375,7 @@ cmd_up() {
 	ensure_registry
 	ensure_busybox_image
 	ensure_python_image
+	ensure_gremlins
 	write_env
 	log "up in $((SECONDS - start)) s; env: $state/env (eval \"\$($0 env)\")"
 }
