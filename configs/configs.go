@@ -93,6 +93,11 @@ type GitLab struct {
 	// gets a pipeline, and hooks GitLab disabled are logged and counted.
 	// 0 turns it off. Default 5m.
 	ReconcileEvery Duration `yaml:"reconcile_every" json:"reconcile_every"`
+	// ReenableHooks, on each reconcile_every check, asks GitLab for a test
+	// delivery to gantry's own hooks (those at server.public_url) that GitLab
+	// disabled: the test is a push of the default branch's head, and a 2xx
+	// answer makes the hook deliver again. Default false.
+	ReenableHooks bool `yaml:"reenable_hooks" json:"reenable_hooks"`
 	// StatusPrefix starts every commit status name: <prefix>/build,
 	// <prefix>/test/<name>, <prefix>/release. Default "gantry".
 	StatusPrefix string `yaml:"status_prefix" json:"status_prefix"`

@@ -132,6 +132,8 @@ func TestLoadValidates(t *testing.T) {
 		{"negative log retention", "redis: {log_retention: -1h}\n", "redis.log_retention", "must not be negative"},
 		{"retention below the images'", "redis: {pipeline_retention: 1h}\nworkers: {image_retention: 24h}\n", "redis.pipeline_retention", "must be at least workers.image_retention (24h0m0s)"},
 		{"reconcile interval", "gitlab: {reconcile_every: 10ms}\n", "gitlab.reconcile_every", "must be at least 1s, or 0"},
+		{"re-enabling hooks without a public URL", "gitlab: {reenable_hooks: true}\n", "gitlab.reenable_hooks", "needs server.public_url"},
+		{"re-enabling hooks without the check", "server: {public_url: \"https://gantry.example.com\"}\ngitlab: {reenable_hooks: true, reconcile_every: 0s}\n", "gitlab.reenable_hooks", "needs server.public_url"},
 		{"housekeeping interval", "redis: {housekeeping_every: 10ms}\n", "redis.housekeeping_every", "must be at least 1s"},
 		{"registry host", "registries: [{host: \"https://r.example.com\"}]\n", "registries[0].host", "is not a registry host"},
 		{"registry twice", "registries: [{host: r.example.com}, {host: R.example.com}]\n", "registries[1].host", "already configured in registries[0]"},

@@ -50,6 +50,9 @@ func (c *Config) validate() Errors {
 	if d := c.GitLab.ReconcileEvery.Duration; d != 0 && d < time.Second {
 		errs.add("gitlab.reconcile_every", "must be at least 1s, or 0 to turn it off, not %s", c.GitLab.ReconcileEvery)
 	}
+	if c.GitLab.ReenableHooks && (c.Server.PublicURL == "" || c.GitLab.ReconcileEvery.Duration == 0) {
+		errs.add("gitlab.reenable_hooks", "needs server.public_url (gantry's hooks are found by their URL) and gitlab.reconcile_every (the check that runs it)")
+	}
 	if c.Redis.HousekeepingEvery.Duration < time.Second {
 		errs.add("redis.housekeeping_every", "must be at least 1s, not %s", c.Redis.HousekeepingEvery)
 	}

@@ -226,3 +226,16 @@ func redact(s string) string {
 	}
 	return u.Redacted()
 }
+
+// ReenableHook asks GitLab for a test delivery of a push to a hook it disabled: a delivery
+// that gets a 2xx makes the hook executable again (docs/gitlab.md §1.4). GitLab answers 201
+// when the delivery succeeded and 422 when the hook failed it. Tried once: the test is a push
+// the receiver acts on, and the next check is the retry.
+func (c *Client) ReenableHook(ctx context.Context, project string, hookID int64) error {
+	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+	defer cancel()
+	if _, err := c.api.Projects.TriggerTestProjectHook(project, hookID, gl.ProjectHookEventPush, gl.WithContext(ctx)); err != nil {
+		return fmt.Errorf("test delivery to hook %d of %s: %w", hookID, project, hookError(err))
+	}
+	return nil
+}

@@ -48,3 +48,37 @@ func TestReconcileMissedPush(t *testing.T) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 }
+
+// TestReconcileReenablesOwnHook: with gitlab.reenable_hooks, the check asks GitLab for a test
+// delivery to gantry's own disabled hook; gantry answers it (a push of main's head, which runs)
+// and GitLab delivers to the hook again. Another service's disabled hook is left alone.
+func TestReconcileReenablesOwnHook(t *testing.T) {
+	t.Parallel()
+	g, _ := startBusyboxProjectWith(t, testenv.RedisURL(t), settings{gitlab: ", reconcile_every: 1s, reenable_hooks: true"}, "")
+	own := g.gitlab.AddHook(g.project.ID, gitlabtest.Hook{URL: g.url + "/webhooks/gitlab", Token: g.secret, PushEvents: true})
+	other := g.gitlab.AddHook(g.project.ID, gitlabtest.Hook{URL: "http://127.0.0.1:1/other-service"})
+	g.gitlab.SetHookAlert(g.project.ID, own.ID, "disabled", nil)
+	g.gitlab.SetHookAlert(g.project.ID, other.ID, "disabled", nil)
+
+	status := func() map[int64]string {
+		out := map[int64]string{}
+		for _, h := range g.gitlab.Hooks(g.project.ID) {
+			out[h.ID] = h.AlertStatus
+		}
+		return out
+	}
+	for deadline := time.Now().Add(time.Minute); status()[own.ID] != "executable"; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("gantry's hook still disabled a minute later")
+		}
+	}
+	if s := status()[other.ID]; s != "disabled" {
+		t.Errorf("another service's hook is %s, want it left disabled", s)
+	}
+	code, raw := g.api(t, "GET", "/api/v1/pipelines?ref=main", g.apiToken, nil)
+	ps, _ := raw["pipelines"].([]any)
+	if code != http.StatusOK || len(ps) == 0 {
+		t.Fatalf("no pipeline for the test delivery's push: %d %v", code, raw)
+	}
+	g.waitFinished(t, int64(ps[0].(map[string]any)["id"].(float64)), 2*time.Minute)
+}

@@ -96,6 +96,9 @@ func (s *Server) SetHookAlert(projectID, hookID int64, status string, disabledUn
 // hookHandler routes /projects/:id/hooks[/:hook_id]: it returns the request's method where the
 // path answers it, else GET, so that route answers 405.
 func (s *Server) hookHandler(method string, tail []string) (func(http.ResponseWriter, *request), string) {
+	if len(tail) == 4 && tail[2] == "test" {
+		return s.testHook, http.MethodPost
+	}
 	allowed := map[int][]string{1: {"GET", "POST"}, 2: {"GET", "PUT", "DELETE"}}[len(tail)]
 	switch {
 	case allowed == nil:
