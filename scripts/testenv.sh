@@ -99,6 +99,7 @@ ensure_packages() {
 	command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 	command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 	command -v chromium >/dev/null 2>&1 || missing+=(chromium) # the pages' browser tests
+	command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # promtool checks deploy/prometheus
 	((${#missing[@]} == 0)) && return 0
 	log "installing missing packages: ${missing[*]}"
 	local sudo=()

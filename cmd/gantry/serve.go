@@ -69,6 +69,10 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		log.Info("docker engine ready", zap.String("api_version", docker.APIVersion()))
 	}
 	reg := newRegistry()
+	metrics.NewHealth(reg, func(ctx context.Context) (metrics.Health, error) {
+		h, err := st.QueueHealth(ctx)
+		return metrics.Health(h), err
+	})
 	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
 		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
 		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
