@@ -75,6 +75,22 @@ func (p *proc) logged(s string) bool {
 // for a busybox project whose one test, "slow", sleeps for sleep seconds.
 func startProcesses(t *testing.T, project string, sleep, n int, grace string) (*gantryProc, string, []*proc) {
 	t.Helper()
+	c := startCluster(t, project, sleep, 1, n, grace)
+	return c.servers[0], c.sha, c.workers
+}
+
+// cluster is gantry's processes on one Redis, and the project's repository with its first commit.
+type cluster struct {
+	servers []*gantryProc
+	workers []*proc
+	repo    *gitlabtest.Repo
+	sha     string
+}
+
+// startCluster runs servers `gantry server` processes, each on its own address, and n `gantry
+// worker` processes, all on one Redis, for the busybox project of startProcesses.
+func startCluster(t *testing.T, project string, sleep, servers, n int, grace string) cluster {
+	t.Helper()
 	busybox := testenv.Need(t, "GANTRY_TEST_BUSYBOX_IMAGE")
 	redisURL := testenv.RedisURL(t)
 	bin := buildGantry(t)
@@ -84,8 +100,8 @@ func startProcesses(t *testing.T, project string, sleep, n int, grace string) (*
 	proj := gl.AddProject(project, repo.Dir)
 	image := "gantry-e2e/" + strings.ReplaceAll(project, "/", "-") + "-" + randomName()
 	t.Cleanup(func() { removeImages(t, image) })
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf(`
+	config := func(addr string) string {
+		cfg := fmt.Sprintf(`
 server: {listen: %q, public_url: "http://%s"}
 redis: {url: %q}
 gitlab: {url: %q, token: %q}
@@ -98,16 +114,26 @@ projects:
     tests:
       - {name: slow, command: ["sh", "-c", "sleep %d; echo done"], timeout: 2m}
 `, addr, addr, redisURL, gl.URL, gl.Token, grace, testAPIToken, project, testHookSecret, image, sleep)
-	config := filepath.Join(t.TempDir(), "gantry.yaml")
-	must(t, os.WriteFile(config, []byte(cfg), 0o600))
-	startProc(t, bin, "server", config)
+		path := filepath.Join(t.TempDir(), "gantry.yaml")
+		must(t, os.WriteFile(path, []byte(cfg), 0o600))
+		return path
+	}
+	var gs []*gantryProc
+	for range servers {
+		addr := freeAddr(t)
+		startProc(t, bin, "server", config(addr))
+		g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, redisURL: redisURL}
+		gs = append(gs, g)
+	}
+	workerConfig := config(freeAddr(t)) // a worker listens nowhere; the address is never used
 	var workers []*proc
 	for range n {
-		workers = append(workers, startProc(t, bin, "worker", config))
+		workers = append(workers, startProc(t, bin, "worker", workerConfig))
 	}
-	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, redisURL: redisURL}
-	waitHealthy(t, g.url)
-	return g, sha, workers
+	for _, g := range gs {
+		waitHealthy(t, g.url)
+	}
+	return cluster{servers: gs, workers: workers, repo: repo, sha: sha}
 }
 
 // runningWorker waits for the worker process that started the test job.
