@@ -64,9 +64,10 @@ func (t directTimes) String() string {
 	return fmt.Sprintf("archive+build %.2fs, tests %.2fs, release %.2fs", t.build.Seconds(), t.tests.Seconds(), t.release.Seconds())
 }
 
-// run does the work of one master pipeline for sha under pipeline id id and returns how long it
-// took. Logs go nowhere: keeping them is part of what gantry adds.
-func (d *direct) run(ctx context.Context, id int64, sha string) (directTimes, error) {
+// run does the work of one master pipeline for sha under pipeline id id, its release only when
+// release is set, and returns how long it took. Logs go nowhere: keeping them is part of what
+// gantry adds.
+func (d *direct) run(ctx context.Context, id int64, sha string, release bool) (directTimes, error) {
 	trig := orchestrator.Trigger{Project: d.project.Path, ProjectID: d.projectID, Kind: orchestrator.TriggerPush,
 		ProjectURL: "https://gitlab.example.com/" + d.project.Path, Ref: "master", SHA: sha}
 	var t directTimes
@@ -101,6 +102,10 @@ func (d *direct) run(ctx context.Context, id int64, sha string) (directTimes, er
 		}
 	}
 	t.tests = time.Since(start) - t.build
+	if !release {
+		t.total = time.Since(start)
+		return t, nil
+	}
 	tags, err := orchestrator.ReleaseTags(d.project.Release.Tags, &orchestrator.Pipeline{ID: id, Trigger: trig})
 	if err != nil {
 		return directTimes{}, fmt.Errorf("direct: release tags: %w", err)

@@ -149,7 +149,7 @@ func overheadCommand(ctx context.Context, args []string, getenv func(string) str
 					return fmt.Errorf("round %d: build %q did not reuse the base, the rounds would not compare", i, b.Description)
 				}
 				jobsLine, gap = jobDurations(p), outsideJobs(p, g)
-			} else if dt, err = d.run(ctx, 1_000_000+int64(i), sha); err != nil {
+			} else if dt, err = d.run(ctx, 1_000_000+int64(i), sha, true); err != nil {
 				return fmt.Errorf("round %d: %w", i, err)
 			}
 			before = sha
