@@ -274,12 +274,16 @@ func TestJobTaskOfAWaitingPipelineRunsNothing(t *testing.T) {
 	}
 }
 
-// TestApprovalExpires: nobody decides before the expiry; the sweep cancels the pipeline and
-// says so, and a late approval is refused.
+// TestApprovalExpires: nobody decides before the expiry; the sweep cancels the pipeline (every
+// one that expired, in one sweep) and says so, and a late approval is refused.
 func TestApprovalExpires(t *testing.T) {
 	t.Parallel()
 	b := setupApproval(t, func(p *Project) { p.ApprovalExpiry = time.Hour })
 	p := b.mergeRequest(t)
+	b.mu.Lock()
+	b.mr.SHA = "f1f1f1f1f1" // a second merge request commit, waiting as long
+	b.mu.Unlock()
+	second := b.mergeRequest(t)
 	b.advance(59 * time.Minute)
 	if err := b.engine.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
@@ -295,6 +299,9 @@ func TestApprovalExpires(t *testing.T) {
 	got := b.stored(t, p.ID)
 	if got.State() != StateCanceled || got.Approval.Verdict == nil || got.Approval.Verdict.Decision != DecisionExpired {
 		t.Errorf("after the expiry: %s verdict %+v, want canceled, expired", got.State(), got.Approval.Verdict)
+	}
+	if got := b.stored(t, second.ID); got.State() != StateCanceled {
+		t.Errorf("the second waiting pipeline after the expiry: %s, want canceled in the same sweep", got.State())
 	}
 	if d := b.statuses.descs["gantry/build"]; !strings.Contains(d, "nobody approved") {
 		t.Errorf("build status says %q, want that nobody approved it", d)
@@ -365,12 +372,15 @@ func TestApprovalModes(t *testing.T) {
 }
 
 // TestApprovedForkGetsUntrustedLimits: an approved fork's build runs with the project's limits
-// for untrusted code, and neither build nor tests receive configured values not let through.
+// for untrusted code, and neither build nor tests receive configured values not let through;
+// a push of the project's own gets everything configured.
 func TestApprovedForkGetsUntrustedLimits(t *testing.T) {
 	t.Parallel()
+	configured := BuildSpec{Network: "bridge", Memory: 4 << 30, CPUs: 2, Args: map[string]string{"PIP_TOKEN": "secret", "PY": "3.12"}}
+	configuredEnv := map[string]string{"DB_PASSWORD": "secret", "PY": "3.12"}
 	b := setupApproval(t, func(p *Project) {
-		p.Build = BuildSpec{Network: "bridge", Memory: 4 << 30, CPUs: 2, Args: map[string]string{"PIP_TOKEN": "secret", "PY": "3.12"}}
-		p.Tests = []TestSpec{{Name: "unit", Env: map[string]string{"DB_PASSWORD": "secret", "PY": "3.12"}}}
+		p.Build = configured
+		p.Tests = []TestSpec{{Name: "unit", Env: configuredEnv}}
 		p.Untrusted = UntrustedSpec{Network: "none", Memory: 1 << 30, CPUs: 0.5, Pass: []string{"PY"}}
 	})
 	var build BuildRequest
@@ -389,6 +399,14 @@ func TestApprovedForkGetsUntrustedLimits(t *testing.T) {
 	if d := cmp.Diff(map[string]string{"PY": "3.12"}, test.Test.Env); d != "" {
 		t.Errorf("untrusted test env (-want +got):\n%s", d)
 	}
+	b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: "0123456789"})
+	b.drain(t, 0)
+	if d := cmp.Diff(configured, build.Project.Build); d != "" {
+		t.Errorf("the project's own build (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(configuredEnv, test.Test.Env); d != "" {
+		t.Errorf("the project's own test env (-want +got):\n%s", d)
+	}
 }
 
 // TestForkFlagMustMatchGitLab: a payload that names the fork as its source but says it is no
@@ -402,5 +420,30 @@ func TestForkFlagMustMatchGitLab(t *testing.T) {
 	got := b.stored(t, p.ID)
 	if got.State() != StateCanceled || !strings.Contains(got.Jobs[0].Description, "fork") || len(b.src.readsOf("archive")) != 0 {
 		t.Errorf("pipeline = %s %q, reads %v: want refused about the fork, nothing read", got.State(), got.Jobs[0].Description, b.src.readsOf("archive"))
+	}
+}
+
+// TestDeclineSaysByWhom: a declined pipeline's jobs say who declined and how they were let in,
+// as much of it as is known, and nothing more.
+func TestDeclineSaysByWhom(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		review Review
+		want   string
+	}{
+		{Review{}, "declined"},
+		{Review{By: "maint"}, "declined by maint"},
+		{Review{Via: "API token sha256:1a2b"}, "declined by (API token sha256:1a2b)"},
+		{Review{By: "maint", Via: "API token sha256:1a2b"}, "declined by maint (API token sha256:1a2b)"},
+	} {
+		b := setupApproval(t, nil)
+		p := b.mergeRequest(t)
+		got, err := b.engine.Decline(context.Background(), p.ID, tt.review)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Jobs[0].Description != tt.want {
+			t.Errorf("declined with %+v: %q, want %q", tt.review, got.Jobs[0].Description, tt.want)
+		}
 	}
 }

@@ -30,7 +30,7 @@ func setupBinding(t *testing.T, mr func(projectID, iid int64) (MergeRequestHead,
 	e, err := NewEngine(EngineOptions{
 		Store: b.store, Queue: b.queue, Executor: b.exec, Source: src, Statuses: b.statuses,
 		Projects:  slices.Collect(maps.Values(b.engine.projects)),
-		PublicURL: "https://gantry.example.com", Now: b.engine.now,
+		PublicURL: "https://gantry.example.com", Now: b.engine.now, Logger: b.logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +67,11 @@ func TestBindingRefusesAnotherProjectsID(t *testing.T) {
 	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != "" {
 		t.Errorf("Released = %q, want nothing", r)
 	}
+	b.store.mu.Lock()
+	defer b.store.mu.Unlock()
+	if !b.store.ended[p.ID] {
+		t.Error("the refused pipeline was not recorded finished")
+	}
 }
 
 // TestBindingPushUsesGitLabsID: an accepted push reads its source and posts its statuses on the
@@ -101,7 +106,7 @@ func TestBindingForkMergeRequestFromGitLab(t *testing.T) {
 		return MergeRequestHead{SourceProjectID: 50, SHA: "c0ffee0000", SourceBranch: "feature", TargetBranch: "master"}, nil
 	})
 	first := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 99, Kind: TriggerMergeRequest, Ref: "evil",
-		SHA: "badbadbad0", Fork: true, MergeRequestIID: 4})
+		SHA: "badbadbad0", Fork: true, MergeRequestIID: 4, ProjectURL: "https://evil.example.com/x"})
 	b.drain(t, 0)
 	b.approveWaiting(t)
 	if d := cmp.Diff([]string{"archive 50@c0ffee0000"}, src.readsOf("archive")); d != "" {
@@ -121,6 +126,14 @@ func TestBindingForkMergeRequestFromGitLab(t *testing.T) {
 	built := b.pipelineBuilding(t, "c0ffee0000")
 	if built.State() != StateSuccess || !built.Trigger.Fork || built.Trigger.ProjectID != 50 || built.Trigger.Ref != "feature" {
 		t.Errorf("pipeline of GitLab's head = %s %+v, want success, fork 50, ref feature", built.State(), built.Trigger)
+	}
+	// The payload's commit message was another commit's: GitLab's head's is read for [skip ci];
+	// and the payload's project URL is not the fork's.
+	if d := cmp.Diff([]string{"message 50@c0ffee0000"}, src.readsOf("message")); d != "" {
+		t.Errorf("commit messages read (-want +got):\n%s", d)
+	}
+	if built.Trigger.ProjectURL != "" {
+		t.Errorf("fork pipeline's project URL = %q, want none rather than the payload's", built.Trigger.ProjectURL)
 	}
 	if _, ok := built.Job(JobRelease); ok {
 		t.Error("a merge request pipeline has a release job")
@@ -147,6 +160,10 @@ func TestBindingSameProjectPayloadOfAFork(t *testing.T) {
 	}
 	if built := b.pipelineBuilding(t, "5a5a5a5a5a"); !built.Trigger.Fork || built.State() != StateSuccess {
 		t.Errorf("pipeline = %s fork %v, want success as a fork", built.State(), built.Trigger.Fork)
+	}
+	// The payload named the commit GitLab has: its message, carried by the payload, stands.
+	if r := src.readsOf("message"); len(r) != 0 {
+		t.Errorf("commit messages read %v, want none", r)
 	}
 }
 
@@ -235,12 +252,12 @@ func TestRetryOfARefusedMergeRequest(t *testing.T) {
 
 // TestRetryOfAMergeRequestGitLabMoved: an old merge request pipeline is retried at its own commit
 // even though the merge request's head moved on since, as long as it still comes from the
-// project the pipeline posts on.
+// project the pipeline posts on; once GitLab says it comes from another project, it is not.
 func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
 	t.Parallel()
-	head := "c0ffee0000"
+	head, source := "c0ffee0000", int64(50)
 	b, _ := setupBinding(t, func(projectID, iid int64) (MergeRequestHead, error) {
-		return MergeRequestHead{SourceProjectID: 50, SHA: head, SourceBranch: "feature"}, nil
+		return MergeRequestHead{SourceProjectID: source, SHA: head, SourceBranch: "feature"}, nil
 	})
 	b.exec.TestFunc = func(TestRequest, io.Writer) (TestResult, error) { return TestResult{ExitCode: 1}, nil }
 	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 50, HookProjectID: 7, Kind: TriggerMergeRequest,
@@ -250,6 +267,11 @@ func TestRetryOfAMergeRequestGitLabMoved(t *testing.T) {
 	head = "d00d000000"
 	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
 		t.Errorf("Retry of a failed merge request pipeline: %v", err)
+	}
+	b.drain(t, 0)
+	source = 51
+	if _, err := b.engine.Retry(context.Background(), p.ID); !errors.Is(err, ErrInvalidTransition) {
+		t.Errorf("Retry of a merge request pipeline whose merge request comes from another project now = %v, want ErrInvalidTransition", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 type engineBundle struct {
@@ -22,6 +25,9 @@ type engineBundle struct {
 	exec     *fakeExecutor
 	statuses *recordedStatuses
 	metrics  *recordedMetrics
+	// logger records what the engine logs, in logs.
+	logger *zap.Logger
+	logs   *observer.ObservedLogs
 }
 
 func setupEngine(t *testing.T) engineBundle {
@@ -44,11 +50,13 @@ func setupEngine(t *testing.T) engineBundle {
 		statuses: &recordedStatuses{posts: map[string][]string{}, descs: map[string]string{}},
 		metrics:  &recordedMetrics{},
 	}
+	core, logs := observer.New(zap.InfoLevel)
+	b.logger, b.logs = zap.New(core), logs
 	e, err := NewEngine(EngineOptions{
 		Store: b.store, Queue: q, Executor: b.exec, Source: fakeSource{}, Statuses: b.statuses,
 		Projects:  []Project{{Path: "g/app", Image: "r/app", Supersede: true, Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}}},
 		PublicURL: "https://gantry.example.com", Now: func() time.Time { return time.Unix(1e9, 0) },
-		Metrics: b.metrics,
+		Metrics: b.metrics, Logger: b.logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +130,10 @@ func TestEngineHappyPath(t *testing.T) {
 	if r, _ := b.store.Released(context.Background(), "g/app", "master"); r != p.Trigger.SHA {
 		t.Errorf("Released = %q, want %s", r, p.Trigger.SHA)
 	}
+	// Nothing went wrong, so nothing calls for an operator's attention.
+	for _, entry := range b.logs.Filter(func(e observer.LoggedEntry) bool { return e.Level >= zap.WarnLevel }).All() {
+		t.Errorf("logged %s %q %v, want no warning on a pipeline without a fault", entry.Level, entry.Message, entry.ContextMap())
+	}
 }
 
 // TestEngineGuardRightBeforePush is the guard's second point: a newer pipeline of the branch
@@ -150,19 +162,23 @@ func TestEngineGuardRightBeforePush(t *testing.T) {
 func TestEngineFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		build      error
-		test       TestResult
-		testErr    error
-		retries    int
-		wantUnit   []string
-		wantClass  ErrorClass
-		wantDesc   string
+		name      string
+		build     error
+		test      TestResult
+		testErr   error
+		retries   int
+		wantUnit  []string
+		wantClass ErrorClass
+		wantDesc  string
+		// wantLog are lines test/unit's log holds (their start); it ends with the job's description.
+		wantLog    []string
 		buildCalls int
 	}{
 		{name: "test exits 1", test: TestResult{ExitCode: 1}, wantUnit: []string{"pending", "running", "failed"}, wantClass: ClassProject, wantDesc: "exit 1: 2 passed in 0.10s", buildCalls: 1},
-		{name: "test out of memory, retried then failed", test: TestResult{ExitCode: 137, OOMKilled: true}, retries: 2, wantUnit: []string{"pending", "running", "failed"}, wantClass: ClassInfrastructure, wantDesc: "infrastructure: out of memory", buildCalls: 1},
-		{name: "engine gone once, then back", testErr: errors.New("engine unreachable"), retries: 2, wantUnit: []string{"pending", "running", "success"}, buildCalls: 1},
+		{name: "test out of memory, retried then failed", test: TestResult{ExitCode: 137, OOMKilled: true}, retries: 2, wantUnit: []string{"pending", "running", "failed"}, wantClass: ClassInfrastructure, wantDesc: "infrastructure: out of memory", buildCalls: 1,
+			wantLog: []string{"infrastructure error (attempt 1 of 3, will retry): out of memory", "infrastructure error (attempt 2 of 3, will retry): out of memory"}},
+		{name: "engine gone once, then back", testErr: errors.New("engine unreachable"), retries: 2, wantUnit: []string{"pending", "running", "success"}, buildCalls: 1,
+			wantLog: []string{"infrastructure error (attempt 1 of 3, will retry): engine unreachable"}},
 		{name: "build step fails", build: fmt.Errorf("RUN false: %w", ErrProjectFault), wantUnit: []string{"pending", "skipped"}, buildCalls: 1},
 	}
 	for _, tt := range tests {
@@ -190,6 +206,16 @@ func TestEngineFailures(t *testing.T) {
 			j, _ := got.Job("test/unit")
 			if j.ErrorClass != tt.wantClass || !strings.HasPrefix(j.Description, tt.wantDesc) {
 				t.Errorf("test/unit = class %q %q, want class %q %q…", j.ErrorClass, j.Description, tt.wantClass, tt.wantDesc)
+			}
+			if log := b.store.logs[fmt.Sprintf("%d/test/unit/1", p.ID)]; j.State != StateSkipped {
+				for _, line := range tt.wantLog {
+					if !strings.Contains(log, "\n"+line) {
+						t.Errorf("test/unit log = %q, want the line %q", log, line)
+					}
+				}
+				if !strings.HasSuffix(log, "\n"+j.Description+"\n") {
+					t.Errorf("test/unit log = %q, want it to end with the description %q", log, j.Description)
+				}
 			}
 			if builds != tt.buildCalls {
 				t.Errorf("builds = %d, want %d", builds, tt.buildCalls)
@@ -335,26 +361,36 @@ func TestSweepEndsAbandonedJobs(t *testing.T) {
 	}
 }
 
-// TestSweepDiscardsOldImages: a finished pipeline's image stays for the retention (retries need
-// it) and is removed after it.
+// TestSweepDiscardsOldImages: a finished pipeline's image stays for the retention, 24 hours by
+// default (retries need it), and is removed after it, every such pipeline's in one sweep.
 func TestSweepDiscardsOldImages(t *testing.T) {
 	t.Parallel()
 	b := setupEngine(t)
 	now := time.Unix(1e9, 0)
 	b.engine.now = func() time.Time { return now }
+	b.exec.BuildFunc = func(r BuildRequest) (BuildResult, error) {
+		return BuildResult{ImageID: fmt.Sprintf("sha256:img%d", r.PipelineID)}, nil
+	}
 	b.push(t, "feature")
+	b.push(t, "dev")
 	b.drain(t, 0)
 	b.engine.Sweep(context.Background())
 	if len(b.exec.discarded) != 0 {
 		t.Fatalf("image discarded right after the pipeline: %v", b.exec.discarded)
 	}
-	now = now.Add(25 * time.Hour)
+	now = now.Add(23 * time.Hour)
 	b.engine.Sweep(context.Background())
-	if !cmp.Equal(b.exec.discarded, []string{"sha256:img"}) {
-		t.Errorf("discarded = %v, want the pipeline's image once the retention passed", b.exec.discarded)
+	if len(b.exec.discarded) != 0 {
+		t.Fatalf("image discarded within the retention: %v", b.exec.discarded)
+	}
+	now = now.Add(2 * time.Hour)
+	b.engine.Sweep(context.Background())
+	slices.Sort(b.exec.discarded)
+	if !cmp.Equal(b.exec.discarded, []string{"sha256:img1", "sha256:img2"}) {
+		t.Errorf("discarded = %v, want both pipelines' images once the retention passed", b.exec.discarded)
 	}
 	b.engine.Sweep(context.Background())
-	if len(b.exec.discarded) != 1 {
+	if len(b.exec.discarded) != 2 {
 		t.Errorf("discarded twice: %v", b.exec.discarded)
 	}
 }
@@ -464,5 +500,203 @@ func TestCanceledPipelineIsFinished(t *testing.T) {
 	defer b.store.mu.Unlock()
 	if got.State() != StateCanceled || !b.store.ended[older.ID] {
 		t.Errorf("superseded pipeline = %s, finished recorded %v; want canceled and recorded", got.State(), b.store.ended[older.ID])
+	}
+}
+
+// sweepArgs is a memStore that records the time Sweep asks Unstarted for.
+type sweepArgs struct {
+	*memStore
+	unstartedBefore []time.Time
+}
+
+func (s *sweepArgs) Unstarted(ctx context.Context, before time.Time) ([]int64, error) {
+	s.unstartedBefore = append(s.unstartedBefore, before)
+	return s.memStore.Unstarted(ctx, before)
+}
+
+// TestSweepRepairsWhatWasLost: the queue writes after three store writes were lost — two
+// pipelines' first jobs and status tasks, a third pipeline's start. The sweep queues again every
+// outbox's status task at once, the start of a pipeline not started for 30 seconds, and drives on
+// the unfinished pipelines only once they are a minute old (far more than a step takes): an
+// announced one by dispatching its next job, an unannounced one by its start task.
+func TestSweepRepairsWhatWasLost(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	ctx := context.Background()
+	now := time.Unix(1e9, 0)
+	b.engine.now = func() time.Time { return now }
+	args := &sweepArgs{memStore: b.store}
+	b.engine.store = args
+	var announced []*Pipeline
+	for _, ref := range []string{"feature", "dev"} {
+		p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: ref, SHA: ref + "000000"})
+		b.queue.tasks = nil
+		if err := b.engine.Handle(ctx, Task{Kind: TaskStart, PipelineID: p.ID}); err != nil {
+			t.Fatal(err)
+		}
+		announced = append(announced, p)
+	}
+	unstarted := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "other", SHA: "other00000"})
+	b.queue.tasks = nil // every task above is lost
+	start := Task{Kind: TaskStart, PipelineID: unstarted.ID}
+	var statuses, builds []Task
+	for _, p := range announced {
+		entry, _ := b.store.NextStatus(ctx, p.ID)
+		statuses = append(statuses, Task{Kind: TaskStatuses, PipelineID: p.ID, Seq: entry.Seq})
+		builds = append(builds, Task{Kind: TaskJob, PipelineID: p.ID, Job: JobBuild, Attempt: 1})
+	}
+
+	if err := b.engine.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]Task{start}, statuses...)
+	if d := cmp.Diff(want, b.queue.tasks); d != "" {
+		t.Errorf("queued by the sweep right away (-want +got):\n%s", d)
+	}
+	if want := []time.Time{now.Add(-30 * time.Second)}; !slices.Equal(args.unstartedBefore, want) {
+		t.Errorf("Unstarted asked before %v, want %v", args.unstartedBefore, want)
+	}
+
+	b.queue.tasks = nil
+	now = now.Add(2 * time.Minute)
+	if err := b.engine.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = append(append([]Task{start}, append(builds, start)...), statuses...)
+	if d := cmp.Diff(want, b.queue.tasks); d != "" {
+		t.Errorf("queued by the sweep two minutes later (-want +got):\n%s", d)
+	}
+}
+
+// TestJobDescriptions: what a successful build and test say in GitLab: the build's time, rounded
+// to a tenth of a second, and whether it reused the base tier; a test without pytest's summary,
+// its own time, rounded alike.
+func TestJobDescriptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		build BuildResult
+		want  string // the build description's pattern
+	}{
+		{"no base tier", BuildResult{ImageID: "sha256:img"}, `^built in \d+(\.\d)?s$`},
+		{"base tier reused", BuildResult{ImageID: "sha256:img", BaseImage: "r/app:base-1"}, `^built in \d+(\.\d)?s, base reused$`},
+		{"base tier built", BuildResult{ImageID: "sha256:img", BaseImage: "r/app:base-1", BaseBuilt: true}, `^built in \d+(\.\d)?s$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupEngine(t)
+			var mu sync.Mutex
+			now := time.Unix(1e9, 0)
+			b.engine.now = func() time.Time { // every reading 1.234567 s after the last
+				mu.Lock()
+				defer mu.Unlock()
+				now = now.Add(1234567 * time.Microsecond)
+				return now
+			}
+			b.exec.BuildFunc = func(BuildRequest) (BuildResult, error) { return tt.build, nil }
+			b.exec.TestFunc = func(TestRequest, io.Writer) (TestResult, error) {
+				return TestResult{Duration: 1234567 * time.Microsecond}, nil
+			}
+			p := b.push(t, "feature")
+			b.drain(t, 0)
+			got, _ := b.store.Pipeline(context.Background(), p.ID)
+			if j, _ := got.Job(JobBuild); !regexp.MustCompile(tt.want).MatchString(j.Description) {
+				t.Errorf("build description = %q, want %s", j.Description, tt.want)
+			}
+			if j, _ := got.Job("test/unit"); j.Description != "passed in 1.2s" {
+				t.Errorf("test/unit description = %q, want passed in 1.2s", j.Description)
+			}
+		})
+	}
+}
+
+// TestStatusesLinkToGantry: every status links to the pipeline's page when gantry knows its
+// public URL, and links nowhere when it does not (GitLab refuses a relative link).
+func TestStatusesLinkToGantry(t *testing.T) {
+	t.Parallel()
+	for _, publicURL := range []string{"https://gantry.example.com", ""} {
+		b := setupEngine(t)
+		b.engine.publicURL = publicURL
+		p := b.push(t, "feature")
+		b.drain(t, 0)
+		want := ""
+		if publicURL != "" {
+			want = fmt.Sprintf("%s/pipelines/%d", publicURL, p.ID)
+		}
+		if len(b.statuses.links) == 0 {
+			t.Fatal("nothing posted")
+		}
+		for _, link := range b.statuses.links {
+			if link != want {
+				t.Errorf("public URL %q: status linked to %q, want %q", publicURL, link, want)
+			}
+		}
+	}
+}
+
+// finishFails is a memStore whose MarkFinished fails.
+type finishFails struct{ *memStore }
+
+func (finishFails) MarkFinished(context.Context, *Pipeline, time.Time) error { return errInjected }
+
+// TestUnrecordedEndIsAnError: when the store cannot record that a pipeline ended, the step that
+// ended it fails (a task is tried again; Cancel's caller hears of it), rather than leaving the
+// pipeline open and its image kept past the retention with nobody told.
+func TestUnrecordedEndIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	ctx := context.Background()
+	p := b.push(t, "feature")
+	b.queue.tasks = nil
+	if err := b.engine.Handle(ctx, Task{Kind: TaskStart, PipelineID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	b.engine.store = finishFails{b.store}
+	if _, err := b.engine.Cancel(ctx, p.ID); !errors.Is(err, errInjected) {
+		t.Errorf("Cancel with the end not recorded = %v, want the store's error", err)
+	}
+	if got, _ := b.store.Pipeline(ctx, p.ID); got.State() != StateCanceled {
+		t.Errorf("pipeline = %s, want canceled all the same", got.State())
+	}
+}
+
+// lateGitLabID is a Statuses whose first post gets no GitLab pipeline id, while another worker's
+// post got one and stored it meanwhile; it records the pipeline id each post carried.
+type lateGitLabID struct {
+	store *memStore
+	id    int64
+	sent  []int64
+}
+
+func (s *lateGitLabID) Post(_ context.Context, u StatusUpdate) (int64, error) {
+	s.sent = append(s.sent, u.PipelineID)
+	if len(s.sent) == 1 {
+		s.store.mu.Lock()
+		s.store.pipelines[s.id].GitLabPipelineID = 777
+		s.store.mu.Unlock()
+	}
+	return 0, nil
+}
+
+// TestStatusesJoinTheKnownGitLabPipeline: until a post learns GitLab's pipeline id, the poster
+// reads it again before each post, so a status never starts a second GitLab pipeline when
+// another worker's post already learnt the id.
+func TestStatusesJoinTheKnownGitLabPipeline(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	ctx := context.Background()
+	p := b.push(t, "feature")
+	b.queue.tasks = nil
+	if err := b.engine.Handle(ctx, Task{Kind: TaskStart, PipelineID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	s := &lateGitLabID{store: b.store, id: p.ID}
+	b.engine.statuses = s
+	if err := b.engine.Handle(ctx, Task{Kind: TaskStatuses, PipelineID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{0, 777, 777}; !slices.Equal(s.sent, want) {
+		t.Errorf("posts carried GitLab pipeline ids %v, want %v", s.sent, want)
 	}
 }

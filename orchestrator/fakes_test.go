@@ -501,12 +501,15 @@ type recordedStatuses struct {
 	descs map[string]string
 	// targets are the commits posted on, "<project id>@<sha>", one per post.
 	targets []string
+	// links are the posts' target URLs, one per post.
+	links []string
 }
 
 func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.targets = append(r.targets, fmt.Sprintf("%d@%s", u.ProjectID, u.SHA))
+	r.links = append(r.links, u.TargetURL)
 	r.posts[u.Name] = append(r.posts[u.Name], string(u.State))
 	r.descs[u.Name] = u.Description
 	return 501, nil

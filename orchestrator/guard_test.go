@@ -200,6 +200,13 @@ func TestReleaseTags(t *testing.T) {
 	if _, err := ReleaseTags([]string{"{{.Nope}}"}, p); err == nil {
 		t.Error("ReleaseTags({{.Nope}}) = nil error, want one")
 	}
+	// A Docker tag is at most 128 characters.
+	if got, err := ReleaseTags([]string{strings.Repeat("a", 128)}, p); err != nil || len(got) != 1 {
+		t.Errorf("ReleaseTags(128 characters) = %v, %v, want the tag", got, err)
+	}
+	if _, err := ReleaseTags([]string{strings.Repeat("a", 129)}, p); err == nil {
+		t.Error("ReleaseTags(129 characters) = nil error, want one")
+	}
 	// A pushed tag matching a loose tag_pattern must not overwrite gantry's own test images,
 	// a fork's above all, which share the release repository.
 	tag := &Pipeline{ID: 7, Trigger: Trigger{Kind: TriggerTag, SHA: "0123456789abcdef"}}
@@ -211,10 +218,16 @@ func TestReleaseTags(t *testing.T) {
 	}
 }
 
+// TestPytestSummary: the description is pytest's closing summary, the last one when the output
+// holds several (a test that runs pytest itself prints its inner run's summary first).
 func TestPytestSummary(t *testing.T) {
 	t.Parallel()
 	out := "..F\n=== FAILURES ===\nassert 1 == 2\n1 failed, 2 passed in 0.12s\n\nexit 1 after 0.5s\n"
 	if got, want := pytestSummary(out), "1 failed, 2 passed in 0.12s"; got != want {
 		t.Errorf("pytestSummary = %q, want %q", got, want)
+	}
+	nested := "inner: 3 passed in 0.05s\n..\n2 passed in 1.50s\n"
+	if got, want := pytestSummary(nested), "2 passed in 1.50s"; got != want {
+		t.Errorf("pytestSummary of two summaries = %q, want the last, %q", got, want)
 	}
 }

@@ -94,3 +94,19 @@ func TestLogWriterReportsFailure(t *testing.T) {
 		t.Error("Write = nil after the store refused earlier output")
 	}
 }
+
+// TestLogWriterFlushesAtTheSize: a write that fills a batch (64 KiB) reaches the store at once,
+// without waiting for the delay, and is reported written whole.
+func TestLogWriterFlushesAtTheSize(t *testing.T) {
+	t.Parallel()
+	st := newCountingStore()
+	w := newLogWriter(context.Background(), st, 1, "test/unit", 1)
+	defer w.Close()
+	batch := strings.Repeat("x", logFlushSize)
+	if n, err := w.Write([]byte(batch)); n != len(batch) || err != nil {
+		t.Fatalf("Write(64 KiB) = %d, %v, want %d, nil", n, err, len(batch))
+	}
+	if got := st.log(); got != batch {
+		t.Errorf("store holds %d bytes right after a 64 KiB write, want all %d", len(got), len(batch))
+	}
+}

@@ -2,7 +2,11 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,15 +57,24 @@ func TestKnownProjectIDFromTheAPI(t *testing.T) {
 	}
 }
 
-// TestResolveProjects fills the cache for every configured project at once.
+// TestResolveProjects fills the cache for every configured project at once, and reports a
+// project GitLab does not answer for (left for its first pipeline to resolve).
 func TestResolveProjects(t *testing.T) {
 	t.Parallel()
-	b, _ := setupBinding(t, noMergeRequest)
+	b, src := setupBinding(t, noMergeRequest)
 	if err := b.engine.ResolveProjects(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if id, ok := b.engine.KnownProjectID("g/app"); id != 7 || !ok {
 		t.Errorf("KnownProjectID after ResolveProjects = %d, %v, want 7, true", id, ok)
+	}
+	b.engine.projects["g/gone"] = Project{Path: "g/gone"}
+	b.engine.projectIDs = newProjectIDs(time.Minute, b.engine.now)
+	if err := b.engine.ResolveProjects(context.Background()); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "g/gone") {
+		t.Errorf("ResolveProjects with a project GitLab does not have = %v, want its ErrNotFound", err)
+	}
+	if id, _ := b.engine.KnownProjectID("g/app"); id != 7 || len(src.readsOf("project g/app")) != 2 {
+		t.Errorf("KnownProjectID(g/app) = %d after %v, want 7, resolved again", id, src.readsOf("project"))
 	}
 }
 
@@ -83,7 +96,7 @@ func TestBindingRefusesAnotherHookProject(t *testing.T) {
 }
 
 // TestProjectIDsTTL: an answer is used for the TTL, then GitLab is asked again; the last answer
-// stays known meanwhile, and a new id replaces it.
+// stays known meanwhile, and a new id replaces it, with a warning.
 func TestProjectIDsTTL(t *testing.T) {
 	t.Parallel()
 	b, src := setupBinding(t, noMergeRequest)
@@ -116,6 +129,10 @@ func TestProjectIDsTTL(t *testing.T) {
 	if known, _ := b.engine.KnownProjectID("g/app"); known != 9 {
 		t.Errorf("KnownProjectID after the new answer = %d, want 9", known)
 	}
+	// A project re-created under its path is worth an operator's attention, once.
+	if n := b.logs.FilterMessage("project id changed in GitLab").Len(); n != 1 {
+		t.Errorf("project id change warned %d times, want once", n)
+	}
 }
 
 // TestProjectIDsConcurrent: readers and resolvers at once (run with -race) always see one of
@@ -139,4 +156,31 @@ func TestProjectIDsConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestProjectIDsDefaultTTL: unless configured, GitLab's answer for a project's id is used for
+// 10 minutes before GitLab is asked again.
+func TestProjectIDsDefaultTTL(t *testing.T) {
+	t.Parallel()
+	b, src := setupBinding(t, noMergeRequest)
+	src.ProjectFunc = func(string) (int64, string, error) { return 7, "", nil }
+	now := time.Unix(1e9, 0)
+	e, err := NewEngine(EngineOptions{Store: b.store, Queue: b.queue, Statuses: b.statuses, Source: src,
+		Projects: slices.Collect(maps.Values(b.engine.projects)), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj, _ := e.Project("g/app")
+	for _, tt := range []struct {
+		after time.Duration
+		reads int
+	}{{0, 1}, {10*time.Minute - time.Second, 1}, {time.Second, 2}} {
+		now = now.Add(tt.after)
+		if _, err := e.resolveProject(context.Background(), proj); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(src.readsOf("project")); n != tt.reads {
+			t.Errorf("%v later: GitLab asked %d times, want %d", tt.after, n, tt.reads)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -90,4 +92,38 @@ type skipSource struct{ fakeSource }
 
 func (skipSource) CommitMessage(context.Context, int64, string) (string, error) {
 	return "docs only [skip ci]", nil
+}
+
+// seenArgs is a memStore that records what SeenHead is asked.
+type seenArgs struct {
+	*memStore
+	asked []string // "<branch> <ttl>"
+}
+
+func (s *seenArgs) SeenHead(ctx context.Context, project, branch, sha string, ttl time.Duration) (bool, error) {
+	s.asked = append(s.asked, fmt.Sprintf("%s %s", branch, ttl))
+	return s.memStore.SeenHead(ctx, project, branch, sha, ttl)
+}
+
+// TestReconcileLooksAtTheDefaultBranch: the default branch is reconciled with the release
+// branches even when it does not release, and a sighting is kept for three runs' interval, so
+// the next run still finds it.
+func TestReconcileLooksAtTheDefaultBranch(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	ctx := context.Background()
+	proj, _ := b.engine.Project("g/app")
+	proj.Release.Branches = []string{"release"}
+	b.engine.projects["g/app"] = proj
+	s := &seenArgs{memStore: b.store}
+	b.engine.store = s
+	for run, want := range []int{0, 2} {
+		if n, err := b.engine.Reconcile(ctx, time.Minute); err != nil || n != want {
+			t.Fatalf("run %d: Reconcile = %d, %v, want %d", run+1, n, err, want)
+		}
+	}
+	want := []string{"release 3m0s", "master 3m0s", "release 3m0s", "master 3m0s"}
+	if !slices.Equal(s.asked, want) {
+		t.Errorf("SeenHead asked %v, want %v", s.asked, want)
+	}
 }

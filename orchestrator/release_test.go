@@ -136,3 +136,82 @@ func TestEngineLostLockStopsThePush(t *testing.T) {
 		t.Errorf("release log = %q, want the lost lock told", log)
 	}
 }
+
+// TestEngineReleaseAroundTheLastRelease is the boundary of check 4 as the engine gathers the
+// facts: the very commit the branch last released releases again (a retry or a schedule of the
+// head), and so does a descendant of it, while an ancestor is outdated. In fakeSource's history
+// a commit descends from those that sort before it.
+func TestEngineReleaseAroundTheLastRelease(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, mark string
+		released   bool
+	}{
+		{"nothing released yet", "", true},
+		{"the released commit itself", "0123456789", true},
+		{"a descendant of the released commit", "0123456788", true},
+		{"an ancestor of the released commit", "012345678a", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupEngine(t)
+			ctx := context.Background()
+			if tt.mark != "" {
+				b.store.MarkReleased(ctx, "g/app", "master", tt.mark)
+			}
+			pushes := 0
+			b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+				pushes++
+				return ReleaseResult{Digest: "sha256:dig"}, nil
+			}
+			p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerAPI, Ref: "master", SHA: "0123456789"})
+			b.drain(t, 0)
+			got, _ := b.store.Pipeline(ctx, p.ID)
+			j, _ := got.Job(JobRelease)
+			want, wantPushes, wantMark := StateSuccess, 1, p.Trigger.SHA
+			if !tt.released {
+				want, wantPushes, wantMark = StateSkipped, 0, tt.mark
+			}
+			if j.State != want || pushes != wantPushes {
+				t.Errorf("release = %s %q after %d pushes, want %s after %d", j.State, j.Description, pushes, want, wantPushes)
+			}
+			if !tt.released && !strings.HasPrefix(j.Description, "outdated") {
+				t.Errorf("release description = %q, want outdated…", j.Description)
+			}
+			if r, _ := b.store.Released(ctx, "g/app", "master"); r != wantMark {
+				t.Errorf("Released(master) = %q, want %q", r, wantMark)
+			}
+		})
+	}
+}
+
+// lockEnds is a memStore whose release locks have already ended, for cause.
+type lockEnds struct {
+	*memStore
+	cause error
+}
+
+func (s lockEnds) LockRelease(ctx context.Context, project, ref string) (context.Context, func(), error) {
+	held, end := context.WithCancelCause(ctx)
+	end(s.cause)
+	return held, func() {}, nil
+}
+
+// TestEngineLockEndedSaysWhy: a release lock that ended before the push stops it, and the job
+// says why the lock ended (here Redis not answering), not only that it did.
+func TestEngineLockEndedSaysWhy(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	b.engine.store = lockEnds{memStore: b.store, cause: errors.New("redis: i/o timeout")}
+	b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+		t.Error("pushed without the release lock")
+		return ReleaseResult{}, nil
+	}
+	p := b.push(t, "master")
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if j, _ := got.Job(JobRelease); j.State != StateFailed || j.Description != "infrastructure: release lock of master: redis: i/o timeout" {
+		t.Errorf("release = %s %q, want failed, the lock's end told", j.State, j.Description)
+	}
+}

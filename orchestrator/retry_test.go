@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -190,6 +191,131 @@ func TestBlockedJobsAreMarked(t *testing.T) {
 	for _, j := range got.Jobs {
 		if j.State != StateSuccess || j.Blocked {
 			t.Errorf("job %s after the retry = %s blocked %v, want success, not blocked", j.Name, j.State, j.Blocked)
+		}
+	}
+}
+
+// TestRetryLeavesWhatWasNotBlocked: a retry of the pipeline re-runs what failed and what was
+// skipped behind it, nothing else. A [skip ci] pipeline has nothing to retry, and a release the
+// guard skipped as outdated (at the start task or right before the push) stays skipped: running
+// it again would push an older commit over a newer release.
+func TestRetryLeavesWhatWasNotBlocked(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		sha  string
+		// mark is the branch's last release before the push; markInTests, one made while the
+		// tests ran.
+		mark, markInTests string
+		unitFails         bool
+		// legacy clears Blocked from the stored jobs after the run, as in records made before
+		// Blocked existed, where only the description said a job was skipped behind a failure.
+		legacy bool
+		// retried are the jobs the retry gives a second attempt; none means it is refused.
+		retried []string
+	}{
+		{name: "[skip ci] pipeline", sha: "5k1p000000"},
+		{name: "release outdated at the start", sha: "0123456789", mark: "9999999999"},
+		{name: "release outdated right before the push", sha: "0123456789", markInTests: "9999999999"},
+		{name: "release outdated at the start, a test failed", sha: "0123456789", mark: "9999999999", unitFails: true, retried: []string{"test/unit"}},
+		{name: "release behind a failed test, recorded before Blocked", sha: "0123456789", unitFails: true, legacy: true, retried: []string{"test/unit", JobRelease}},
+		{name: "release behind a failed test, recorded with Blocked", sha: "0123456789", unitFails: true, retried: []string{"test/unit", JobRelease}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupEngine(t)
+			ctx := context.Background()
+			if tt.mark != "" {
+				b.store.MarkReleased(ctx, "g/app", "master", tt.mark)
+			}
+			unitRuns := 0
+			b.exec.TestFunc = func(r TestRequest, _ io.Writer) (TestResult, error) {
+				if tt.markInTests != "" {
+					b.store.MarkReleased(ctx, "g/app", "master", tt.markInTests)
+				}
+				if r.Test.Name == "unit" {
+					unitRuns++
+					if tt.unitFails && unitRuns == 1 {
+						return TestResult{ExitCode: 1}, nil
+					}
+				}
+				return TestResult{}, nil
+			}
+			b.exec.ReleaseFunc = func(ReleaseRequest) (ReleaseResult, error) {
+				if !slices.Contains(tt.retried, JobRelease) {
+					t.Error("Release called for a release the guard skipped")
+				}
+				return ReleaseResult{}, nil
+			}
+			p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: tt.sha, CheckSkip: true})
+			b.drain(t, 0)
+			if tt.legacy {
+				b.store.mu.Lock()
+				for i := range b.store.pipelines[p.ID].Jobs {
+					b.store.pipelines[p.ID].Jobs[i].Blocked = false
+				}
+				b.store.mu.Unlock()
+			}
+			before, _ := b.store.Pipeline(ctx, p.ID)
+			retried, err := b.engine.Retry(ctx, p.ID)
+			if len(tt.retried) == 0 && !errors.Is(err, ErrInvalidTransition) {
+				t.Errorf("Retry = %v, want ErrInvalidTransition: nothing failed", err)
+			}
+			if len(tt.retried) > 0 {
+				if err != nil {
+					t.Fatalf("Retry: %v", err)
+				}
+				if j, _ := retried.Job(tt.retried[0]); j.State != StatePending || j.Attempt != 2 {
+					t.Errorf("Retry returned %s = %s attempt %d, want pending attempt 2", j.Name, j.State, j.Attempt)
+				}
+			}
+			b.drain(t, 0)
+			after, _ := b.store.Pipeline(ctx, p.ID)
+			for i, j := range after.Jobs {
+				was := before.Jobs[i]
+				wantAttempt, wantState := 1, was.State
+				if slices.Contains(tt.retried, j.Name) {
+					wantAttempt, wantState = 2, StateSuccess
+				}
+				if j.Attempt != wantAttempt || j.State != wantState || (wantAttempt == 1 && j.Description != was.Description) {
+					t.Errorf("%s after the retry = %s attempt %d %q, want %s attempt %d (was %s %q)",
+						j.Name, j.State, j.Attempt, j.Description, wantState, wantAttempt, was.State, was.Description)
+				}
+			}
+		})
+	}
+}
+
+// TestRetryJobOfATestKeepsTheRelease: retrying one test of a pipeline that released re-runs
+// that test only: the image did not change, and pushing the same release again is not asked for.
+// A retry of the build re-runs everything after it.
+func TestRetryJobOfATestKeepsTheRelease(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		job     string
+		retried []string
+	}{
+		{"test/unit", []string{"test/unit"}},
+		{JobBuild, []string{JobBuild, "test/unit", "test/lint", JobRelease}},
+	} {
+		b := setupEngine(t)
+		ctx := context.Background()
+		p := b.push(t, "master")
+		b.drain(t, 0)
+		if _, err := b.engine.RetryJob(ctx, p.ID, tt.job); err != nil {
+			t.Fatalf("RetryJob(%s): %v", tt.job, err)
+		}
+		b.drain(t, 0)
+		got, _ := b.store.Pipeline(ctx, p.ID)
+		for _, j := range got.Jobs {
+			want := 1
+			if slices.Contains(tt.retried, j.Name) {
+				want = 2
+			}
+			if j.State != StateSuccess || j.Attempt != want {
+				t.Errorf("after RetryJob(%s): %s = %s attempt %d, want success attempt %d", tt.job, j.Name, j.State, j.Attempt, want)
+			}
 		}
 	}
 }
