@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,4 +90,48 @@ func TestCreateCancelledOrClosed(t *testing.T) {
 	if n, _ := b.rdb.ZCard(context.Background(), b.store.keyIndex()).Result(); n != 0 {
 		t.Errorf("stored pipelines = %d, want none", n)
 	}
+}
+
+// TestCreateBatchBounded: a burst larger than maxCreateBatch goes out in more than one round
+// trip: a batch holds at most maxCreateBatch scripts, so one burst never holds Redis up for
+// long.
+func TestCreateBatchBounded(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	c := b.store.creates
+	c.startOnce.Do(func() {}) // no sender yet: the burst queues up
+	const n = maxCreateBatch + 1
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			p := samplePipeline()
+			if existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: fmt.Sprint("burst", i), ContentTTL: time.Minute}); err != nil || existing != 0 {
+				t.Errorf("create %d = %d, %v, want a new pipeline", i, existing, err)
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); handingOver() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d creates waiting to be handed over after 10 s", handingOver(), n)
+		}
+	}
+	c.senders.Go(c.send)
+	wg.Wait()
+	if got := c.batches.Load(); got != 2 {
+		t.Errorf("%d creates went out in %d round trips, want 2", n, got)
+	}
+}
+
+// handingOver counts TestCreateBatchBounded's goroutines waiting in createBatcher.run to hand
+// their call to a sender.
+func handingOver() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "(*createBatcher).run(") && strings.Contains(g, "TestCreateBatchBounded") {
+			n++
+		}
+	}
+	return n
 }

@@ -128,3 +128,51 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestCreateDedupKeysExpire: both dedup keys carry their own TTL — the delivery key
+// DeliveryTTL, the content key ContentTTL — so neither is kept forever nor forgotten early; a
+// duplicate, by delivery or by content, names the first pipeline; and a new delivery of known
+// content is remembered for DeliveryTTL too, so its own resend is a duplicate after the
+// content window.
+func TestCreateDedupKeysExpire(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	d := orchestrator.Dedup{Delivery: "first", DeliveryTTL: time.Hour, Content: "g/app|push|master|abc", ContentTTL: time.Minute}
+	first := samplePipeline()
+	if existing, err := b.store.CreatePipeline(ctx, first, d); err != nil || existing != 0 {
+		t.Fatalf("first create = %d, %v, want a new pipeline", existing, err)
+	}
+	// ttlOf checks a dedup key names the first pipeline and expires within (ttl-5s, ttl].
+	ttlOf := func(what, kind, value string, ttl time.Duration) {
+		t.Helper()
+		key := b.store.keyDedup(kind, value)
+		if got, err := b.rdb.Get(ctx, key).Int64(); err != nil || got != first.ID {
+			t.Errorf("%s: %s key %q = %d, %v, want %d", what, kind, value, got, err, first.ID)
+		}
+		if got := b.rdb.PTTL(ctx, key).Val(); got > ttl || got < ttl-5*time.Second {
+			t.Errorf("%s: %s key %q expires in %v, want %v", what, kind, value, got, ttl)
+		}
+	}
+	ttlOf("first create", "delivery", d.Delivery, d.DeliveryTTL)
+	ttlOf("first create", "content", d.Content, d.ContentTTL)
+
+	for _, c := range []struct {
+		name string
+		d    orchestrator.Dedup
+	}{
+		{"same delivery, other content", orchestrator.Dedup{Delivery: "first", DeliveryTTL: time.Hour, Content: "other", ContentTTL: time.Minute}},
+		{"same content, other delivery", orchestrator.Dedup{Delivery: "second", DeliveryTTL: 2 * time.Hour, Content: d.Content, ContentTTL: time.Minute}},
+		{"same content, no delivery", orchestrator.Dedup{Content: d.Content, ContentTTL: time.Minute}},
+	} {
+		if existing, err := b.store.CreatePipeline(ctx, samplePipeline(), c.d); err != nil || existing != first.ID {
+			t.Errorf("%s: CreatePipeline = %d, %v, want the first pipeline %d", c.name, existing, err, first.ID)
+		}
+	}
+	ttlOf("after the duplicates", "delivery", "second", 2*time.Hour)
+	if n, _ := b.rdb.Exists(ctx, b.store.keyDedup("content", "other"), b.store.keyDedup("delivery", "")).Result(); n != 0 {
+		t.Errorf("a duplicate by delivery remembered its content, or no delivery was remembered as one (%d keys)", n)
+	}
+	if n, _ := b.rdb.ZCard(ctx, b.store.keyIndex()).Result(); n != 1 {
+		t.Errorf("stored pipelines = %d, want 1", n)
+	}
+}

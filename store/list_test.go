@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gantry-ci/gantry/orchestrator"
@@ -139,4 +140,79 @@ func TestListLimits(t *testing.T) {
 	if got, _ := b.store.List(ctx, Filter{}); len(got) != DefaultListLimit {
 		t.Errorf("List(no limit) = %d pipelines, want %d", len(got), DefaultListLimit)
 	}
+}
+
+// TestListBatchesDoNotOverlap: the batches List reads follow each other without a gap or an
+// overlap, so a pipeline at a batch's edge is listed exactly once.
+func TestListBatchesDoNotOverlap(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	// Index entries 1…150 (records gone), then real records for 48…52: ranks 98 to 102 from
+	// the newest, across the edge of the first batch of listBatch.
+	zs := make([]redis.Z, 0, 150)
+	for id := int64(1); id <= 150; id++ {
+		zs = append(zs, redis.Z{Score: float64(id), Member: strconv.FormatInt(id, 10)})
+	}
+	must(t, b.rdb.ZAdd(ctx, b.store.keyIndex(), zs...).Err())
+	must(t, b.rdb.Set(ctx, b.store.keySeq(), 47, 0).Err())
+	for range 5 {
+		create(t, b.store, samplePipeline())
+	}
+	got, err := b.store.List(ctx, Filter{})
+	gotIDs := []int64{}
+	for _, p := range got {
+		gotIDs = append(gotIDs, p.ID)
+	}
+	if want := []int64{52, 51, 50, 49, 48}; err != nil || !cmp.Equal(gotIDs, want) {
+		t.Errorf("List = %v, %v, want %v", gotIDs, err, want)
+	}
+}
+
+// TestListReadsOnlyWhatItNeeds: List stops reading batches once it has its limit, and a
+// filter that matches nothing reads exactly ListScanLimit pipelines, not a batch more: a
+// listing's cost is bounded by what it returns or by the scan bound.
+func TestListReadsOnlyWhatItNeeds(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	zs := make([]redis.Z, 0, ListScanLimit+200)
+	for id := int64(1); id <= ListScanLimit+200; id++ {
+		zs = append(zs, redis.Z{Score: float64(id), Member: strconv.FormatInt(id, 10)})
+	}
+	must(t, b.rdb.ZAdd(ctx, b.store.keyIndex(), zs...).Err())
+	must(t, b.rdb.Set(ctx, b.store.keySeq(), ListScanLimit+200, 0).Err())
+	for range 3 {
+		create(t, b.store, samplePipeline())
+	}
+	reads := &countReads{}
+	b.rdb.AddHook(reads)
+	for _, c := range []struct {
+		f     Filter
+		found int
+		reads int64
+	}{
+		{Filter{Limit: 2}, 2, 1},
+		{Filter{Ref: "nope"}, 0, ListScanLimit / listBatch},
+	} {
+		reads.n.Store(0)
+		got, err := b.store.List(ctx, c.f)
+		if err != nil || len(got) != c.found || reads.n.Load() != c.reads {
+			t.Errorf("List(%+v) = %d pipelines, %v, in %d batches; want %d in %d", c.f, len(got), err, reads.n.Load(), c.found, c.reads)
+		}
+	}
+}
+
+// countReads counts the ZREVRANGE commands a client sends: List's batches.
+type countReads struct{ n atomic.Int64 }
+
+func (c *countReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "zrevrange" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *countReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

@@ -74,9 +74,11 @@ func TestLogFollowByOffset(t *testing.T) {
 		t.Errorf("followed log = %q, want %q", read.String(), all.String())
 	}
 	// A reader that fell behind is told how much it missed, then gets the kept tail.
-	text, end, _ := s.LogFrom(ctx, 1, "build", 1, 10)
-	if !strings.HasPrefix(text, "[gantry: ") || !strings.Contains(text, " more bytes of this log were dropped to stay under the 64 bytes cap]\n") || end != next {
-		t.Errorf("LogFrom(10) = %q, %d; want a note on the missed bytes, then up to %d", text, end, next)
+	dropped, _ := b.rdb.Get(ctx, s.keyLogDropped(1, "build", 1)).Int64()
+	kept := b.rdb.Get(ctx, s.keyLog(1, "build", 1)).Val()
+	want := fmt.Sprintf("[gantry: %d more bytes of this log were dropped to stay under the 64 bytes cap]\n", dropped-10) + kept
+	if text, end, _ := s.LogFrom(ctx, 1, "build", 1, 10); text != want || end != next {
+		t.Errorf("LogFrom(10) = %q, %d; want %q, %d: a note on the bytes missed since 10, then the kept tail", text, end, want, next)
 	}
 	// Nothing new: nothing read, and the offset stays.
 	if text, again, _ := s.LogFrom(ctx, 1, "build", 1, next); text != "" || again != next {
@@ -118,6 +120,35 @@ func TestSizeText(t *testing.T) {
 	for n, want := range map[int]string{1 << 20: "1 MiB", 3 << 20: "3 MiB", 64 << 10: "64 KiB", 1000: "1000 bytes", 1<<20 + 1: "1048577 bytes"} {
 		if got := sizeText(n); got != want {
 			t.Errorf("sizeText(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestLogFromOddBytes: a log is the job's bytes, valid UTF-8 or not. Read from the start it
+// comes back whole whatever its first byte; a tail read skips at most the three bytes left of a
+// character it cut into, says how many bytes it leaves out, and gives the offset after the
+// last byte; the tail of an empty log is empty.
+func TestLogFromOddBytes(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for i, c := range []struct {
+		name, log string
+		offset    int64
+		want      string
+		next      int64
+	}{
+		{"from the start, a stray continuation byte first", "\x80ab", 0, "\x80ab", 3},
+		{"tail cut into a character", "é€😀", -5, "[gantry: the first 5 bytes of this log are not shown here]\n😀", 9},
+		{"tail in a run of stray continuation bytes", "ab\x80\x80\x80\x80x", -5, "[gantry: the first 5 bytes of this log are not shown here]\n\x80x", 7},
+		{"tail of an empty log", "", -10, "", 0},
+	} {
+		id := int64(i + 1)
+		if err := b.store.AppendLog(ctx, id, "build", 1, []byte(c.log)); err != nil {
+			t.Fatal(err)
+		}
+		text, next, err := b.store.LogFrom(ctx, id, "build", 1, c.offset)
+		if err != nil || text != c.want || next != c.next {
+			t.Errorf("%s: LogFrom(%d) = %q, %d, %v; want %q, %d", c.name, c.offset, text, next, err, c.want, c.next)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
+	"github.com/redis/go-redis/v9"
 )
 
 // finishedPipeline stores a pipeline whose jobs all ended at ended, with a log per job and an
@@ -144,5 +145,78 @@ func TestHousekeepBackfillsOldRecords(t *testing.T) {
 	}
 	if sw.Backfilled != 1 || sw.Pipelines != 1 || keysOf(t, b, p.ID) != 0 {
 		t.Errorf("Housekeep = %+v, %d keys left; want it backfilled and expired", sw, keysOf(t, b, p.ID))
+	}
+}
+
+// TestHousekeepZeroKeepsForever: a zero retention keeps pipelines and logs forever, however
+// old; and the run's lock lasts nine tenths of the interval, so the next tick can run again
+// while replicas on this tick still find it taken.
+func TestHousekeepZeroKeepsForever(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := finishedPipeline(t, b, "ancient", time.Now().Add(-400*24*time.Hour))
+	must(t, b.store.Discarded(ctx, p.ID))
+	sw, err := b.store.Housekeep(ctx, Retention{}, time.Now(), time.Minute)
+	if err != nil || sw != (Swept{Ran: true}) {
+		t.Errorf("Housekeep(keep forever) = %+v, %v, want a run that removed nothing", sw, err)
+	}
+	if text, _ := b.store.Log(ctx, p.ID, "build", 1); text == "" {
+		t.Error("a log was removed under a zero log retention")
+	}
+	if ttl := b.rdb.PTTL(ctx, b.store.keyHousekeeping()).Val(); ttl > 54*time.Second || ttl < 50*time.Second {
+		t.Errorf("housekeeping lock expires in %v, want 54s (9/10 of the interval)", ttl)
+	}
+}
+
+// TestHousekeepOddRecords: a finished pipeline whose record is already gone still leaves every
+// index, and a push that was left in its branch's set (finished before MarkFinished took it
+// out) leaves that set when it expires, so superseding never looks at it again.
+func TestHousekeepOddRecords(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	ended := time.Now().Add(-40 * 24 * time.Hour)
+	gone := finishedPipeline(t, b, "gone", ended)
+	stale := finishedPipeline(t, b, "stale", ended)
+	for _, p := range []*orchestrator.Pipeline{gone, stale} {
+		must(t, b.store.Discarded(ctx, p.ID))
+	}
+	b.rdb.Del(ctx, b.store.keyPipeline(gone.ID))
+	branch := b.store.keyBranch(stale.Trigger.Project, stale.Trigger.Ref)
+	b.rdb.ZAdd(ctx, branch, redis.Z{Score: float64(stale.ID), Member: stale.ID})
+	sw, err := b.store.Housekeep(ctx, Retention{Pipelines: 30 * 24 * time.Hour, Logs: 7 * 24 * time.Hour}, time.Now(), time.Minute)
+	if want := (Swept{Ran: true, Pipelines: 2, Logs: 2}); err != nil || sw != want {
+		t.Errorf("Housekeep = %+v, %v, want %+v", sw, err, want)
+	}
+	for _, key := range []string{b.store.keyIndex(), b.store.keyEnded(), b.store.keyLogged(), b.store.keyOpen()} {
+		if n, _ := b.rdb.ZCard(ctx, key).Result(); n != 0 {
+			t.Errorf("%d pipelines left in %s", n, key)
+		}
+	}
+	if n, _ := b.rdb.ZCard(ctx, branch).Result(); n != 0 {
+		t.Errorf("the expired push is still in its branch's set")
+	}
+}
+
+// TestHousekeepBackfillResumes: the backfill of ends goes on from where the last run stopped,
+// and a pipeline stored since is backfilled by the next run.
+func TestHousekeepBackfillResumes(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	legacy := func(sha string) *orchestrator.Pipeline {
+		p := finishedPipeline(t, b, sha, time.Now().Add(-time.Hour))
+		b.rdb.ZRem(ctx, b.store.keyEnded(), p.ID)
+		b.rdb.ZRem(ctx, b.store.keyLogged(), p.ID)
+		return p
+	}
+	for i, sha := range []string{"first", "second"} {
+		p := legacy(sha)
+		time.Sleep(5 * time.Millisecond) // the last run's interval is over
+		sw, err := b.store.Housekeep(ctx, Retention{}, time.Now(), time.Millisecond)
+		if err != nil || sw.Backfilled != 1 {
+			t.Errorf("run %d: Housekeep = %+v, %v, want pipeline %d backfilled", i+1, sw, err, p.ID)
+		}
+		if got, _ := b.rdb.Get(ctx, b.store.keyBackfill()).Int64(); got != p.ID {
+			t.Errorf("run %d: backfill mark = %d, want %d, the last pipeline looked at", i+1, got, p.ID)
+		}
 	}
 }

@@ -436,3 +436,127 @@ func TestHeads(t *testing.T) {
 		t.Error("a sighting older than its ttl still counted")
 	}
 }
+
+// TestBranchPipelinesOnlyOlder: the pipelines a push supersedes are the branch's older ones,
+// never the push itself nor a newer one, or a push would cancel itself or its successor.
+func TestBranchPipelinesOnlyOlder(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var ids []int64
+	for i := range 3 {
+		p := samplePipeline()
+		p.Trigger.SHA = fmt.Sprintf("sha%d", i)
+		create(t, b.store, p)
+		ids = append(ids, p.ID)
+	}
+	for i, want := range [][]int64{{}, ids[:1], ids[:2]} {
+		got, err := b.store.BranchPipelines(ctx, "g/app", "master", ids[i])
+		if err != nil || !cmp.Equal(got, want) {
+			t.Errorf("BranchPipelines before pipeline %d = %v, %v, want the older %v", ids[i], got, err, want)
+		}
+	}
+}
+
+// TestHoldEndsWhenRenewalHangs: a renewal that gets no answer is given up after a third of the
+// TTL, so a holder whose Redis stopped answering learns it lost the lock soon after the lock
+// could expire, not long after another holder could have taken it.
+func TestHoldEndsWhenRenewalHangs(t *testing.T) {
+	b := setup(t)
+	const ttl = 300 * time.Millisecond
+	start := time.Now()
+	held, unlock, err := b.store.hold(context.Background(), "gantry:hanging-lock", "token", ttl, func(ctx context.Context) (bool, error) {
+		<-ctx.Done() // no answer
+		return false, ctx.Err()
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	select {
+	case <-held.Done():
+		if took := time.Since(start); took > 2*ttl || !errors.Is(context.Cause(held), orchestrator.ErrLockLost) {
+			t.Errorf("held ended after %v with %v, want ErrLockLost within %v (the TTL and a renewal's wait)", took, context.Cause(held), 2*ttl)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("held still open 5 s after its renewals stopped getting answers")
+	}
+}
+
+// TestCancellations: a cancellation published by one process reaches every listener on the
+// same database as the pipeline's id, and none on another database (pub/sub channels are
+// shared by the whole server); a message that is not an id is passed over; the channel closes
+// when its context ends.
+func TestCancellations(t *testing.T) {
+	b := setup(t)
+	other := New(testenv.Redis(t), Options{})
+	t.Cleanup(func() { other.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mine, theirs := b.store.Cancellations(ctx), other.Cancellations(ctx)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		n := b.rdb.PubSubNumSub(ctx, b.store.channelCancel(), other.channelCancel()).Val()
+		if n[b.store.channelCancel()] == 1 && n[other.channelCancel()] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers after 5 s: %v", n)
+		}
+	}
+	must(t, b.rdb.Publish(ctx, b.store.channelCancel(), "not an id").Err())
+	must(t, b.store.PublishCancel(ctx, 42))
+	select {
+	case id := <-mine:
+		if id != 42 {
+			t.Errorf("cancellation of %d received, want 42", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cancellation within 5 s")
+	}
+	select {
+	case id := <-theirs:
+		t.Errorf("a store on another database received the cancellation of %d", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	for range mine { // closes once ctx has ended
+	}
+}
+
+// TestFinishedBefore: the pipelines whose images the sweep may remove are those finished by
+// the given time, until Discarded says the image is gone.
+func TestFinishedBefore(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	p := samplePipeline()
+	create(t, b.store, p)
+	at := time.Now().Add(-time.Hour)
+	must(t, b.store.MarkFinished(ctx, p, at))
+	if ids, err := b.store.FinishedBefore(ctx, at.Add(-time.Millisecond)); err != nil || len(ids) != 0 {
+		t.Errorf("FinishedBefore(before its end) = %v, %v, want none", ids, err)
+	}
+	if ids, err := b.store.FinishedBefore(ctx, at); err != nil || !cmp.Equal(ids, []int64{p.ID}) {
+		t.Errorf("FinishedBefore(its end) = %v, %v, want [%d]", ids, err, p.ID)
+	}
+	must(t, b.store.Discarded(ctx, p.ID))
+	if ids, _ := b.store.FinishedBefore(ctx, time.Now()); len(ids) != 0 {
+		t.Errorf("FinishedBefore after Discarded = %v, want none", ids)
+	}
+}
+
+// TestWaitNew: every stored pipeline is handed to a waiter once, oldest first.
+func TestWaitNew(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var want []int64
+	for _, sha := range []string{"one", "two"} {
+		p := samplePipeline()
+		p.Trigger.SHA = sha
+		create(t, b.store, p)
+		want = append(want, p.ID)
+	}
+	for _, id := range want {
+		if got, err := b.store.WaitNew(ctx); err != nil || got != id {
+			t.Errorf("WaitNew = %d, %v, want %d", got, err, id)
+		}
+	}
+}
