@@ -5,6 +5,7 @@ import (
 	"errors"
 	"go/build"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +13,10 @@ import (
 
 	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
 	"github.com/gantry-ci/gantry/orchestrator"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // testBundle is a client of a GitLab double serving group/app, whose repository has one commit.
@@ -151,5 +155,46 @@ func TestImports(t *testing.T) {
 		default:
 			t.Errorf("package gitlab imports %s", imp)
 		}
+	}
+}
+
+// fakeGitLab is a client of a stand-in GitLab that answers with handle, for answers the double
+// never gives (a member who is blocked, a next page that does not move on). It does not sleep
+// between retries.
+func fakeGitLab(t *testing.T, handle http.HandlerFunc) *Client {
+	t.Helper()
+	srv := httptest.NewServer(handle)
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, "glpat-fake", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	return c
+}
+
+// TestRetryLogged: every retry is logged on the logger the client was given, counting attempts
+// from 1 with the wait before the next; a client made without a logger retries all the same.
+func TestRetryLogged(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	core, logs := observer.New(zapcore.WarnLevel)
+	for _, logger := range []*zap.Logger{zap.New(core), nil} {
+		c, err := New(b.srv.URL, b.srv.Token, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.sleep = b.c.sleep
+		b.srv.FailNext(1, 502)
+		if _, err := c.Post(context.Background(), b.update(orchestrator.StatePending, 0)); err != nil {
+			t.Fatalf("Post after one 502 (logger %v): %v", logger != nil, err)
+		}
+	}
+	entries := logs.FilterMessage("gitlab call failed, retrying").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d retries logged, want 1", len(entries))
+	}
+	if f := entries[0].ContextMap(); f["attempt"] != int64(1) || f["wait"] != 200*time.Millisecond {
+		t.Errorf("retry logged with attempt %v, wait %v; want 1 and 200ms", f["attempt"], f["wait"])
 	}
 }

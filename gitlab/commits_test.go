@@ -48,6 +48,12 @@ func TestProjectAndResolveRef(t *testing.T) {
 	if _, _, err := c.Project(t.Context(), "group/none"); !errors.Is(err, orchestrator.ErrNotFound) {
 		t.Errorf("Project(unknown) error = %v, want ErrNotFound", err)
 	}
+	if got, err := c.DefaultBranch(t.Context(), proj.ID); err != nil || got != "main" {
+		t.Errorf("DefaultBranch = %q, %v, want main", got, err)
+	}
+	if _, err := c.DefaultBranch(t.Context(), 999); !errors.Is(err, orchestrator.ErrNotFound) {
+		t.Errorf("DefaultBranch(unknown project) error = %v, want ErrNotFound", err)
+	}
 }
 
 // TestIsAncestor asks the double's merge-base endpoint, which answers from real git history:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,6 +192,16 @@ func TestRegisterHookErrors(t *testing.T) {
 			t.Errorf("error %q shows a secret", err)
 		}
 	}
+	// The URL is still named, its password masked; one that does not parse is not shown at all.
+	if redacted == nil || !strings.Contains(redacted.Error(), "https://user:xxxxx@gantry.example.com/hook") {
+		t.Errorf("RegisterHook error = %v, want it to name the URL with its password masked", redacted)
+	}
+	unparsable := spec
+	unparsable.URL = "https://user:hunter2@[gantry"
+	if _, err := b.c.RegisterHook(ctx, "group/missing", unparsable); err == nil ||
+		!strings.Contains(err.Error(), "(a URL that does not parse)") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("RegisterHook(unparsable URL) error = %v, want the URL left out", err)
+	}
 	// A lost answer to a list is retried; the registration goes through.
 	b.srv.FailNext(1, 502)
 	if res, err := b.c.RegisterHook(ctx, b.proj.PathWithNamespace, spec); err != nil || !res.Created {
@@ -197,6 +209,41 @@ func TestRegisterHookErrors(t *testing.T) {
 	}
 	if n := len(b.slept()); n != 1 {
 		t.Errorf("%d retries, want 1", n)
+	}
+}
+
+// TestListHooksNextPageBackwards: a next page that does not move forward (a proxy that rewrites
+// X-Next-Page, a GitLab bug) ends the listing instead of asking for the same page for ever.
+func TestListHooksNextPageBackwards(t *testing.T) {
+	t.Parallel()
+	for _, next := range []string{"1", "0"} {
+		var mu sync.Mutex
+		calls := 0
+		c := fakeGitLab(t, func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			calls++
+			n := calls
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			if n > 1 {
+				// Asked again: answered as a GitLab that lost the project, so a loop fails at once.
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprint(w, `{"message":"404 Project Not Found"}`)
+				return
+			}
+			w.Header().Set("X-Page", "1")
+			w.Header().Set("X-Next-Page", next)
+			fmt.Fprintf(w, `[{"id":1,"url":%q}]`, hookURL)
+		})
+		reports, err := c.CheckHooks(context.Background(), []string{"group/app"})
+		if err != nil || len(reports) != 1 || reports[0].Hooks != 1 {
+			t.Errorf("next page %s: CheckHooks = %+v, %v; want one project with its one hook", next, reports, err)
+		}
+		mu.Lock()
+		if calls != 1 {
+			t.Errorf("next page %s: %d calls, want 1", next, calls)
+		}
+		mu.Unlock()
 	}
 }
 

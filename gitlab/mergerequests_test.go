@@ -2,6 +2,8 @@ package gitlab
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/gantry-ci/gantry/gitlab/gitlabtest"
@@ -72,7 +74,32 @@ func TestMemberAccess(t *testing.T) {
 			t.Errorf("MemberAccess(%s) = %d, %v, want %d", mr.Author, got, err, want)
 		}
 	}
-	if got, err := c.MemberAccess(t.Context(), target.ID, 0); err != nil || got != 0 {
-		t.Errorf("MemberAccess(no user) = %d, %v, want 0", got, err)
+	// No author named: nobody's access, and nothing asked of GitLab.
+	before := len(srv.Calls())
+	for _, user := range []int64{0, -1} {
+		if got, err := c.MemberAccess(t.Context(), target.ID, user); err != nil || got != 0 {
+			t.Errorf("MemberAccess(user %d) = %d, %v, want 0", user, got, err)
+		}
+	}
+	if n := len(srv.Calls()) - before; n != 0 {
+		t.Errorf("MemberAccess without a user made %d calls, want none", n)
+	}
+}
+
+// TestMemberAccessState: a member GitLab holds blocked or awaiting approval has no access, as
+// in GitLab itself; an active member, or one from a GitLab that names no state, has their level.
+func TestMemberAccessState(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		state string
+		want  int
+	}{{"active", 40}, {"", 40}, {"blocked", 0}, {"awaiting", 0}} {
+		c := fakeGitLab(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":7,"username":"dev","state":%q,"access_level":40}`, tt.state)
+		})
+		if got, err := c.MemberAccess(t.Context(), 1, 7); err != nil || got != tt.want {
+			t.Errorf("MemberAccess of a member in state %q = %d, %v, want %d", tt.state, got, err, tt.want)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package gitlab
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +137,10 @@ func TestPostGivesUp(t *testing.T) {
 	if n := len(b.srv.Calls()); n != 5 {
 		t.Errorf("%d calls, want 5 attempts", n)
 	}
+	backoff := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
+	if diff := cmp.Diff(backoff, b.slept()); diff != "" {
+		t.Errorf("waits between the 5 attempts (-want +got):\n%s", diff)
+	}
 
 	// The caller gives up while Post waits to retry: it stops at once.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -169,20 +175,21 @@ func TestPostErrors(t *testing.T) {
 	otherPipeline := b.update(orchestrator.StateSuccess, 4242)
 	noRef := b.update(orchestrator.StatePending, 0)
 	noRef.Ref = ""
+	// rejected: a refusal that sending the same post again cannot change (orchestrator.ErrRejected).
 	tests := []struct {
-		name     string
-		c        *Client
-		u        orchestrator.StatusUpdate
-		notFound bool
-		contains string
+		name               string
+		c                  *Client
+		u                  orchestrator.StatusUpdate
+		notFound, rejected bool
+		contains           string
 	}{
-		{"running to pending", b.c, b.update(orchestrator.StatePending, pipeline), false, "Cannot transition status via :enqueue from :running"},
-		{"running to skipped", b.c, b.update(orchestrator.StateSkipped, pipeline), false, ":skip from :running"},
-		{"not a GitLab state", b.c, b.update("failure", pipeline), false, "state does not have a valid value"},
-		{"unknown commit", b.c, unknownSHA, true, "project 1001 commit ffff"},
-		{"unknown pipeline", b.c, otherPipeline, true, "pipeline 4242"},
-		{"bad token", bad, b.update(orchestrator.StateSuccess, pipeline), false, "401 Unauthorized"},
-		{"no ref", b.c, noRef, false, "no ref"},
+		{"running to pending", b.c, b.update(orchestrator.StatePending, pipeline), false, true, "Cannot transition status via :enqueue from :running"},
+		{"running to skipped", b.c, b.update(orchestrator.StateSkipped, pipeline), false, true, ":skip from :running"},
+		{"not a GitLab state", b.c, b.update("failure", pipeline), false, true, "state does not have a valid value"},
+		{"unknown commit", b.c, unknownSHA, true, true, "project 1001 commit ffff"},
+		{"unknown pipeline", b.c, otherPipeline, true, true, "pipeline 4242"},
+		{"bad token", bad, b.update(orchestrator.StateSuccess, pipeline), false, true, "401 Unauthorized"},
+		{"no ref", b.c, noRef, false, false, "no ref"},
 	}
 	for _, tt := range tests {
 		before := len(b.srv.Calls())
@@ -193,6 +200,8 @@ func TestPostErrors(t *testing.T) {
 			continue
 		case errors.Is(err, orchestrator.ErrNotFound) != tt.notFound:
 			t.Errorf("%s: Post error %v, errors.Is(ErrNotFound) = %t, want %t", tt.name, err, !tt.notFound, tt.notFound)
+		case errors.Is(err, orchestrator.ErrRejected) != tt.rejected:
+			t.Errorf("%s: Post error %v, errors.Is(ErrRejected) = %t, want %t", tt.name, err, !tt.rejected, tt.rejected)
 		case !strings.Contains(err.Error(), tt.contains):
 			t.Errorf("%s: Post error = %v, want it to say %q", tt.name, err, tt.contains)
 		case strings.Contains(err.Error(), b.srv.Token) || strings.Contains(err.Error(), "glpat-wrong"):
@@ -204,6 +213,53 @@ func TestPostErrors(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string][]string{"gantry/build": {"running"}}, b.history()); diff != "" {
 		t.Errorf("accepted statuses (-want +got):\n%s", diff)
+	}
+}
+
+// TestPostPassingFailures: answers that may pass on another try are never reported as
+// rejected for good, whether they were retried to the end (5xx but 501, 409 the status lock,
+// 429) or answered once (408, 501), so the caller may post again later.
+func TestPostPassingFailures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		code, calls int
+	}{{500, 5}, {503, 5}, {409, 5}, {429, 5}, {408, 1}, {501, 1}}
+	for _, tt := range tests {
+		b := setup(t)
+		b.srv.FailNext(10, tt.code)
+		_, err := b.c.Post(context.Background(), b.update(orchestrator.StatePending, 0))
+		if err == nil || errors.Is(err, orchestrator.ErrRejected) {
+			t.Errorf("Post answered %d: error %v, want one that is not ErrRejected", tt.code, err)
+		}
+		if n := len(b.srv.Calls()); n != tt.calls {
+			t.Errorf("Post answered %d: %d calls, want %d", tt.code, n, tt.calls)
+		}
+	}
+}
+
+// TestPostReplayFindsNewestPipeline: a replayed pending post that GitLab refuses takes its
+// pipeline from the newest status of the same name, ref and state, not from an older one nor
+// from a status of another name, ref or state.
+func TestPostReplayFindsNewestPipeline(t *testing.T) {
+	t.Parallel()
+	c := fakeGitLab(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"message":"Cannot transition status via :enqueue from :pending (Reason(s): Status cannot transition via \"enqueue\".)"}`)
+			return
+		}
+		fmt.Fprint(w, `[
+			{"id":10,"name":"gantry/build","ref":"main","status":"pending","pipeline_id":1},
+			{"id":30,"name":"gantry/build","ref":"main","status":"pending","pipeline_id":3},
+			{"id":20,"name":"gantry/build","ref":"main","status":"pending","pipeline_id":2},
+			{"id":40,"name":"gantry/test","ref":"main","status":"pending","pipeline_id":4},
+			{"id":50,"name":"gantry/build","ref":"dev","status":"pending","pipeline_id":5},
+			{"id":60,"name":"gantry/build","ref":"main","status":"success","pipeline_id":6}]`)
+	})
+	u := orchestrator.StatusUpdate{ProjectID: 1, SHA: strings.Repeat("a", 40), Ref: "main", Name: "gantry/build", State: orchestrator.StatePending}
+	if got, err := c.Post(context.Background(), u); err != nil || got != 3 {
+		t.Errorf("replayed Post = %d, %v; want pipeline 3 of the newest matching status", got, err)
 	}
 }
 

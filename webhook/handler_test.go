@@ -201,6 +201,42 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// TestDefaultBodyLimit pins the default limit to GitLab's own, 25 MiB (docs/gitlab.md §1.3):
+// a body of exactly 25 MiB is read and converted, one byte more is refused 413, whether the
+// request announces its length or is chunked. A lower default would refuse real pushes GitLab
+// sends; a higher one would let a sender make the intake hold more memory than GitLab ever needs.
+func TestDefaultBodyLimit(t *testing.T) {
+	t.Parallel()
+	e := newHandler(&fakeAcceptor{})
+	deleted := []byte(`{"object_kind":"push","ref":"refs/heads/gone","after":"0000000000000000000000000000000000000000","project":{"path_with_namespace":"mike/diaspora"}}`)
+	const gitlabLimit = 25 << 20 // written out: a test of DefaultMaxBody against itself would pin nothing
+	atLimit := append(deleted, bytes.Repeat([]byte(" "), gitlabLimit-len(deleted))...)
+	tests := []struct {
+		name    string
+		body    []byte
+		chunked bool
+		code    int
+	}{
+		{"25 MiB", atLimit, false, http.StatusOK},
+		{"25 MiB, chunked", atLimit, true, http.StatusOK},
+		{"25 MiB and a byte", append(atLimit, ' '), false, http.StatusRequestEntityTooLarge},
+		{"25 MiB and a byte, chunked", append(atLimit, ' '), true, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", bytes.NewReader(tt.body))
+		req.Header.Set("X-Gitlab-Event", "Push Hook")
+		req.Header.Set("X-Gitlab-Token", "tok")
+		if tt.chunked {
+			req.ContentLength = -1
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if rec.Code != tt.code {
+			t.Errorf("%s (%d bytes): answered %d %s, want %d", tt.name, len(tt.body), rec.Code, rec.Body, tt.code)
+		}
+	}
+}
+
 // TestSkipRules covers GitLab's skip conventions and the deferred check.
 func TestSkipRules(t *testing.T) {
 	t.Parallel()
@@ -222,6 +258,12 @@ func TestSkipRules(t *testing.T) {
 		{"[ci_skip] underscore", pushWith("x [ci_skip]", head, "{}"), "[skip ci]", false},
 		{"skip ci without brackets", pushWith("skip ci please", head, "{}"), "", false},
 		{"push option ci.skip", pushWith("fix", head, `{"ci":{"skip":true}}`), "ci.skip", false},
+		// `git push -o ci.skip` reaches the payload as an empty string, the form GitLab sends.
+		{"push option ci.skip, empty string", pushWith("fix", head, `{"ci":{"skip":""}}`), "ci.skip", false},
+		{"push option ci.skip=TRUE", pushWith("fix", head, `{"ci":{"skip":"TRUE"}}`), "ci.skip", false},
+		{"push option ci.skip=false", pushWith("fix", head, `{"ci":{"skip":false}}`), "", false},
+		{"push option ci.skip=\"false\"", pushWith("fix", head, `{"ci":{"skip":"false"}}`), "", false},
+		{"push option ci.skip=yes", pushWith("fix", head, `{"ci":{"skip":"yes"}}`), "", false},
 		{"head commit not in payload", pushWith("[skip ci] on an older commit", "2222222222222222222222222222222222222222", "{}"), "", true},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +38,40 @@ func TestDeepNestingRefused(t *testing.T) {
 				t.Errorf("%s with token %q, 4.5 MB deep: answered %d %v, want 4xx", event, token, code, ans)
 			}
 		}
+	}
+}
+
+// TestNestingDepth holds the bracket count of checkDepth to what a decoder sees: brackets inside
+// strings do not count, a quote is escaped only by an odd run of backslashes, surplus closing
+// brackets cannot pay for later openings, and an unterminated string ends the count (no decoder
+// reads past it). A body nested exactly maxDepth deep passes; one level more is refused.
+func TestNestingDepth(t *testing.T) {
+	t.Parallel()
+	open := func(n int) string { return strings.Repeat("[", n) }
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"flat object", `{"a":1,"b":"c"}`, 1},
+		{"siblings", `[[],[],{"a":1}]`, 2},
+		{"surplus closings", "]]" + open(maxDepth+1), maxDepth + 1},
+		{"brackets in a string", `{"a":"[[[[{{{{"}`, 1},
+		{"empty string before nesting", `{"":` + open(maxDepth), maxDepth + 1},
+		{"escaped quote keeps the string open", `{"a\"` + open(maxDepth+1) + `":1}`, 1},
+		{"escaped backslash closes the string", `{"a\\":` + open(maxDepth), maxDepth + 1},
+		{"three backslashes escape the quote", `{"a\\\"` + open(maxDepth+1) + `":1}`, 1},
+		{"unterminated string", `["` + open(maxDepth+1), 1},
+	}
+	for _, tt := range tests {
+		if got := nestingDepth([]byte(tt.body), maxDepth); got != tt.want {
+			t.Errorf("%s: nestingDepth(%.40q…) = %d, want %d", tt.name, tt.body, got, tt.want)
+		}
+	}
+	if err := checkDepth([]byte(open(maxDepth))); err != nil {
+		t.Errorf("checkDepth(%d deep) = %v, want nil", maxDepth, err)
+	}
+	if err := checkDepth([]byte(open(maxDepth + 1))); !errors.Is(err, errTooDeep) {
+		t.Errorf("checkDepth(%d deep) = %v, want errTooDeep", maxDepth+1, err)
 	}
 }
 
@@ -228,6 +263,13 @@ func TestConcurrentBodiesBounded(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the stalled bodies hold %d slots after 10s, want 2", len(h.slots))
 		}
+		select {
+		case code := <-done:
+			// Answered before its body arrived: it never took a slot, and waiting on is pointless.
+			close(stalled.release)
+			t.Fatalf("a stalled delivery was answered %d before its body arrived", code)
+		default:
+		}
 	}
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", bytes.NewReader(push))
 	req.Header.Set("X-Gitlab-Event", "Push Hook")
@@ -245,6 +287,130 @@ func TestConcurrentBodiesBounded(t *testing.T) {
 	<-done
 	if code, ans := post(e, "Push Hook", "tok", push); code != http.StatusAccepted {
 		t.Errorf("delivery after the slots were freed answered %d %v, want 202", code, ans)
+	}
+}
+
+// TestSlotWait: by default a delivery that finds every slot taken waits for one rather than
+// being answered 503 at once, so a burst is absorbed; WithMaxBodies(0) keeps the default number
+// of slots instead of leaving none.
+func TestSlotWait(t *testing.T) {
+	t.Parallel()
+	push := fixture(t, "webhooks/push.json")
+	send := func(e *echo.Echo, body io.Reader) int {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", body)
+		req.Header.Set("X-Gitlab-Event", "Push Hook")
+		req.Header.Set("X-Gitlab-Token", "tok")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	e := echo.New()
+	h := New(&fakeAcceptor{}, map[string]string{"mike/diaspora": "tok"}, nil, WithMaxBodies(1))
+	h.Register(e)
+	stalled := blockedBody{release: make(chan struct{})}
+	first := make(chan int, 1)
+	go func() { first <- send(e, stalled) }()
+	for deadline := time.Now().Add(10 * time.Second); len(h.slots) < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(stalled.release)
+			t.Fatal("the stalled body took no slot in 10s")
+		}
+	}
+	second := make(chan int, 1)
+	go func() { second <- send(e, bytes.NewReader(push)) }()
+	select {
+	case code := <-second:
+		close(stalled.release)
+		t.Fatalf("with the only slot taken, a delivery was answered %d at once; want it to wait", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(stalled.release)
+	<-first
+	if code := <-second; code != http.StatusAccepted {
+		t.Errorf("a delivery that waited for the slot answered %d, want 202", code)
+	}
+
+	e = echo.New()
+	h = New(&fakeAcceptor{}, map[string]string{"mike/diaspora": "tok"}, nil, WithMaxBodies(0), WithSlotWait(0))
+	h.Register(e)
+	if code := send(e, bytes.NewReader(push)); code != http.StatusAccepted || cap(h.slots) != DefaultMaxBodies {
+		t.Errorf("WithMaxBodies(0): answered %d with %d slots, want 202 and the default %d", code, cap(h.slots), DefaultMaxBodies)
+	}
+}
+
+// TestDeliveryID: the trigger carries the delivery's Idempotency-Key, which GitLab keeps across
+// resends, else its X-Gitlab-Event-UUID (docs/gitlab.md §1.1), for the engine to drop duplicates.
+func TestDeliveryID(t *testing.T) {
+	t.Parallel()
+	push := fixture(t, "webhooks/push.json")
+	tests := []struct {
+		name    string
+		headers []string
+		want    string
+	}{
+		{"both", []string{"Idempotency-Key", "key-1", "X-Gitlab-Event-UUID", "uuid-1"}, "key-1"},
+		{"uuid only", []string{"X-Gitlab-Event-UUID", "uuid-1"}, "uuid-1"},
+		{"key only", []string{"Idempotency-Key", "key-1"}, "key-1"},
+		{"none", nil, ""},
+	}
+	for _, tt := range tests {
+		acc := &fakeAcceptor{}
+		if code, ans := post(newHandler(acc), "Push Hook", "tok", push, tt.headers...); code != http.StatusAccepted || len(acc.got) != 1 {
+			t.Errorf("%s: answered %d %v with %d triggers, want 202 and one", tt.name, code, ans, len(acc.got))
+			continue
+		}
+		if got := acc.got[0].DeliveryID; got != tt.want {
+			t.Errorf("%s: DeliveryID = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestBodyBuffers holds the intake's memory policy: the first buffer is the announced length
+// (up to firstRead) plus room for the read that sees EOF, or firstRead when no length is
+// announced, and a buffer up to keptBuffer is reused by the next delivery while a bigger one
+// goes back to the GC.
+func TestBodyBuffers(t *testing.T) {
+	t.Parallel()
+	reads := []struct {
+		name   string
+		length int64 // Content-Length; -1 chunked
+		body   int
+		least  int
+		most   int
+	}{
+		{"small body", 100, 100, 100, 100 + 2*bytes.MinRead},
+		{"empty body", 0, 0, 0, 2 * bytes.MinRead},
+		{"chunked body", -1, 100, firstRead, 2 * firstRead},
+		{"announced beyond firstRead", 1 << 20, 100, firstRead, 2 * firstRead},
+	}
+	for _, tt := range reads {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/gitlab", bytes.NewReader(make([]byte, tt.body)))
+		req.ContentLength = tt.length
+		var buf bytes.Buffer
+		got, err := readBody(&buf, httptest.NewRecorder(), req, DefaultMaxBody)
+		if err != nil || len(got) != tt.body {
+			t.Errorf("%s: readBody = %d bytes, %v; want %d", tt.name, len(got), err, tt.body)
+		}
+		if c := buf.Cap(); c < tt.least || c > tt.most {
+			t.Errorf("%s: buffer of %d bytes, want %d to %d", tt.name, c, tt.least, tt.most)
+		}
+	}
+	// sync.Pool may drop what it is given (at a GC, or at random under the race detector), so a
+	// kept buffer must come back at least once in many tries, and a dropped one never.
+	for _, tt := range []struct {
+		capacity int
+		kept     bool
+	}{{firstRead, true}, {keptBuffer, true}, {keptBuffer + 1, false}} {
+		var p bodyPool
+		back := false
+		for range 20 {
+			buf := bytes.NewBuffer(make([]byte, 0, tt.capacity))
+			p.put(buf)
+			back = back || p.get() == buf
+		}
+		if back != tt.kept {
+			t.Errorf("buffer of %d bytes came back from the pool: %v, want %v", tt.capacity, back, tt.kept)
+		}
 	}
 }
 
