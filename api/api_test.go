@@ -161,6 +161,7 @@ func TestRoutes(t *testing.T) {
 		{"api duration", "/api/v1/pipelines/4", "secret-token", true, 200, `"duration_seconds":76`},
 		{"api unknown", "/api/v1/pipelines/5", "secret-token", true, 404, `"error":"Not Found"`},
 		{"api bad id", "/api/v1/pipelines/x", "secret-token", true, 400, `"error":"bad request"`},
+		{"api zero id", "/api/v1/pipelines/0", "secret-token", true, 400, `"detail":"pipeline id must be a positive number"`},
 		{"api no route", "/api/v1/nothing", "secret-token", true, 404, `"detail":"no such route: GET /api/v1/nothing"`},
 		{"api no route without token", "/api/v1/nothing", "", true, 401, `"error":"unauthorized"`},
 		{"public page", "/pipelines/4", "", true, 200, `data-job="test/unit"`},
@@ -183,5 +184,17 @@ func TestRoutes(t *testing.T) {
 		if strings.Contains(rec.Body.String(), "<script>") || strings.Contains(rec.Body.String(), "secret-token") {
 			t.Errorf("%s: GET %s returned unescaped markup or a token:\n%s", tt.name, tt.path, rec.Body)
 		}
+	}
+}
+
+// TestNewDefaults: options left out get their documented defaults (a followed log polled every
+// 250ms with 30s to write, a clock, a logger, an empty metrics registry), never zero values that
+// would make a ticker panic or a deadline pass at once.
+func TestNewDefaults(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	if s.followEvery != 250*time.Millisecond || s.followWrite != 30*time.Second || s.now == nil || s.log == nil || s.metrics == nil {
+		t.Errorf("New(Options{}) = follow every %v, write %v, now %v, log %v, metrics %v; want 250ms, 30s and the rest set",
+			s.followEvery, s.followWrite, s.now != nil, s.log != nil, s.metrics != nil)
 	}
 }

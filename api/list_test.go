@@ -21,6 +21,7 @@ func TestListPipelines(t *testing.T) {
 		{"defaults", "", 200, Filter{Limit: 20}, `{"pipelines":[{"id":4,`},
 		{"every filter", "?project=g%2Fapp&ref=master&sha=abc1&status=failed&limit=5", 200,
 			Filter{Project: "g/app", Ref: "master", SHA: "abc1", Status: orchestrator.StateFailed, Limit: 5}, `"state":"failed"`},
+		{"limit of one", "?limit=1", 200, Filter{Limit: 1}, `"pipelines"`},
 		{"limit lowered to the maximum", "?limit=1000", 200, Filter{Limit: 100}, `"pipelines"`},
 		{"bad limit", "?limit=0", 400, Filter{}, `"detail":"limit must be a number from 1 to 100"`},
 		{"bad status", "?status=done", 400, Filter{}, `"detail":"status must be one of`},

@@ -22,6 +22,7 @@ func TestJobLog(t *testing.T) {
 		{"raw job name", "/api/v1/pipelines/4/jobs/test/unit/log", 200, markupLog},
 		{"earlier attempt", "/api/v1/pipelines/4/jobs/test%2Funit/log?attempt=1", 200, "first attempt: engine lost\n"},
 		{"from an offset", "/api/v1/pipelines/4/jobs/build/log?offset=33", 200, "Successfully built 1111aaaa\n"},
+		{"from offset 0", "/api/v1/pipelines/4/jobs/build/log?offset=0", 200, "Step 1/3 : FROM python:3.11-slim\n"},
 		{"page route", "/pipelines/4/jobs/test%2Flint/log", 200, "lint ok\n"},
 		{"unknown job", "/api/v1/pipelines/4/jobs/test%2Fnope/log", 404, `"detail":"pipeline 4 has no job test/nope"`},
 		{"unknown attempt", "/api/v1/pipelines/4/jobs/build/log?attempt=2", 404, `"detail":"job build of pipeline 4 has no attempt 2"`},
@@ -164,5 +165,20 @@ func TestJobLogFollowOutlivesServerTimeouts(t *testing.T) {
 	rest, err := io.ReadAll(lines)
 	if string(rest) != "done\n" || err != nil {
 		t.Errorf("end of the followed log = %q, %v; want %q and a clean end", rest, err, "done\n")
+	}
+}
+
+// TestJobLogTellsWhereToGoOn: a plain read says in X-Gantry-Log-Next where the next read starts
+// (the log's length so far); follow=1 and follow=true stream instead, and so carry no such
+// header, while any other follow value reads plainly.
+func TestJobLogTellsWhereToGoOn(t *testing.T) {
+	e := newServer(newFixture(), nil)
+	const build = "Step 1/3 : FROM python:3.11-slim\nSuccessfully built 1111aaaa\n"
+	for query, next := range map[string]string{"": "61", "?follow=0": "61", "?follow=1": "", "?follow=true": ""} {
+		rec := do(e, http.MethodGet, "/api/v1/pipelines/4/jobs/build/log"+query, "secret-token", "")
+		if rec.Code != 200 || rec.Body.String() != build || rec.Header().Get("X-Gantry-Log-Next") != next {
+			t.Errorf("GET build log%s = %d %q, X-Gantry-Log-Next %q; want 200, the whole log, %q",
+				query, rec.Code, rec.Body, rec.Header().Get("X-Gantry-Log-Next"), next)
+		}
 	}
 }

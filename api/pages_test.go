@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +57,21 @@ func TestPipelinePageShows(t *testing.T) {
 		`href="/pipelines/4/jobs/test%2Funit/log?attempt=1">1</a>`, // the earlier attempt's log
 		`Successfully built 1111aaaa`,
 		`<script src="/assets/gantry.js?v=`,
+		// The project's and the ref's listings, each link with the filters it names and no other.
+		`href="/pipelines?project=g%2Fapp"`, `href="/pipelines?project=g%2Fapp&amp;ref=master"`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
+		}
+	}
+	// Only attempts before the current one are linked as earlier.
+	if bad := `log?attempt=2">2</a>`; strings.Contains(page, bad) {
+		t.Errorf("page links the current attempt as an earlier one: %s", bad)
+	}
+	// Asset URLs carry a hash of the asset, so a browser never keeps an old script.
+	for _, asset := range []string{"gantry.js", "gantry.css"} {
+		if re := regexp.MustCompile(`"/assets/` + regexp.QuoteMeta(asset) + `\?v=[0-9a-f]{12}"`); !re.MatchString(page) {
+			t.Errorf("page lacks a versioned URL of %s", asset)
 		}
 	}
 }
@@ -118,15 +131,21 @@ func TestAssets(t *testing.T) {
 }
 
 func TestTextHelpers(t *testing.T) {
-	for sec, want := range map[float64]string{0: "", 4.24: "4.2s", 59.9: "59.9s", 185: "3m05s", 3725: "1h02m"} {
+	for sec, want := range map[float64]string{0: "", 4.24: "4.2s", 59.9: "59.9s", 60: "1m00s", 185: "3m05s", 3599: "59m59s", 3600: "1h00m", 3725: "1h02m"} {
 		if got := durationText(sec); got != want {
 			t.Errorf("durationText(%v) = %q, want %q", sec, got, want)
 		}
 	}
 	now := t0.Add(72 * time.Hour)
-	for ago, want := range map[time.Duration]string{10 * time.Second: "just now", 5 * time.Minute: "5m ago", 3 * time.Hour: "3h ago", 72 * time.Hour: "3d ago"} {
+	for ago, want := range map[time.Duration]string{10 * time.Second: "just now", time.Minute: "1m ago", 5 * time.Minute: "5m ago",
+		time.Hour: "1h ago", 3 * time.Hour: "3h ago", 47 * time.Hour: "47h ago", 48 * time.Hour: "2d ago", 72 * time.Hour: "3d ago"} {
 		if got := ageText(now, now.Add(-ago)); got != want {
 			t.Errorf("ageText(%v ago) = %q, want %q", ago, got, want)
+		}
+	}
+	for sha, want := range map[string]string{"abc123def4567890": "abc123de", "abc123de": "abc123de", "abc1": "abc1"} {
+		if got := shortSHA(sha); got != want {
+			t.Errorf("shortSHA(%q) = %q, want %q", sha, got, want)
 		}
 	}
 }
@@ -169,6 +188,10 @@ func TestWaitingPipelineShown(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("page lacks %s", want)
 		}
+	}
+	// A stage without jobs (this pipeline has no release job) is left off the page.
+	if strings.Contains(rec.Body.String(), "<h2>release</h2>") {
+		t.Errorf("page shows a release stage the pipeline does not have")
 	}
 	rec = do(e, http.MethodGet, "/api/v1/pipelines?status=waiting_for_approval", "secret-token", "")
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"id":9`) || strings.Contains(rec.Body.String(), `"id":4`) {

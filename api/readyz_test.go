@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v5"
 )
@@ -44,5 +45,24 @@ func TestReadyzTellsStrangersOnlyWords(t *testing.T) {
 		if rec := get(token); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "10.1.2.3:6379") || strings.Contains(rec.Body.String(), "hunter2") {
 			t.Errorf("GET /readyz with an API token = %d %s, want 503 with the error's detail, its password redacted", rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestReadyzGivesChecksThreeSeconds: each check runs under a 3s deadline, long enough for a
+// slow Redis to answer, short enough to answer a load balancer's probe.
+func TestReadyzGivesChecksThreeSeconds(t *testing.T) {
+	t.Parallel()
+	var left time.Duration
+	s := New(Options{Checks: map[string]Check{"redis": func(ctx context.Context) error {
+		deadline, _ := ctx.Deadline()
+		left = time.Until(deadline)
+		return ctx.Err()
+	}}})
+	e := echo.New()
+	s.Register(e)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusOK || left < 2*time.Second || left > 3*time.Second {
+		t.Errorf("GET /readyz = %d %s with %v left to the check, want 200 and about 3s", rec.Code, rec.Body, left)
 	}
 }

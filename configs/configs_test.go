@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,14 +199,29 @@ func TestProjectLookup(t *testing.T) {
 var defaultRedis = configs.Redis{PipelineRetention: configs.Duration{Duration: 30 * 24 * time.Hour},
 	LogRetention: configs.Duration{Duration: 7 * 24 * time.Hour}, HousekeepingEvery: configs.Duration{Duration: 10 * time.Minute}}
 
+// pinnedDefaults is the configuration of an empty file, spelled out value by value: a default
+// changed by mistake (a retention, an interval, a limit) fails TestLoadDefaults.
+func pinnedDefaults() *configs.Config {
+	return &configs.Config{
+		Server:  configs.Server{Listen: ":8080"},
+		Redis:   defaultRedis,
+		GitLab:  configs.GitLab{StatusPrefix: "gantry", ReconcileEvery: configs.Duration{Duration: 5 * time.Minute}},
+		Workers: configs.Workers{Concurrency: 4, JobRetries: 2, ShutdownGrace: configs.Duration{Duration: 30 * time.Second}, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
+		API:     configs.API{PublicPages: true},
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
+	if diff := cmp.Diff(pinnedDefaults(), configs.Default()); diff != "" {
+		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
+	}
 	tests := []struct {
 		name string
 		yaml string
 		want *configs.Config
 	}{
-		{"empty file", "", configs.Default()},
+		{"empty file", "", pinnedDefaults()},
 		{"project", minimal + "    tests: [{name: unit, command: [pytest]}]\n", &configs.Config{
 			Server:  configs.Server{Listen: ":8080"},
 			Redis:   defaultRedis,
@@ -297,5 +313,39 @@ func TestReleaseTagPushes(t *testing.T) {
 	}
 	if re := mustLoad(t, minimal, nil).Projects[0].Release.TagRegexp(); re != nil {
 		t.Errorf("TagRegexp() without tag pushes = %v, want nil: no tag releases", re)
+	}
+}
+
+// TestLoadMergeKeys: a YAML merge key (<<: *anchor, or a list of anchors) fills a mapping from
+// another, as YAML says, with the mapping's own keys winning; a merge of something that is not
+// a mapping is refused under the mapping's key.
+func TestLoadMergeKeys(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, minimal+`    tests:
+      - &unit {name: unit, command: [pytest], timeout: 5m}
+      - <<: *unit
+        name: lint
+      - <<: [*unit]
+        name: slow
+        timeout: 1h
+`, nil)
+	var got []string
+	for _, tt := range cfg.Projects[0].Tests {
+		got = append(got, tt.Name+" "+tt.Command[0]+" "+tt.Timeout.String())
+	}
+	if want := []string{"unit pytest 5m0s", "lint pytest 5m0s", "slow pytest 1h0m0s"}; !cmp.Equal(want, got) {
+		t.Errorf("tests with merge keys = %q, want %q", got, want)
+	}
+
+	for _, tt := range []struct{ name, tests, key, msg string }{
+		{"scalar", "      - {name: unit, command: [x], <<: 5}\n", "projects[0].tests[0]", "must be a mapping"},
+		{"list of a scalar", "      - {name: unit, command: [x], <<: [5]}\n", "projects[0].tests[0]", "must be a mapping"},
+		{"unknown key merged", "      - &a {name: unit, command: [x]}\n      - {<<: *a, name: b, nope: 1}\n", "projects[0].tests[1].nope", "unknown key"},
+	} {
+		_, err := configs.Load(writeConfig(t, minimal+"    tests:\n"+tt.tests), nil)
+		errs := fieldErrors(t, err)
+		if len(errs) != 1 || errs[0].Key != tt.key || !strings.Contains(errs[0].Message, tt.msg) {
+			t.Errorf("%s: Load() = %v, want one error %s: …%s…", tt.name, err, tt.key, tt.msg)
+		}
 	}
 }

@@ -70,6 +70,10 @@ func TestLoadRejectsUnknownKeys(t *testing.T) {
 		{"in a list", minimal + "    tests: [{name: unit, command: [x], timout: 1m}]\n",
 			configs.FieldError{Key: "projects[0].tests[0].timout", Message: "unknown key (did you mean timeout?)"}},
 		{"nothing close", "workers: {colour: blue}\n", configs.FieldError{Key: "workers.colour", Message: "unknown key"}},
+		// Three edits away is too far to suggest, counting the key's last letter too.
+		{"three edits away", "workers: {concurrencyxyz: 1}\n", configs.FieldError{Key: "workers.concurrencyxyz", Message: "unknown key"}},
+		// "bat" is two edits from base and from path: a tie goes to the first in sorted order.
+		{"a tie", minimal + "    bat: x\n", configs.FieldError{Key: "projects[0].bat", Message: "unknown key (did you mean base?)"}},
 		{"set twice", "server: {listen: \":1\"}\nserver: {listen: \":2\"}\n", configs.FieldError{Key: "server", Message: "set twice"}},
 	}
 	for _, tt := range tests {
@@ -123,10 +127,14 @@ func TestLoadValidates(t *testing.T) {
 		key, msg   string
 	}{
 		{"listen", "server: {listen: \"8080\"}\n", "server.listen", `"8080" is not a host:port address`},
+		{"port too high", "server: {listen: \":65536\"}\n", "server.listen", `":65536" is not a host:port address`},
+		{"no image retention", "workers: {image_retention: 0s}\nredis: {pipeline_retention: 0s}\n", "workers.image_retention", "must be positive, not 0s"},
 		{"gitlab url", "gitlab: {url: gitlab.example.com}\n", "gitlab.url", "is not an absolute http(s) URL"},
 		{"redis scheme", "redis: {url: \"http://:pw@r:6379\"}\n", "redis.url", "must be a redis://"},
 		{"docker host", "docker: {host: \"localhost:2375\"}\n", "docker.host", "is not a Docker host"},
 		{"docker tls", "docker: {tls_verify: true}\n", "docker.cert_path", "required when docker.tls_verify"},
+		{"docker cert path missing", "docker: {cert_path: /nonexistent/certs}\n", "docker.cert_path", "no such file or directory"},
+		{"docker cert path a file", "docker: {cert_path: /dev/null}\n", "docker.cert_path", "/dev/null is not a directory"},
 		{"negative retries", "workers: {job_retries: -1}\n", "workers.job_retries", "must not be negative"},
 		{"negative pipeline retention", "redis: {pipeline_retention: -1h}\n", "redis.pipeline_retention", "must not be negative"},
 		{"negative log retention", "redis: {log_retention: -1h}\n", "redis.log_retention", "must not be negative"},
@@ -153,6 +161,8 @@ func TestLoadValidates(t *testing.T) {
 		{"system package", minimal + "    generate: {python: {system_packages: [\"curl; rm -rf /\"]}}\n",
 			"projects[0].generate.python.system_packages[0]", "is not a Debian package name"},
 		{"reserved test name", minimal + "    tests: [{name: build, command: [x]}]\n", "projects[0].tests[0].name", "reserved for the build job"},
+		{"test named release", minimal + "    tests: [{name: release, command: [x]}]\n", "projects[0].tests[0].name", `"release" is reserved for the release job`},
+		{"negative test timeout", minimal + "    tests: [{name: unit, command: [x], timeout: -1s}]\n", "projects[0].tests[0].timeout", "must be positive, not -1s"},
 		{"test name twice", minimal + "    tests: [{name: unit, command: [x]}, {name: unit, command: [y]}]\n", "projects[0].tests[1].name", "already used by projects[0].tests[0]"},
 		{"memory", minimal + "    tests: [{name: unit, command: [x], memory: 1m}]\n", "projects[0].tests[0].memory", "must be at least 6MiB"},
 		{"build memory", minimal + "    build: {memory: 1m}\n", "projects[0].build.memory", "must be at least 6MiB"},
@@ -190,5 +200,61 @@ func TestLoadValidates(t *testing.T) {
 				t.Errorf("Load(%q) = %v, want one error %s: …%s…", tt.yaml, err, tt.key, tt.msg)
 			}
 		})
+	}
+}
+
+// TestLoadKeepsListIndexes: a bad list element is replaced by an empty one, not dropped, so the
+// elements after it keep their indexes in later messages, and the empty one draws no second
+// message of its own.
+func TestLoadKeepsListIndexes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		want       configs.Errors
+	}{
+		{"bad string", minimal + "    tests: [{name: unit, command: [x]}, {name: lint, command: [[y], z], timeout: x}]\n", configs.Errors{
+			{Key: "projects[0].tests[1].command[0]", Message: "must be a string, not a list"},
+			{Key: "projects[0].tests[1].timeout", Message: `"x" is not a duration (e.g. 90s, 10m, 1h30m)`},
+		}},
+		{"bad mapping", minimal + "    tests: [unit, {name: lint, command: [x], timeout: 0.5}]\n", configs.Errors{
+			{Key: "projects[0].tests[0]", Message: "must be a mapping, not a single value"},
+			{Key: "projects[0].tests[1].timeout", Message: `"0.5" is not a duration (e.g. 90s, 10m, 1h30m)`},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := configs.Load(writeConfig(t, tt.yaml), nil)
+			if diff := cmp.Diff(tt.want, fieldErrors(t, err)); diff != "" {
+				t.Errorf("Load(%q) errors mismatch (-want +got):\n%s", tt.yaml, diff)
+			}
+		})
+	}
+}
+
+// TestLoadAcceptsLimits: every lower or upper limit a check enforces is itself allowed (Docker's
+// 6MiB minimum, a 0.01 CPU quota, one process, 1s intervals, ports 0 and 65535), so a check
+// that tightens by one step fails here. Also values that take a rarer path through the checks.
+func TestLoadAcceptsLimits(t *testing.T) {
+	t.Parallel()
+	for name, yaml := range map[string]string{
+		"build memory":                     minimal + "    build: {memory: 6MiB}\n",
+		"build cpus":                       minimal + "    build: {cpus: 0.01}\n",
+		"test memory and pids":             minimal + "    tests: [{name: unit, command: [x], memory: 6MiB, pids: 1}]\n",
+		"approval expiry":                  minimal + "    approval_expiry: 1s\n",
+		"untrusted limits":                 minimal + "    untrusted: {memory: 6MiB, cpus: 0.01}\n",
+		"one worker":                       "workers: {concurrency: 1}\n",
+		"intervals":                        "gitlab: {reconcile_every: 1s}\nredis: {housekeeping_every: 1s}\n",
+		"port 0":                           "server: {listen: \":0\"}\n",
+		"port 65535":                       "server: {listen: \":65535\"}\n",
+		"pipelines kept as long as images": "redis: {pipeline_retention: 24h}\nworkers: {image_retention: 24h}\n",
+		"image without registry or slash":  "projects: [{path: g/app, webhook_secret: " + strongSecret + ", image: app}]\n",
+		"empty section keeps the defaults": "server:\nworkers:\n",
+		// A retired key whose alias names an empty value sets nothing, as an empty one does.
+		"retired key through an alias": "registries: [{host: r.example.com, username: &none \"\", ca_file: *none}]\n",
+	} {
+		if _, err := configs.Load(writeConfig(t, yaml), nil); err != nil {
+			t.Errorf("%s: Load(%q) = %v, want no error", name, yaml, err)
+		}
 	}
 }

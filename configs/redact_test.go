@@ -32,3 +32,26 @@ func TestLoadErrorsNeverShowSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadQuotesValuesWithoutCredentials: a message quotes a bad host or URL with its userinfo
+// and everything from a query or fragment on replaced, and keeps the rest as written, wherever
+// in the value those parts start; a configured secret of 4 characters is hidden too.
+func TestLoadQuotesValuesWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, yaml, want string }{
+		{"userinfo and query", "docker: {host: \"ssh://u:pw@d.example.com/path?q=pw\"}\n",
+			`docker.host: "ssh://[redacted]@d.example.com/path[redacted]" is not a Docker host`},
+		{"fragment right after the scheme", "docker: {host: \"ssh://#pw\"}\n", `docker.host: "ssh://[redacted]" is not a Docker host`},
+		{"empty userinfo", "docker: {host: \"ssh://@d.example.com\"}\n", `docker.host: "ssh://[redacted]@d.example.com" is not a Docker host`},
+		{"@ in the path only", "docker: {host: \"ssh:///a@b\"}\n", `docker.host: "ssh:///a@b" is not a Docker host`},
+		{"empty scheme", "docker: {host: \"://u:pw@d.example.com\"}\n", `docker.host: "://[redacted]@d.example.com" is not a Docker host`},
+		{"4-character secret", "gitlab: {token: Zq9x}\nserver: {listen: Zq9x}\n", `server.listen: "[redacted]" is not a host:port address`},
+	}
+	for _, tt := range tests {
+		_, err := configs.Load(writeConfig(t, tt.yaml), nil)
+		errs := fieldErrors(t, err)
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), tt.want) {
+			t.Errorf("%s: Load(%q) = %v, want one error starting %s", tt.name, tt.yaml, err, tt.want)
+		}
+	}
+}

@@ -75,9 +75,10 @@ func TestLoadAcceptsStrongSecrets(t *testing.T) {
 	t.Parallel()
 	for _, secret := range []string{
 		strongSecret,
-		"Zm9vYmFyYmF6cXV4cXV1eA-_",     // base64url
-		"correct horse battery staple", // a passphrase
-		"1234567890123456",             // digits only, 16 of them
+		"Zm9vYmFyYmF6cXV4cXV1eA-_",         // base64url
+		"correct horse battery staple",     // a passphrase
+		"1234567890123456",                 // digits only, 16 of them
+		"10221201200121021220102110201122", // random ternary digits: three distinct characters pass the repeat rule
 	} {
 		yaml := "api: {tokens: [\"" + secret + "\"]}\nprojects:\n  - {path: group/app, image: registry.example.com/group/app, webhook_secret: \"" + secret + "\"}\n"
 		if _, err := configs.Load(writeConfig(t, yaml), nil); err != nil {

@@ -99,6 +99,8 @@ func TestByteSizeUnmarshalText(t *testing.T) {
 		{"12x", 0, false},
 		{"1iB", 0, false},
 		{"99999999999T", 0, false},
+		{"8388607TiB", 8388607 << 40, true}, // the largest whole number of TiB an int64 holds
+		{"8388608TiB", 0, false},            // 2^63, one past the largest int64
 	}
 	for _, tt := range tests {
 		var got configs.ByteSize
