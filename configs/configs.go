@@ -24,6 +24,7 @@ const (
 	defaultLogRetention      = 7 * 24 * time.Hour
 	defaultHousekeepingEvery = 10 * time.Minute
 	defaultReconcileEvery    = 5 * time.Minute
+	defaultReplicaTimeout    = time.Second
 )
 
 // Config is the whole configuration of a gantry process. Every process sharing
@@ -63,8 +64,10 @@ type Server struct {
 
 // Redis locates the only state gantry has.
 type Redis struct {
-	// URL is a redis://, rediss:// or unix:// URL. It is a Secret because it
-	// may carry a password. Empty means an embedded in-memory Redis.
+	// URL is a redis://, rediss:// or unix:// URL, or a Sentinel URL:
+	// redis+sentinel://[user:password@]host1:port1,host2:port2/<master>[/<db>]
+	// (rediss+sentinel:// over TLS). It is a Secret because it may carry a
+	// password. Empty means an embedded in-memory Redis.
 	URL Secret `yaml:"url" json:"url"`
 	// URLFile, when set, is read into URL, so the password can stay out of
 	// the config file and the environment.
@@ -78,6 +81,24 @@ type Redis struct {
 	// HousekeepingEvery is how often the retention is applied; every process
 	// schedules it and one of them runs each tick. Default 10m.
 	HousekeepingEvery Duration `yaml:"housekeeping_every" json:"housekeeping_every"`
+	// MinReplicas, when above 0, makes the intake answer a webhook 2xx only
+	// once its pipeline is on at least that many replicas (Redis WAIT), and
+	// 503 when fewer acknowledge within ReplicaTimeout. Default 0: off. (Not
+	// applied yet: cmd/gantry refuses to start with it above 0.)
+	MinReplicas int `yaml:"min_replicas" json:"min_replicas"`
+	// ReplicaTimeout is how long the intake waits for MinReplicas, at most 2s
+	// (the Redis client's read timeout bounds the round trip it ends); 0
+	// (unset) means 1s, never "forever". Read it through ReplicaWait.
+	ReplicaTimeout Duration `yaml:"replica_timeout" json:"replica_timeout"`
+}
+
+// ReplicaWait is how long the intake waits for MinReplicas: ReplicaTimeout, or
+// 1s when it is not set.
+func (r Redis) ReplicaWait() time.Duration {
+	if r.ReplicaTimeout.Duration > 0 {
+		return r.ReplicaTimeout.Duration
+	}
+	return defaultReplicaTimeout
 }
 
 // GitLab is the instance gantry posts commit statuses to and registers hooks on.

@@ -22,9 +22,25 @@ func (c *Config) validate() Errors {
 	}
 	checkHTTPURL(&errs, "server.public_url", c.Server.PublicURL)
 	if u := c.Redis.URL.Value(); u != "" {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss" && p.Scheme != "unix") {
-			errs.add("redis.url", "must be a redis://, rediss:// or unix:// URL")
+		if scheme, _, found := strings.Cut(u, "://"); found && (strings.EqualFold(scheme, "redis+sentinel") || strings.EqualFold(scheme, "rediss+sentinel")) {
+			// A list of hosts is no URL host for net/url: the host list and the master are
+			// checked when gantry opens Redis.
+			rest, _, _ := strings.Cut(u[len(scheme)+len("://"):], "?")
+			if _, path, _ := strings.Cut(rest, "/"); strings.Trim(path, "/") == "" {
+				errs.add("redis.url", "a sentinel URL names the master: %s://host1:port1,host2:port2/<master-name>[/<db>]", strings.ToLower(scheme))
+			}
+		} else if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss" && p.Scheme != "unix") {
+			errs.add("redis.url", "must be a redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL")
 		}
+	}
+	if c.Redis.MinReplicas < 0 {
+		errs.add("redis.min_replicas", "must not be negative (0 turns it off), not %d", c.Redis.MinReplicas)
+	}
+	if d := c.Redis.ReplicaTimeout.Duration; d < 0 || (d > 0 && d < time.Millisecond) || d > 2*time.Second {
+		// WAIT counts in milliseconds; 0 is the default (1s), never WAIT's "forever". WAIT ends
+		// the intake's pipelined round trip, which the Redis client's read timeout (3s by
+		// default) bounds: a longer wait would fail the round trip and send it again.
+		errs.add("redis.replica_timeout", "must be from 1ms to 2s (0: the default, 1s), not %s", c.Redis.ReplicaTimeout)
 	}
 	checkHTTPURL(&errs, "gitlab.url", c.GitLab.URL)
 	if strings.ContainsAny(c.GitLab.StatusPrefix, " \t\n") {

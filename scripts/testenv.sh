@@ -89,6 +89,7 @@ ensure_packages() {
 	local missing=()
 	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 	command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+	command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel) # cmd/gantry/TestRedisFailover
 	[[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 	command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 	pkg_installed busybox-static || missing+=(busybox-static)

@@ -34,6 +34,10 @@ Usage:
   gantry exec [dir] [--config FILE] [--project P]
                                    run the pipeline on a local working tree (no GitLab, no
                                    Redis, never releases); exit status is the pipeline's
+  gantry healthcheck [--worker] [--config FILE] [--url URL]
+                                   a container's health check: exit 0 when the HTTP side answers
+                                   /readyz (at server.listen), or with --worker when Redis and
+                                   the Docker engine answer
   gantry version                   version and build info
 
 The config file is --config, else $GANTRY_CONFIG, else configs/gantry.yaml; without one
@@ -63,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return hooksCommand(ctx, rest, getenv, stdout, stderr)
 	case "pipelines":
 		return pipelinesCommand(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCommand(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
