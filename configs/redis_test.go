@@ -28,6 +28,8 @@ func TestRedisHighAvailability(t *testing.T) {
 		{"other scheme", `url: "http://:` + password + `@127.0.0.1:6379"`, "redis.url", "redis+sentinel://"},
 		{"min_replicas", `min_replicas: 1, replica_timeout: 250ms`, "", ""},
 		{"negative min_replicas", `min_replicas: -1`, "redis.min_replicas", "must not be negative"},
+		{"replica_timeout at its least", `replica_timeout: 1ms`, "", ""},
+		{"replica_timeout at its most", `replica_timeout: 2s`, "", ""},
 		{"negative replica_timeout", `replica_timeout: -1s`, "redis.replica_timeout", "from 1ms to 2s"},
 		{"sub-millisecond replica_timeout", `replica_timeout: 10us`, "redis.replica_timeout", "from 1ms to 2s"},
 		{"replica_timeout over the read timeout", `replica_timeout: 3s`, "redis.replica_timeout", "from 1ms to 2s"},
