@@ -50,7 +50,7 @@ type Engine interface {
 	// Cancel cancels a pending or running pipeline.
 	Cancel(ctx context.Context, id int64) (*orchestrator.Pipeline, error)
 	// Trigger starts a pipeline for a ref of a project; sha may be empty.
-	Trigger(ctx context.Context, project, ref, sha string) (orchestrator.Accepted, error)
+	Trigger(ctx context.Context, project, ref, sha string, force bool) (orchestrator.Accepted, error)
 	// Approve lets a pipeline that waits for approval run; Decline cancels it.
 	Approve(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error)
 	Decline(ctx context.Context, id int64, r orchestrator.Review) (*orchestrator.Pipeline, error)
@@ -72,6 +72,7 @@ type Server struct {
 	followEvery time.Duration
 	followWrite time.Duration
 	metrics     prometheus.Gatherer
+	signin      *SignIn
 }
 
 // Options configure the API.
@@ -91,6 +92,9 @@ type Options struct {
 	// without a token, for GitLab users coming from a merge request.
 	PublicPages bool
 	Logger      *zap.Logger
+	// SignIn, when set (NewSignIn), signs visitors of pages that are not public in with GitLab;
+	// each sees what GitLab lets them read, and may retry and cancel with Developer access.
+	SignIn *SignIn
 	// Now is the clock the pages tell ages by; default time.Now.
 	Now func() time.Time
 	// FollowEvery is how often a followed log is polled for new output; default 250ms.
@@ -115,6 +119,7 @@ func New(o Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.signin = o.SignIn
 	return s
 }
 
@@ -124,14 +129,21 @@ type apiError struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// errorCodes maps domain errors to HTTP codes; anything else is a 500 and is logged.
+// errorCodes maps domain errors to HTTP codes, first match wins; anything else is a 500 and is
+// logged. The detail is the error's own words unless the entry has some: a Refusal says what is
+// not allowed ("pipeline 3 is already canceled"); a bare ErrInvalidTransition is the state
+// machine's ("cancel on success"), which happens when the pipeline moved on between reading and
+// acting, and means nothing to the person who asked.
 var errorCodes = []struct {
-	err  error
-	code int
+	err    error
+	code   int
+	detail string
 }{
-	{orchestrator.ErrNotFound, http.StatusNotFound},
-	{orchestrator.ErrUnknownProject, http.StatusNotFound},
-	{orchestrator.ErrInvalidTransition, http.StatusConflict},
+	{orchestrator.ErrNotFound, http.StatusNotFound, ""},
+	{orchestrator.ErrUnknownProject, http.StatusNotFound, ""},
+	{orchestrator.ErrRefused, http.StatusConflict, ""},
+	{orchestrator.ErrInvalidTransition, http.StatusConflict, "the pipeline changed meanwhile: look at it again before asking again"},
+	{orchestrator.ErrTokenRejected, http.StatusUnauthorized, ""},
 }
 
 // badRequest answers 400 with what is wrong.
@@ -148,7 +160,7 @@ func notFound(c *echo.Context, detail string) error {
 func (s *Server) fail(c *echo.Context, err error) error {
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {
-			return c.JSON(e.code, apiError{Error: http.StatusText(e.code), Detail: err.Error()})
+			return c.JSON(e.code, apiError{Error: http.StatusText(e.code), Detail: cmp.Or(e.detail, err.Error())})
 		}
 	}
 	s.log.Error("api error", zap.String("path", c.Request().URL.Path), zap.Error(err))

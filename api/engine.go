@@ -116,6 +116,8 @@ func notImplemented(c *echo.Context) error {
 type triggerRequest struct {
 	Ref string `json:"ref"`
 	SHA string `json:"sha"`
+	// Force runs the commit again even if it has a pipeline.
+	Force bool `json:"force"`
 }
 
 // shaPattern is a full or abbreviated commit SHA (SHA-1 or SHA-256).
@@ -134,7 +136,7 @@ func (s *Server) triggerPipeline(c *echo.Context) error {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return badRequest(c, fmt.Sprintf(`body must be {"ref": "...", "sha": "..."}: %v`, err))
+		return badRequest(c, fmt.Sprintf(`body must be {"ref": "...", "sha": "...", "force": false}: %v`, err))
 	}
 	req.Ref, req.SHA = strings.TrimSpace(req.Ref), strings.ToLower(strings.TrimSpace(req.SHA))
 	if req.Ref == "" {
@@ -143,12 +145,23 @@ func (s *Server) triggerPipeline(c *echo.Context) error {
 	if req.SHA != "" && !shaPattern.MatchString(req.SHA) {
 		return badRequest(c, "sha must be a commit SHA in hex")
 	}
-	acc, err := s.engine.Trigger(c.Request().Context(), project, req.Ref, req.SHA)
+	acc, err := s.engine.Trigger(c.Request().Context(), project, req.Ref, req.SHA, req.Force)
 	if err == nil && acc.Pipeline == nil {
 		err = fmt.Errorf("trigger %s@%s: the engine returned no pipeline", project, req.Ref)
 	}
 	if err != nil {
 		return s.fail(c, err)
+	}
+	if acc.Duplicate && acc.ReleaseAdded {
+		// A release branch's commit whose pipeline (a merge request's) did not release: the
+		// release was added to it rather than the commit run again (orchestrator.Accept).
+		return c.JSON(http.StatusOK, map[string]any{"pipeline_id": acc.Pipeline.ID, "existing": true, "release_added": true,
+			"detail": "the commit already has this pipeline; its release was added to it"})
+	}
+	if acc.Duplicate {
+		// One pipeline per commit: the answer names it and says so, 200 rather than 202.
+		return c.JSON(http.StatusOK, map[string]any{"pipeline_id": acc.Pipeline.ID, "existing": true,
+			"detail": "the commit already has this pipeline; send \"force\": true to run it again"})
 	}
 	return c.JSON(http.StatusAccepted, map[string]int64{"pipeline_id": acc.Pipeline.ID})
 }

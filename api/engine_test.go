@@ -16,7 +16,7 @@ type fakeEngine struct {
 	RetryFunc    func(id int64) (*orchestrator.Pipeline, error)
 	RetryJobFunc func(id int64, job string) (*orchestrator.Pipeline, error)
 	CancelFunc   func(id int64) (*orchestrator.Pipeline, error)
-	TriggerFunc  func(project, ref, sha string) (orchestrator.Accepted, error)
+	TriggerFunc  func(project, ref, sha string, force bool) (orchestrator.Accepted, error)
 }
 
 func (f *fakeEngine) Retry(_ context.Context, id int64) (*orchestrator.Pipeline, error) {
@@ -44,9 +44,9 @@ func (f *fakeEngine) Decline(_ context.Context, id int64, r orchestrator.Review)
 	return f.RetryFunc(id)
 }
 
-func (f *fakeEngine) Trigger(_ context.Context, project, ref, sha string) (orchestrator.Accepted, error) {
-	f.calls = append(f.calls, fmt.Sprintf("trigger %s %s %s", project, ref, sha))
-	return f.TriggerFunc(project, ref, sha)
+func (f *fakeEngine) Trigger(_ context.Context, project, ref, sha string, force bool) (orchestrator.Accepted, error) {
+	f.calls = append(f.calls, fmt.Sprintf("trigger %s %s %s force=%t", project, ref, sha, force))
+	return f.TriggerFunc(project, ref, sha, force)
 }
 
 // newFakeEngine knows pipeline 4 only: pipeline 4 can be retried but not cancelled (it is
@@ -63,17 +63,26 @@ func newFakeEngine() *fakeEngine {
 	return &fakeEngine{
 		RetryFunc: known,
 		RetryJobFunc: func(id int64, job string) (*orchestrator.Pipeline, error) {
-			if job == "build" {
-				return nil, fmt.Errorf("job build is running: %w", orchestrator.ErrInvalidTransition)
+			switch job {
+			case "build":
+				return nil, &orchestrator.Refusal{Pipeline: id, Job: job, Why: "is still running"}
+			case "lint": // the state machine's own refusal: the job moved on meanwhile
+				return nil, fmt.Errorf("%w: retry on running", orchestrator.ErrInvalidTransition)
 			}
 			return known(id)
 		},
 		CancelFunc: func(id int64) (*orchestrator.Pipeline, error) {
-			return nil, fmt.Errorf("pipeline %d is failed: %w", id, orchestrator.ErrInvalidTransition)
+			return nil, &orchestrator.Refusal{Pipeline: id, Why: "is already failed"}
 		},
-		TriggerFunc: func(project, ref, sha string) (orchestrator.Accepted, error) {
+		TriggerFunc: func(project, ref, sha string, force bool) (orchestrator.Accepted, error) {
 			if project != "g/app" {
 				return orchestrator.Accepted{}, fmt.Errorf("trigger %s: %w", project, orchestrator.ErrUnknownProject)
+			}
+			if sha == "01d01d0" && !force { // the commit of pipeline 11
+				return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 11}, Duplicate: true}, nil
+			}
+			if sha == "0add0add" && !force { // the commit of pipeline 13, which did not release
+				return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 13}, Duplicate: true, ReleaseAdded: true}, nil
 			}
 			return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 12}}, nil
 		},
@@ -92,11 +101,15 @@ func TestEngineRoutes(t *testing.T) {
 		{"retry without token", "/api/v1/pipelines/4/retry", "", "", 401, `"error":"unauthorized"`, ""},
 		{"retry job escaped", "/api/v1/pipelines/4/jobs/test%2Funit/retry", "", "secret-token", 202, `"id":4`, "retry 4 test/unit"},
 		{"retry job raw", "/api/v1/pipelines/4/jobs/test/unit/retry", "", "secret-token", 202, `"id":4`, "retry 4 test/unit"},
-		{"retry running job", "/api/v1/pipelines/4/jobs/build/retry", "", "secret-token", 409, `"detail":"job build is running: invalid transition"`, "retry 4 build"},
-		{"cancel finished", "/api/v1/pipelines/4/cancel", "", "secret-token", 409, `"error":"Conflict"`, "cancel 4"},
-		{"trigger", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"master"}`, "secret-token", 202, `{"pipeline_id":12}`, "trigger g/app master "},
-		{"trigger raw path with sha", "/api/v1/projects/g/app/pipelines", `{"ref":"dev","sha":"ABCDEF1"}`, "secret-token", 202, `{"pipeline_id":12}`, "trigger g/app dev abcdef1"},
-		{"trigger unknown project", "/api/v1/projects/g%2Fnope/pipelines", `{"ref":"master"}`, "secret-token", 404, `"detail":"trigger g/nope: unknown project"`, "trigger g/nope master "},
+		{"retry running job", "/api/v1/pipelines/4/jobs/build/retry", "", "secret-token", 409, `{"error":"Conflict","detail":"job build of pipeline 4 is still running"}`, "retry 4 build"},
+		{"retry job that moved on", "/api/v1/pipelines/4/jobs/lint/retry", "", "secret-token", 409, `{"error":"Conflict","detail":"the pipeline changed meanwhile: look at it again before asking again"}`, "retry 4 lint"},
+		{"cancel finished", "/api/v1/pipelines/4/cancel", "", "secret-token", 409, `{"error":"Conflict","detail":"pipeline 4 is already failed"}`, "cancel 4"},
+		{"trigger", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"master"}`, "secret-token", 202, `{"pipeline_id":12}`, "trigger g/app master  force=false"},
+		{"trigger raw path with sha", "/api/v1/projects/g/app/pipelines", `{"ref":"dev","sha":"ABCDEF1"}`, "secret-token", 202, `{"pipeline_id":12}`, "trigger g/app dev abcdef1 force=false"},
+		{"trigger unknown project", "/api/v1/projects/g%2Fnope/pipelines", `{"ref":"master"}`, "secret-token", 404, `"detail":"trigger g/nope: unknown project"`, "trigger g/nope master  force=false"},
+		{"trigger a commit that has a pipeline", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"dev","sha":"01d01d0"}`, "secret-token", 200, `"existing":true,"pipeline_id":11}`, "trigger g/app dev 01d01d0 force=false"},
+		{"trigger a commit whose pipeline gets its release", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"master","sha":"0add0add"}`, "secret-token", 200, `"existing":true,"pipeline_id":13,"release_added":true}`, "trigger g/app master 0add0add force=false"},
+		{"trigger forced", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"dev","sha":"01d01d0","force":true}`, "secret-token", 202, `{"pipeline_id":12}`, "trigger g/app dev 01d01d0 force=true"},
 		{"trigger without ref", "/api/v1/projects/g%2Fapp/pipelines", `{"sha":"abcdef1"}`, "secret-token", 400, `"detail":"ref is required"`, ""},
 		{"trigger bad sha", "/api/v1/projects/g%2Fapp/pipelines", `{"ref":"x","sha":"HEAD"}`, "secret-token", 400, `"detail":"sha must be`, ""},
 		{"trigger unknown field", "/api/v1/projects/g%2Fapp/pipelines", `{"branch":"x"}`, "secret-token", 400, `unknown field`, ""},

@@ -2,11 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/gantry-ci/gantry/orchestrator"
 )
@@ -75,6 +78,68 @@ func TestPipelinePageShows(t *testing.T) {
 		}
 	}
 }
+
+// unitReport is a failed test's report: one case passed, one failed with markup in its name,
+// message and output, which the project's code wrote.
+func unitReport() *orchestrator.TestReport {
+	return orchestrator.NewTestReport([]orchestrator.TestCase{
+		{Name: "test_ok", Classname: "tests.test_app", Status: orchestrator.CasePassed},
+		{Name: "test_<b>bad</b>", Classname: "tests.test_app", Status: orchestrator.CaseFailed,
+			Message: "assert 1 == 2", Output: "E  <script>alert(1)</script>"},
+	})
+}
+
+// TestPipelinePageShowsTestReport: a test job's failing cases are listed above its log, as
+// text, with the counts and the coverage; the JSON the script reads carries both.
+func TestPipelinePageShowsTestReport(t *testing.T) {
+	m := newFixture()
+	m.setJob(4, "test/unit", func(j *orchestrator.Job) { j.Report, j.Coverage = unitReport(), ptr(81.25) })
+	srv := newServer(m, nil)
+	page := do(srv, http.MethodGet, "/pipelines/4", "", "").Body.String()
+	unit := page[strings.Index(page, `data-job="test/unit"`):]
+	unit = unit[:strings.Index(unit, `data-job="test/lint"`)]
+	for _, want := range []string{
+		`<span class="coverage">coverage 81.25%</span>`,
+		`<p class="counts">2 test cases: 1 passed, 1 failed</p>`,
+		`<code>tests.test_app::test_&lt;b&gt;bad&lt;/b&gt;</code> <span class="state failed">failed</span> <span class="message">assert 1 == 2</span>`,
+		`<pre class="output">E  &lt;script&gt;alert(1)&lt;/script&gt;</pre>`,
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("test/unit on the page lacks %s:\n%s", want, unit)
+		}
+	}
+	if strings.Contains(unit, "test_ok") {
+		t.Errorf("test/unit on the page lists the passing case:\n%s", unit)
+	}
+	if strings.Index(unit, `class="report"`) > strings.Index(unit, `<pre class="log"`) {
+		t.Errorf("failing cases come after the log, want them above it")
+	}
+	if lint := page[strings.Index(page, `data-job="test/lint"`):]; strings.Contains(lint[:strings.Index(lint, "</details>")], `class="report"`) {
+		t.Errorf("test/lint without a report shows one")
+	}
+
+	rec := do(srv, http.MethodGet, "/api/v1/pipelines/4", "secret-token", "")
+	var got struct {
+		Jobs []struct {
+			Name     string                   `json:"name"`
+			Report   *orchestrator.TestReport `json:"report"`
+			Coverage *float64                 `json:"coverage"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("GET /api/v1/pipelines/4 = %d %s: %v", rec.Code, rec.Body, err)
+	}
+	for _, j := range got.Jobs {
+		if j.Name != "test/unit" {
+			continue
+		}
+		if d := cmp.Diff(unitReport(), j.Report); d != "" || j.Coverage == nil || *j.Coverage != 81.25 {
+			t.Errorf("API job test/unit coverage %v, report (-want +got):\n%s", j.Coverage, d)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // TestPipelinePageCarriesTheLogTail keeps a long log from making a long page.
 func TestPipelinePageCarriesTheLogTail(t *testing.T) {

@@ -26,7 +26,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})))
 
-	token, page := s.requireToken(false), s.requireToken(s.public)
+	token, page := s.requireToken(false), s.pageAuth
 	e.GET("/api/v1/pipelines", s.listPipelines, token)
 	e.GET("/api/v1/pipelines/:id", s.showPipeline, token)
 	e.GET("/api/v1/pipelines/:id/jobs/*", s.jobLog, token)
@@ -45,6 +45,18 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/pipelines/:id", s.pipelinePage, page)
 	e.GET("/pipelines/:id/jobs/*", s.jobLog, page)
 	e.GET("/assets/:name", s.asset)
+
+	if s.signin != nil {
+		e.GET("/signin", s.signinStart)
+		e.GET("/signin/callback", s.signinCallback)
+		e.POST("/signout", s.signout)
+		e.POST("/pipelines/:id/retry", s.pageAction("retried", func(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
+			return s.engine.Retry(ctx, id)
+		}))
+		e.POST("/pipelines/:id/cancel", s.pageAction("canceled", func(ctx context.Context, id int64) (*orchestrator.Pipeline, error) {
+			return s.engine.Cancel(ctx, id)
+		}))
+	}
 }
 
 func (s *Server) requireToken(public bool) echo.MiddlewareFunc {
@@ -114,6 +126,9 @@ func (s *Server) pipeline(c *echo.Context, param string) (*orchestrator.Pipeline
 		return nil, badRequest(c, "pipeline id must be a positive number")
 	}
 	p, err := s.pipelines.Pipeline(c.Request().Context(), id)
+	if err == nil {
+		err = s.visible(c, p)
+	}
 	if err != nil {
 		return nil, s.fail(c, err)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gantry-ci/gantry/orchestrator"
@@ -11,6 +12,9 @@ import (
 type pipelineJSON struct {
 	*orchestrator.Pipeline
 	State orchestrator.State `json:"state"`
+	// MergeRequestIID is the merge request the pipeline runs for: its trigger's, or one
+	// attached since by that merge request's event for the same commit.
+	MergeRequestIID int64 `json:"merge_request_iid,omitempty"`
 	// DurationSeconds is from the first job's start to the last job's end, once it is over.
 	DurationSeconds float64 `json:"duration_seconds,omitempty"`
 	// Jobs shadows the record's jobs to add their durations.
@@ -23,7 +27,7 @@ type jobJSON struct {
 }
 
 func pipelineView(p *orchestrator.Pipeline) pipelineJSON {
-	v := pipelineJSON{Pipeline: p, State: p.State(), Jobs: []jobJSON{}}
+	v := pipelineJSON{Pipeline: p, State: p.State(), MergeRequestIID: p.MergeRequestIID(), Jobs: []jobJSON{}}
 	var first, last time.Time
 	for _, j := range p.Jobs {
 		v.Jobs = append(v.Jobs, jobJSON{Job: j, DurationSeconds: seconds(j.Duration())})
@@ -57,6 +61,9 @@ func durationText(sec float64) string {
 	}
 	return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
 }
+
+// coverageText writes a coverage percentage as the pages (and their script) do: "81.25%".
+func coverageText(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }
 
 // ageText says how long ago t was, coarsely: "just now", "5m ago", "3h ago", "2d ago".
 func ageText(now, t time.Time) string {

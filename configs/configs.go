@@ -25,6 +25,7 @@ const (
 	defaultHousekeepingEvery = 10 * time.Minute
 	defaultReconcileEvery    = 5 * time.Minute
 	defaultReplicaTimeout    = time.Second
+	defaultSessionLifetime   = 8 * time.Hour
 )
 
 // Config is the whole configuration of a gantry process. Every process sharing
@@ -38,6 +39,11 @@ type Config struct {
 	API        API        `yaml:"api" json:"api"`
 	Registries []Registry `yaml:"registries" json:"registries"`
 	Projects   []Project  `yaml:"projects" json:"projects"`
+
+	// Unset are the file's ${VAR} references without default whose variable
+	// was unset or empty, on keys that may be empty: a process warns about
+	// them when it starts (Load refuses those on required keys).
+	Unset []UnsetVar `yaml:"-" json:"-"`
 }
 
 // Default returns the configuration used when there is no file: listen on
@@ -83,8 +89,7 @@ type Redis struct {
 	HousekeepingEvery Duration `yaml:"housekeeping_every" json:"housekeeping_every"`
 	// MinReplicas, when above 0, makes the intake answer a webhook 2xx only
 	// once its pipeline is on at least that many replicas (Redis WAIT), and
-	// 503 when fewer acknowledge within ReplicaTimeout. Default 0: off. (Not
-	// applied yet: cmd/gantry refuses to start with it above 0.)
+	// 503 when fewer acknowledge within ReplicaTimeout. Default 0: off.
 	MinReplicas int `yaml:"min_replicas" json:"min_replicas"`
 	// ReplicaTimeout is how long the intake waits for MinReplicas, at most 2s
 	// (the Redis client's read timeout bounds the round trip it ends); 0
@@ -162,9 +167,47 @@ type API struct {
 	// TokensFile, when set, is read into Tokens, one token per line.
 	TokensFile string `yaml:"tokens_file" json:"tokens_file"`
 	// PublicPages lets anyone read the pipeline pages GitLab links to,
-	// without a token. Default true.
+	// without a token. Default true. When false, the pages ask for a bearer
+	// token, or, with OAuth set, a sign-in with GitLab.
 	PublicPages bool `yaml:"public_pages" json:"public_pages"`
+	// OAuth signs visitors of the pages in with GitLab when PublicPages is
+	// false; each sees the pipelines of the projects GitLab lets them read.
+	OAuth OAuth `yaml:"oauth" json:"oauth"`
 }
+
+// OAuth is the GitLab application gantry signs visitors in with. Its callback
+// is <server.public_url>/signin/callback and its scope read_api; gantry asks
+// GitLab (gitlab.url) who the visitor is and what they may do, with the
+// visitor's own token.
+type OAuth struct {
+	// ApplicationID is the GitLab application's "Application ID".
+	ApplicationID string `yaml:"application_id" json:"application_id"`
+	// Secret is the GitLab application's "Secret".
+	Secret Secret `yaml:"secret" json:"secret"`
+	// SecretFile, when set, is read into Secret.
+	SecretFile string `yaml:"secret_file" json:"secret_file"`
+	// CookieSecret signs and encrypts the session cookie, which holds the
+	// visitor's GitLab token; every process behind one URL needs the same one.
+	// At least 32 characters (openssl rand -hex 32).
+	CookieSecret Secret `yaml:"cookie_secret" json:"cookie_secret"`
+	// CookieSecretFile, when set, is read into CookieSecret.
+	CookieSecretFile string `yaml:"cookie_secret_file" json:"cookie_secret_file"`
+	// SessionLifetime is how long a sign-in lasts, at most as long as the
+	// token GitLab gave (2h by default on GitLab); 0 (unset) means 8h. Read
+	// it through Lifetime.
+	SessionLifetime Duration `yaml:"session_lifetime" json:"session_lifetime"`
+}
+
+// Lifetime is how long a sign-in lasts: SessionLifetime, or 8h when it is not set.
+func (o OAuth) Lifetime() time.Duration {
+	if o.SessionLifetime.Duration > 0 {
+		return o.SessionLifetime.Duration
+	}
+	return defaultSessionLifetime
+}
+
+// Enabled reports whether sign-in with GitLab is configured.
+func (o OAuth) Enabled() bool { return o.ApplicationID != "" }
 
 // Registry holds the credentials gantry uses for one registry host. Images on
 // hosts without an entry are pulled and pushed anonymously.

@@ -85,7 +85,7 @@ func TestLoadExpandsEnvironment(t *testing.T) {
 			func(c *configs.Config) any { return c.Workers.ShutdownGrace.Duration }, 30 * time.Second},
 		{"unset boolean keeps the default", "api:\n  public_pages: ${PAGES}\n", nil,
 			func(c *configs.Config) any { return c.API.PublicPages }, true},
-		{"set boolean", "api:\n  public_pages: ${PAGES}\n", map[string]string{"PAGES": "false"},
+		{"set boolean", "api:\n  public_pages: ${PAGES}\n  tokens: [d41f0b9c7e2a5863]\n", map[string]string{"PAGES": "false"},
 			func(c *configs.Config) any { return c.API.PublicPages }, false},
 		{"unset list element stays in place", minimal + `    tests: [{name: unit, command: [a, "${X}", b]}]`, nil,
 			func(c *configs.Config) any { return c.Projects[0].Tests[0].Command }, []string{"a", "", "b"}},
@@ -241,11 +241,13 @@ func TestLoadDefaults(t *testing.T) {
 					Memory: 512 * configs.MiB, CPUs: 1, Pids: 256, Network: configs.NetworkNone,
 				}},
 				Release: configs.Release{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},
+				Limits: configs.Limits{Timeout: configs.Duration{Duration: time.Hour}, Memory: 4 * configs.GiB, CPUs: 4, Pids: 4096,
+					Networks: []string{configs.NetworkNone}},
 			}},
 		}},
 		{"explicit zero and false beat defaults", `
 workers: {job_retries: 0, shutdown_grace: 0s}
-api: {public_pages: false}
+api: {public_pages: false, tokens: [d41f0b9c7e2a5863]}
 server: {listen: ""}
 redis: {pipeline_retention: 0s, log_retention: 0s}
 `, &configs.Config{
@@ -253,6 +255,7 @@ redis: {pipeline_retention: 0s, log_retention: 0s}
 			Redis:   configs.Redis{HousekeepingEvery: configs.Duration{Duration: 10 * time.Minute}},
 			GitLab:  configs.GitLab{StatusPrefix: "gantry", ReconcileEvery: configs.Duration{Duration: 5 * time.Minute}},
 			Workers: configs.Workers{Concurrency: 4, ImageRetention: configs.Duration{Duration: 24 * time.Hour}},
+			API:     configs.API{Tokens: []configs.Secret{"d41f0b9c7e2a5863"}},
 		}},
 		{"python generator", minimal + "    generate: {python: {setup_py: true}}\n    supersede: false\n", func() *configs.Config {
 			c := configs.Default()
@@ -264,6 +267,8 @@ redis: {pipeline_retention: 0s, log_retention: 0s}
 				Supersede: new(false),
 				Approval:  configs.ApprovalForks, ApprovalExpiry: configs.Duration{Duration: 7 * 24 * time.Hour},
 				Release: configs.Release{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},
+				Limits: configs.Limits{Timeout: configs.Duration{Duration: time.Hour}, Memory: 4 * configs.GiB, CPUs: 4, Pids: 4096,
+					Networks: []string{configs.NetworkNone}},
 			}}
 			return c
 		}()},
@@ -313,6 +318,30 @@ func TestReleaseTagPushes(t *testing.T) {
 	}
 	if re := mustLoad(t, minimal, nil).Projects[0].Release.TagRegexp(); re != nil {
 		t.Errorf("TagRegexp() without tag pushes = %v, want nil: no tag releases", re)
+	}
+}
+
+// TestTestReports: a test's report path is kept as written, and its coverage pattern compiles
+// with or without GitLab CI's enclosing slashes, to one that finds the percentage in its group.
+func TestTestReports(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, minimal+`    tests:
+      - {name: unit, command: [x], junit: /out/junit.xml, coverage: '/^TOTAL.*\s(\d+%)$/'}
+      - {name: lint, command: [x], coverage: 'lines: (\d+\.\d+)'}
+      - {name: e2e, command: [x]}
+`, nil)
+	tests := cfg.Projects[0].Tests
+	if tests[0].JUnit != "/out/junit.xml" || tests[1].JUnit != "" {
+		t.Errorf("tests[].junit = %q, %q; want /out/junit.xml and none", tests[0].JUnit, tests[1].JUnit)
+	}
+	for i, line := range []string{"TOTAL    120   12   90%", "lines: 87.5 of them"} {
+		re := tests[i].CoverageRegexp()
+		if m := re.FindStringSubmatch(line); len(m) != 2 || !strings.ContainsAny(m[1], "0123456789") {
+			t.Errorf("tests[%d].CoverageRegexp() = %v matching %q: %q, want the percentage in its group", i, re, line, m)
+		}
+	}
+	if re := tests[2].CoverageRegexp(); re != nil {
+		t.Errorf("CoverageRegexp() without coverage = %v, want nil", re)
 	}
 }
 

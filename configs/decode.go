@@ -25,6 +25,15 @@ type preparer struct {
 	// expanded remembers anchored nodes, which are reached once per alias,
 	// so that a value is expanded only once.
 	expanded map[*yaml.Node]bool
+	// unset are the ${NAME} references without default that came out empty.
+	unset []UnsetVar
+	// literal turns ${VAR} expansion off: a repository's pipeline file is
+	// written by whoever can push, and expanding it would hand them the
+	// server's environment (GITLAB_TOKEN in a test's env).
+	literal bool
+	// refuse, when set, says why a key unknown to struct t is refused, or
+	// returns "" to report it as unknown.
+	refuse func(t reflect.Type, name string) string
 }
 
 // value checks n against type t. It reports false when n must not reach the
@@ -81,6 +90,8 @@ func (p *preparer) mapping(n *yaml.Node, t reflect.Type, key string) bool {
 		switch {
 		case k.Kind != yaml.ScalarNode:
 			p.errs.add(key, "keys must be plain names, not %s", describeNode(k))
+		case vt == nil && fields != nil && p.refuse != nil && p.refuse(t, k.Value) != "":
+			p.errs.add(fk, "%s", p.refuse(t, k.Value))
 		case vt == nil && fields != nil && retiredKey(t, k.Value, n) != "":
 			if p.setTo(v, fk) {
 				p.errs.add(fk, "%s", retiredKey(t, k.Value, n))
@@ -191,13 +202,16 @@ func (p *preparer) scalar(n *yaml.Node, t reflect.Type, key string) bool {
 // expand replaces the ${VAR} references in n, once even if n is reached
 // through several aliases.
 func (p *preparer) expand(n *yaml.Node, key string) bool {
-	if p.expanded[n] || !strings.Contains(n.Value, "${") {
+	if p.literal || p.expanded[n] || !strings.Contains(n.Value, "${") {
 		return true
 	}
-	v, err := expand(n.Value, p.getenv)
+	v, unset, err := expand(n.Value, p.getenv)
 	if err != nil {
 		p.errs.add(key, "%v", err)
 		return false
+	}
+	for _, name := range unset {
+		p.unset = append(p.unset, UnsetVar{Key: key, Name: name})
 	}
 	p.expanded[n] = true
 	n.Value = v

@@ -120,6 +120,12 @@ func TestLoadRejectsWrongTypes(t *testing.T) {
 	}
 }
 
+// oauthBase is a config that sign-in with GitLab needs besides api.oauth itself, ending inside api:.
+const oauthBase = "server: {public_url: \"https://gantry.example.com\"}\ngitlab: {url: \"https://gitlab.example.com\"}\napi:\n  public_pages: false\n"
+
+// cookieSecret is a cookie secret strong enough to be accepted.
+const cookieSecret = "5f0c8a1e9b7d3c2a6e4f8b0d1c3a5e7f9b2d4c6a8e0f1b3d"
+
 func TestLoadValidates(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -143,6 +149,15 @@ func TestLoadValidates(t *testing.T) {
 		{"re-enabling hooks without a public URL", "gitlab: {reenable_hooks: true}\n", "gitlab.reenable_hooks", "needs server.public_url"},
 		{"re-enabling hooks without the check", "server: {public_url: \"https://gantry.example.com\"}\ngitlab: {reenable_hooks: true, reconcile_every: 0s}\n", "gitlab.reenable_hooks", "needs server.public_url"},
 		{"housekeeping interval", "redis: {housekeeping_every: 10ms}\n", "redis.housekeeping_every", "must be at least 1s"},
+		{"private pages nobody can open", "api: {public_pages: false}\n", "api.public_pages", "neither api.oauth (sign-in with GitLab) nor api.tokens is set"},
+		{"oauth secret without an application", "api: {public_pages: false, tokens: [d41f0b9c7e2a5863], oauth: {secret: s3cr3t-of-the-app}}\n", "api.oauth.application_id", "required when api.oauth.secret"},
+		{"oauth without its secret", oauthBase + "  oauth: {application_id: app1, cookie_secret: " + cookieSecret + "}\n", "api.oauth.secret", "required with api.oauth.application_id"},
+		{"oauth with a short cookie secret", oauthBase + "  oauth: {application_id: app1, secret: gloas-s3cr3t, cookie_secret: 0123456789abcdef}\n", "api.oauth.cookie_secret", "must be at least 32 characters"},
+		{"oauth with a placeholder cookie secret", oauthBase + "  oauth: {application_id: app1, secret: gloas-s3cr3t, cookie_secret: change-me-change-me-change-me-change-me}\n", "api.oauth.cookie_secret", "must be at least 32 characters and random"},
+		{"oauth on public pages", "server: {public_url: \"https://gantry.example.com\"}\ngitlab: {url: \"https://gitlab.example.com\"}\napi:\n  oauth: {application_id: app1, secret: gloas-s3cr3t, cookie_secret: " + cookieSecret + "}\n", "api.oauth", "only when api.public_pages is false"},
+		{"oauth without a public URL", "gitlab: {url: \"https://gitlab.example.com\"}\napi:\n  public_pages: false\n  oauth: {application_id: app1, secret: gloas-s3cr3t, cookie_secret: " + cookieSecret + "}\n", "server.public_url", "<public_url>/signin/callback"},
+		{"oauth without gitlab", "server: {public_url: \"https://gantry.example.com\"}\napi:\n  public_pages: false\n  oauth: {application_id: app1, secret: gloas-s3cr3t, cookie_secret: " + cookieSecret + "}\n", "gitlab.url", "required with api.oauth"},
+		{"oauth session lifetime", oauthBase + "  oauth: {application_id: app1, secret: gloas-s3cr3t, cookie_secret: " + cookieSecret + ", session_lifetime: 1s}\n", "api.oauth.session_lifetime", "must be from 1m to 720h"},
 		{"registry host", "registries: [{host: \"https://r.example.com\"}]\n", "registries[0].host", "is not a registry host"},
 		{"registry twice", "registries: [{host: r.example.com}, {host: R.example.com}]\n", "registries[1].host", "already configured in registries[0]"},
 		{"registry ca file", "registries: [{host: r.example.com, ca_file: /nonexistent/ca.pem}]\n", "registries[0].ca_file", "is not used by gantry"},
@@ -170,6 +185,12 @@ func TestLoadValidates(t *testing.T) {
 		{"build network", minimal + "    build: {network: host}\n", "projects[0].build.network", `"host" is not one of bridge, none`},
 		{"network", minimal + "    tests: [{name: unit, command: [x], network: host}]\n", "projects[0].tests[0].network", `"host" is not one of none, bridge`},
 		{"env name", minimal + "    tests: [{name: unit, command: [x], env: {\"1A\": x}}]\n", "projects[0].tests[0].env.1A", "is not a variable name"},
+		{"junit relative", minimal + "    tests: [{name: unit, command: [x], junit: out/junit.xml}]\n", "projects[0].tests[0].junit", "must be an absolute path in the container of test \"unit\""},
+		{"junit unclean", minimal + "    tests: [{name: unit, command: [x], junit: /out/../etc//junit.xml}]\n", "projects[0].tests[0].junit", "not a clean path (write /etc/junit.xml)"},
+		{"junit root", minimal + "    tests: [{name: unit, command: [x], junit: /}]\n", "projects[0].tests[0].junit", "must name a file"},
+		{"coverage syntax", minimal + "    tests: [{name: unit, command: [x], coverage: \"TOTAL (\\\\d+\"}]\n", "projects[0].tests[0].coverage", "is not a regular expression"},
+		{"coverage without a group", minimal + "    tests: [{name: unit, command: [x], coverage: \"/TOTAL \\\\d+%/\"}]\n", "projects[0].tests[0].coverage", "exactly one group, the percentage, not 0"},
+		{"coverage with two groups", minimal + "    tests: [{name: unit, command: [x], coverage: \"(\\\\d+)/(\\\\d+)\"}]\n", "projects[0].tests[0].coverage", "not 2"},
 		{"ref as branch", minimal + "    release: {branches: [refs/heads/master]}\n", "projects[0].release.branches[0]", "is a ref"},
 		{"tag template", minimal + "    release: {tags: [\"{{.Nope}}\"]}\n", "projects[0].release.tags[0]", "does not render"},
 		{"tag syntax", minimal + "    release: {tags: [\"{{.SHA\"]}\n", "projects[0].release.tags[0]", "is not a template"},

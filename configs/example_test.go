@@ -24,7 +24,9 @@ func TestExampleLoads(t *testing.T) {
 		// The example has no secret of its own to fall back on: a webhook secret everyone
 		// can read in this file would let anyone start pipelines.
 		_, err := configs.Load(examplePath, nil)
-		want := configs.Errors{{Key: "projects[0].webhook_secret", Message: "required (set webhook_secret or webhook_secret_file)"}}
+		// The message names the variable, not only the key: "required" sent operators looking
+		// for a typo in the file when the variable was missing from the environment.
+		want := configs.Errors{{Key: "projects[0].webhook_secret", Message: "${APP_HOOK_SECRET} is not set"}}
 		if diff := cmp.Diff(want, fieldErrors(t, err)); diff != "" {
 			t.Errorf("Load(%s) errors mismatch (-want +got):\n%s", examplePath, diff)
 		}
@@ -58,6 +60,12 @@ func TestExampleLoads(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Load(%s) mismatch (-want +got):\n%s", examplePath, diff)
 		}
+		// The optional secrets left unset start gantry, but each is named for a warning.
+		wantUnset := []configs.UnsetVar{{Key: "redis.url", Name: "REDIS_URL"}, {Key: "gitlab.token", Name: "GITLAB_TOKEN"},
+			{Key: "api.tokens[0]", Name: "GANTRY_API_TOKEN"}, {Key: "registries[0].password", Name: "REGISTRY_PASSWORD"}}
+		if diff := cmp.Diff(wantUnset, cfg.Unset); diff != "" {
+			t.Errorf("Load(%s).Unset mismatch (-want +got):\n%s", examplePath, diff)
+		}
 	})
 	t.Run("secrets from the environment", func(t *testing.T) {
 		t.Parallel()
@@ -71,6 +79,9 @@ func TestExampleLoads(t *testing.T) {
 		want := []string{strongSecret, "g", "api-token-0123456789abcdef", "r", "redis://x:6379/0"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Load(%s) secrets mismatch (-want +got):\n%s", examplePath, diff)
+		}
+		if len(cfg.Unset) != 0 {
+			t.Errorf("Load(%s).Unset = %v with every variable set, want none", examplePath, cfg.Unset)
 		}
 	})
 }
@@ -119,6 +130,9 @@ func structKeys(t reflect.Type, prefix string, out map[string]bool) {
 	}
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue // what Load found, not a key of the file
+		}
 		key := strings.TrimPrefix(prefix+"."+name, ".")
 		out[key] = true
 		structKeys(t.Field(i).Type, key, out)

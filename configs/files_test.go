@@ -1,9 +1,12 @@
 package configs_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -95,5 +98,45 @@ func TestLoadRefusesRegistryCAFile(t *testing.T) {
 		Message: "is not used by gantry: the Docker engine talks to the registry, so put the CA in /etc/docker/certs.d/registry.example.com:5000/ca.crt on the engine's host"}}
 	if diff := cmp.Diff(want, fieldErrors(t, err)); diff != "" {
 		t.Errorf("Load() errors mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadOAuth: sign-in with GitLab loads with its secrets from files next to the config, the
+// session lifetime defaults to 8h, and a message never quotes the secrets.
+func TestLoadOAuth(t *testing.T) {
+	t.Parallel()
+	const appSecret, cookie = "gloas-0f9e8d7c6b5a4f3e2d1c", "3b8e1f6a0c9d2e7b5a4f1c8e0d3b6a9f"
+	dir := t.TempDir()
+	for name, content := range map[string]string{"oauth-secret": appSecret + "\n", "cookie": cookie + "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := `
+server: {public_url: "https://gantry.example.com"}
+gitlab: {url: "https://gitlab.example.com"}
+api:
+  public_pages: false
+  oauth: {application_id: app1, secret_file: oauth-secret, cookie_secret_file: cookie%s}
+`
+	path := filepath.Join(dir, "gantry.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(base, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.API.OAuth
+	if !o.Enabled() || o.ApplicationID != "app1" || o.Secret.Value() != appSecret || o.CookieSecret.Value() != cookie || o.Lifetime() != 8*time.Hour {
+		t.Errorf("api.oauth loaded as %+v, lifetime %s", o, o.Lifetime())
+	}
+	// Both the secret and its file: refused, and the message names neither secret.
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(base, ", secret: "+appSecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = configs.Load(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "api.oauth.secret_file") || strings.Contains(err.Error(), appSecret) || strings.Contains(err.Error(), cookie) {
+		t.Errorf("Load with secret and secret_file = %v; want an error at api.oauth.secret_file quoting no secret", err)
 	}
 }

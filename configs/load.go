@@ -2,7 +2,9 @@ package configs
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,26 +29,46 @@ import (
 // Relative *_file and cert_path paths are taken from the directory
 // of the config file, so a config and its secrets can move together. A nil
 // getenv means an empty environment.
+//
+// Every error starts with "config <path>: ", once: callers print it as it is.
+// A ${VAR} without default that comes out empty is an error naming the
+// variable on a required secret, and is listed in Config.Unset otherwise.
 func Load(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, false)
+}
+
+// LoadLocal is Load for `gantry exec`: the keys only the intake reads
+// (server.*, gitlab.*, api.*, projects[].webhook_secret) are neither required
+// nor validated, since a local run never serves, never talks to GitLab and
+// takes no webhook.
+func LoadLocal(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, true)
+}
+
+func load(path string, getenv func(string) string, local bool) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		// The path is in the prefix; the PathError would name it a second time.
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("parse config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 
 	// Decoding onto the defaults, rather than filling zero values afterwards,
 	// is what lets "public_pages: false" and "job_retries: 0" mean what they say.
 	cfg := Default()
 	var errs Errors
+	p := preparer{getenv: getenv, errs: &errs, expanded: map[*yaml.Node]bool{}}
 	if len(doc.Content) == 1 {
 		root := doc.Content[0]
-		p := preparer{getenv: getenv, errs: &errs, expanded: map[*yaml.Node]bool{}}
 		if p.value(root, reflect.TypeFor[Config](), "") {
 			if err := root.Decode(cfg); err != nil {
 				// The walk rejects everything the decoder would, so this
@@ -58,11 +80,16 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	cfg.readSecretFiles(filepath.Dir(path), &errs)
 	cfg.applyEnv(getenv, &errs)
 	cfg.setDefaults()
+	cfg.Unset = cfg.unsetVars(p.unset, getenv, &errs)
 	found := slices.Clone(errs)
 	for _, e := range cfg.validate() {
 		if !found.covers(e.Key) {
 			errs = append(errs, e)
 		}
+	}
+	if local {
+		errs = slices.DeleteFunc(errs, func(e FieldError) bool { return intakeOnly(e.Key) })
+		cfg.Unset = slices.DeleteFunc(cfg.Unset, func(u UnsetVar) bool { return intakeOnly(u.Key) })
 	}
 	if len(errs) > 0 {
 		errs.redact(cfg)
@@ -76,6 +103,8 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 func (c *Config) readSecretFiles(dir string, errs *Errors) {
 	readSecret(errs, dir, "redis.url", &c.Redis.URL, &c.Redis.URLFile)
 	readSecret(errs, dir, "gitlab.token", &c.GitLab.Token, &c.GitLab.TokenFile)
+	readSecret(errs, dir, "api.oauth.secret", &c.API.OAuth.Secret, &c.API.OAuth.SecretFile)
+	readSecret(errs, dir, "api.oauth.cookie_secret", &c.API.OAuth.CookieSecret, &c.API.OAuth.CookieSecretFile)
 	// Tokens are checked here, where each one's place in the file is still known. A weak one is
 	// refused even when GANTRY_API_TOKENS replaces them: the next process started without the
 	// variable would accept it.

@@ -3,6 +3,7 @@ package configs
 import (
 	"cmp"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,10 @@ const (
 	defaultReleaseTag     = "latest"
 	defaultReleaseShort   = "{{.ShortSHA}}"
 	defaultTagPushTag     = "{{.Tag}}"
+	defaultLimitTimeout   = time.Hour
+	defaultLimitMemory    = 4 * GiB
+	defaultLimitCPUs      = 4.0
+	defaultLimitPids      = 4096
 )
 
 // Project is one GitLab project gantry builds, tests and releases.
@@ -54,7 +59,9 @@ type Project struct {
 	// Build says how the app image is built.
 	Build Build `yaml:"build" json:"build"`
 	// Base, when set, makes the build two-tier: a base image rebuilt only
-	// when its inputs change.
+	// when its inputs change. With the pipeline file on, base.image alone
+	// is allowed: the tier is two-tier only for commits whose file declares
+	// base.dockerfile and base.inputs.
 	Base *Base `yaml:"base" json:"base"`
 	// Generate renders Dockerfiles for projects that have none.
 	Generate Generate `yaml:"generate" json:"generate"`
@@ -76,6 +83,43 @@ type Project struct {
 	ApprovalExpiry Duration `yaml:"approval_expiry" json:"approval_expiry"`
 	// Untrusted is how code from forks, or that needed approval, is built.
 	Untrusted Untrusted `yaml:"untrusted" json:"untrusted"`
+	// PipelineFile is the repository's own pipeline file, read at the
+	// pipeline's commit (see RepoFile). Nil means ".gantry.yml"; "" turns the
+	// file off, and the server's settings alone apply. Use PipelineFileName.
+	PipelineFile *string `yaml:"pipeline_file" json:"pipeline_file"`
+	// Limits are the ceilings a test set in the pipeline file may ask for.
+	Limits Limits `yaml:"limits" json:"limits"`
+}
+
+// DefaultPipelineFile is the repository file read when a project does not
+// name another.
+const DefaultPipelineFile = ".gantry.yml"
+
+// PipelineFileName is the repository file holding the project's pipeline
+// settings, "" when the project does not read one.
+func (p *Project) PipelineFileName() string {
+	if p.PipelineFile == nil {
+		return DefaultPipelineFile
+	}
+	return *p.PipelineFile
+}
+
+// Limits are the most a test defined in the repository's pipeline file may
+// take. The server's own tests are the operator's word and are not held to
+// them.
+type Limits struct {
+	// Timeout is the longest test timeout. Default 1h.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Memory is the largest test memory limit. Default 4GiB.
+	Memory ByteSize `yaml:"memory" json:"memory"`
+	// CPUs is the largest test CPU limit. Default 4.
+	CPUs float64 `yaml:"cpus" json:"cpus"`
+	// Pids is the largest test process limit. Default 4096.
+	Pids int64 `yaml:"pids" json:"pids"`
+	// Networks are the networks a test may ask for. Default [none]: a test
+	// on the bridge reaches whatever the Docker host reaches, so the
+	// operator opts in.
+	Networks []string `yaml:"networks" json:"networks"`
 }
 
 // Values accepted by Project.Approval.
@@ -127,6 +171,18 @@ type Build struct {
 	// Network is the build steps' network: NetworkBridge (default, because
 	// installing dependencies needs the package index) or NetworkNone.
 	Network string `yaml:"network" json:"network"`
+}
+
+// Local is the project `gantry exec` runs on a working tree that no configuration describes:
+// images named for the directory that never leave the engine (the base under localhost/, so
+// that no registry is asked for it), the defaults everywhere else, and ceilings for a test the
+// repository's pipeline file defines as wide as one's own machine allows: any network.
+func Local(name string) Project {
+	image := "gantry-exec/" + strings.ToLower(name)
+	p := Project{Path: "local/" + name, Image: image, Base: &Base{Image: "localhost/" + image + "-base"},
+		Limits: Limits{Networks: []string{NetworkNone, NetworkBridge}}}
+	p.setDefaults()
+	return p
 }
 
 // Base is the first tier of a two-tier build: an image with the slow-changing
@@ -185,6 +241,37 @@ type Test struct {
 	Pids int64 `yaml:"pids" json:"pids"`
 	// Network is NetworkNone (default) or NetworkBridge.
 	Network string `yaml:"network" json:"network"`
+	// JUnit is the absolute path, inside the test's container, of the JUnit
+	// XML report the test writes. gantry copies it out when the test ends and
+	// names the failing cases in the commit status. Optional.
+	JUnit string `yaml:"junit" json:"junit"`
+	// Coverage is a regular expression (Go syntax; GitLab CI's /slashes/ are
+	// allowed) with exactly one group, matched on each line of the test's
+	// output like GitLab CI's coverage keyword: the last matching line wins,
+	// and the group's first number is sent as the status's coverage. Optional.
+	Coverage string `yaml:"coverage" json:"coverage"`
+}
+
+// CoverageRegexp is the compiled Coverage pattern, nil when there is none
+// (or it does not compile, which validation reports).
+func (t Test) CoverageRegexp() *regexp.Regexp {
+	re, err := compileCoverage(t.Coverage)
+	if err != nil {
+		return nil
+	}
+	return re
+}
+
+// compileCoverage compiles a coverage pattern, without GitLab CI's enclosing
+// slashes when it has them; nil for "".
+func compileCoverage(pattern string) (*regexp.Regexp, error) {
+	if pattern == "" {
+		return nil, nil
+	}
+	if len(pattern) > 1 && strings.HasPrefix(pattern, "/") && strings.HasSuffix(pattern, "/") {
+		pattern = pattern[1 : len(pattern)-1]
+	}
+	return regexp.Compile(pattern)
 }
 
 // Release says which pipelines push the tested image and under which tags.
@@ -252,6 +339,13 @@ func (p *Project) setDefaults() {
 		t.CPUs = cmp.Or(t.CPUs, defaultTestCPUs)
 		t.Pids = cmp.Or(t.Pids, defaultTestPids)
 		t.Network = cmp.Or(t.Network, NetworkNone)
+	}
+	p.Limits.Timeout = cmp.Or(p.Limits.Timeout, Duration{defaultLimitTimeout})
+	p.Limits.Memory = cmp.Or(p.Limits.Memory, defaultLimitMemory)
+	p.Limits.CPUs = cmp.Or(p.Limits.CPUs, defaultLimitCPUs)
+	p.Limits.Pids = cmp.Or(p.Limits.Pids, defaultLimitPids)
+	if p.Limits.Networks == nil {
+		p.Limits.Networks = []string{NetworkNone}
 	}
 	if p.Release.Branches == nil {
 		p.Release.Branches = []string{defaultReleaseRef}

@@ -92,6 +92,8 @@ func (es Errors) redact(c *Config) {
 	}
 	add(c.Redis.URL)
 	add(c.GitLab.Token)
+	add(c.API.OAuth.Secret)
+	add(c.API.OAuth.CookieSecret)
 	for _, t := range c.API.Tokens {
 		add(t)
 	}

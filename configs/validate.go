@@ -47,6 +47,7 @@ func (c *Config) validate() Errors {
 		errs.add("gitlab.status_prefix", "%q must not contain spaces", c.GitLab.StatusPrefix)
 	}
 	c.Docker.validate(&errs)
+	c.validateOAuth(&errs)
 	if c.Workers.Concurrency < 1 {
 		errs.add("workers.concurrency", "must be at least 1, not %d", c.Workers.Concurrency)
 	}
@@ -111,6 +112,46 @@ func (c *Config) validate() Errors {
 		p.validate(&errs, key)
 	}
 	return errs
+}
+
+// minCookieSecretLength is the shortest api.oauth.cookie_secret: the session cookie's keys are
+// derived from it, and it guards every visitor's GitLab token.
+const minCookieSecretLength = 32
+
+// validateOAuth checks sign-in with GitLab, and that private pages can be read by someone: with
+// public_pages false, neither a sign-in nor an API token would leave every page a 401.
+func (c *Config) validateOAuth(errs *Errors) {
+	o := c.API.OAuth
+	if !o.Enabled() {
+		if o.Secret != "" || o.CookieSecret != "" {
+			errs.add("api.oauth.application_id", "required when api.oauth.secret or api.oauth.cookie_secret is set")
+		}
+		if !c.API.PublicPages && len(c.API.Tokens) == 0 {
+			errs.add("api.public_pages", "is false, but neither api.oauth (sign-in with GitLab) nor api.tokens is set: nobody could open the pages")
+		}
+		return
+	}
+	if o.Secret == "" {
+		errs.add("api.oauth.secret", "required with api.oauth.application_id: the GitLab application's secret")
+	}
+	switch cs := o.CookieSecret.Value(); {
+	case cs == "":
+		errs.add("api.oauth.cookie_secret", "required with api.oauth.application_id; %s", secretAdvice)
+	case len(cs) < minCookieSecretLength || isPlaceholder(cs):
+		errs.add("api.oauth.cookie_secret", "must be at least %d characters and random; %s", minCookieSecretLength, secretAdvice)
+	}
+	if c.Server.PublicURL == "" {
+		errs.add("server.public_url", "required with api.oauth: GitLab sends visitors back to <public_url>/signin/callback")
+	}
+	if c.GitLab.URL == "" {
+		errs.add("gitlab.url", "required with api.oauth: visitors sign in there")
+	}
+	if c.API.PublicPages {
+		errs.add("api.oauth", "signs visitors in only when api.public_pages is false; set it false, or remove api.oauth")
+	}
+	if d := o.SessionLifetime.Duration; d != 0 && (d < time.Minute || d > 30*24*time.Hour) {
+		errs.add("api.oauth.session_lifetime", "must be from 1m to 720h (0: the default, 8h), not %s", o.SessionLifetime)
+	}
 }
 
 func (d *Docker) validate(errs *Errors) {

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -77,15 +78,9 @@ func (p *Project) validate(errs *Errors, key string) {
 
 	if b := p.Base; b != nil {
 		k := field(key, "base")
-		if b.Dockerfile == "" {
-			errs.add(field(k, "dockerfile"), "required")
-		}
-		checkRepoPath(errs, field(k, "dockerfile"), b.Dockerfile)
-		if len(b.Inputs) == 0 {
-			errs.add(field(k, "inputs"), "must not be empty: the inputs decide when the base image is rebuilt")
-		}
-		for i, in := range b.Inputs {
-			checkRepoPath(errs, index(field(k, "inputs"), i), in)
+		// base.image alone says where the base images of a tier the pipeline file declares go.
+		if b.Dockerfile != "" || b.Inputs != nil || p.PipelineFileName() == "" {
+			b.validatePaths(errs, k)
 		}
 		checkImage(errs, field(k, "image"), b.Image, false)
 		if b.Image != "" && b.Image == p.Image {
@@ -93,17 +88,10 @@ func (p *Project) validate(errs *Errors, key string) {
 		}
 	}
 	if py := p.Generate.Python; py != nil {
-		k := field(key, "generate.python")
-		checkImage(errs, field(k, "image"), py.Image, true)
-		checkHTTPURL(errs, field(k, "index_url"), py.IndexURL)
-		checkRepoPath(errs, field(k, "wheels"), py.Wheels)
-		for i, pkg := range py.SystemPackages {
-			if !debianPkg.MatchString(pkg) {
-				errs.add(index(field(k, "system_packages"), i), "%q is not a Debian package name", pkg)
-			}
-		}
+		py.validate(errs, field(key, "generate.python"))
 	}
 	p.validateTests(errs, field(key, "tests"))
+	p.validateRepoFile(errs, key)
 	p.Release.validate(errs, field(key, "release"))
 	for i, s := range p.Schedules {
 		k := index(field(key, "schedules"), i)
@@ -114,6 +102,34 @@ func (p *Project) validate(errs *Errors, key string) {
 		}
 		if s.Ref == "" {
 			errs.add(field(k, "ref"), "required")
+		}
+	}
+}
+
+// validatePaths checks the base's Dockerfile and inputs, which a repository's
+// pipeline file may set too.
+func (b *Base) validatePaths(errs *Errors, k string) {
+	if b.Dockerfile == "" {
+		errs.add(field(k, "dockerfile"), "required")
+	}
+	checkRepoPath(errs, field(k, "dockerfile"), b.Dockerfile)
+	if len(b.Inputs) == 0 {
+		errs.add(field(k, "inputs"), "must not be empty: the inputs decide when the base image is rebuilt")
+	}
+	for i, in := range b.Inputs {
+		checkRepoPath(errs, index(field(k, "inputs"), i), in)
+	}
+}
+
+// validate checks the generator's settings, which a repository's pipeline
+// file may set too.
+func (py *GeneratePython) validate(errs *Errors, k string) {
+	checkImage(errs, field(k, "image"), py.Image, true)
+	checkHTTPURL(errs, field(k, "index_url"), py.IndexURL)
+	checkRepoPath(errs, field(k, "wheels"), py.Wheels)
+	for i, pkg := range py.SystemPackages {
+		if !debianPkg.MatchString(pkg) {
+			errs.add(index(field(k, "system_packages"), i), "%q is not a Debian package name", pkg)
 		}
 	}
 }
@@ -153,6 +169,30 @@ func (p *Project) validateTests(errs *Errors, key string) {
 			errs.add(field(k, "pids"), "must be at least 1, not %d", t.Pids)
 		}
 		oneOf(errs, field(k, "network"), t.Network, NetworkNone, NetworkBridge)
+		t.validateReports(errs, k)
+	}
+}
+
+// validateReports checks where a test's report and coverage come from. The
+// report path is read through the Engine API, which wants it absolute; a clean
+// path is the one the container's file system resolves, and keeps "..", "//"
+// and "." out of a value that is also shown to users.
+func (t Test) validateReports(errs *Errors, k string) {
+	switch p := t.JUnit; {
+	case p == "":
+	case !path.IsAbs(p):
+		errs.add(field(k, "junit"), "%q must be an absolute path in the container of test %q", p, t.Name)
+	case path.Clean(p) != p:
+		errs.add(field(k, "junit"), "%q of test %q is not a clean path (write %s)", p, t.Name, path.Clean(p))
+	case p == "/":
+		errs.add(field(k, "junit"), "of test %q must name a file, not /", t.Name)
+	}
+	re, err := compileCoverage(t.Coverage)
+	switch {
+	case err != nil:
+		errs.add(field(k, "coverage"), "%q of test %q is not a regular expression: %v", t.Coverage, t.Name, err)
+	case re != nil && re.NumSubexp() != 1:
+		errs.add(field(k, "coverage"), "%q of test %q must have exactly one group, the percentage, not %d", t.Coverage, t.Name, re.NumSubexp())
 	}
 }
 

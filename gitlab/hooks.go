@@ -44,21 +44,29 @@ type HookResult struct {
 type HookReport struct {
 	// Project is the project as the caller named it.
 	Project string
-	// Hooks is how many hooks the project has, disabled or not.
-	Hooks int
+	// Hooks are all the project's hooks, gantry's and others', disabled or not, in GitLab's order.
+	Hooks []Hook
 	// Disabled are the hooks GitLab does not deliver to at the moment.
-	Disabled []DisabledHook
+	Disabled []Hook
 }
 
-// DisabledHook is a hook GitLab stopped delivering to after failed deliveries (docs/gitlab.md §1.4).
-type DisabledHook struct {
+// Hook is one of a project's hooks as GitLab lists it.
+type Hook struct {
 	ID  int64
 	URL string
-	// AlertStatus is temporarily_disabled (until DisabledUntil) or disabled (until a test
-	// delivery succeeds).
+	// AlertStatus is executable, temporarily_disabled (until DisabledUntil) or disabled (until
+	// a test delivery succeeds) — GitLab stops delivering after failed deliveries
+	// (docs/gitlab.md §1.4). GitLab before 15.7 sends none, which counts as executable.
 	AlertStatus   string
 	DisabledUntil *time.Time
 }
+
+// Executable reports whether GitLab delivers to the hook.
+func (h Hook) Executable() bool { return h.AlertStatus == "" || h.AlertStatus == "executable" }
+
+// ErrTokenRefused is GitLab's 401: the token is wrong, expired or revoked. Every call with it
+// fails the same way, so callers say it once and name where the token comes from.
+var ErrTokenRefused = errors.New("GitLab refused the token (401 Unauthorized)")
 
 // RegisterHook makes want.URL's hook on project be exactly want, so that running it again
 // changes nothing: it lists every page of the project's hooks, updates the oldest hook with
@@ -164,10 +172,12 @@ func (c *Client) CheckHooks(ctx context.Context, projects []string) ([]HookRepor
 			errs = append(errs, fmt.Errorf("check hooks of %s: %w", project, err))
 			continue
 		}
-		r := HookReport{Project: project, Hooks: len(hooks)}
+		r := HookReport{Project: project}
 		for _, h := range hooks {
-			if h.AlertStatus != "" && h.AlertStatus != "executable" {
-				r.Disabled = append(r.Disabled, DisabledHook{ID: h.ID, URL: h.URL, AlertStatus: h.AlertStatus, DisabledUntil: h.DisabledUntil})
+			hook := Hook{ID: h.ID, URL: h.URL, AlertStatus: h.AlertStatus, DisabledUntil: h.DisabledUntil}
+			r.Hooks = append(r.Hooks, hook)
+			if !hook.Executable() {
+				r.Disabled = append(r.Disabled, hook)
 			}
 		}
 		reports = append(reports, r)
@@ -208,8 +218,11 @@ func (c *Client) listHooks(ctx context.Context, project string) ([]*gl.ProjectHo
 
 // hookError says in words what the hooks API's refusals usually mean. client-go drops the body
 // of a 404; GitLab answers it for a project that does not exist or that the token cannot see.
+// A 401 is the token itself: missing, wrong, expired or revoked (docs/gitlab.md §6).
 func hookError(err error) error {
 	switch {
+	case gl.HasStatusCode(err, http.StatusUnauthorized):
+		return ErrTokenRefused
 	case errors.Is(err, gl.ErrNotFound):
 		return fmt.Errorf("project or hook not found, or not visible to the token: %w", orchestrator.ErrNotFound)
 	case gl.HasStatusCode(err, http.StatusForbidden):

@@ -236,7 +236,7 @@ func TestListHooksNextPageBackwards(t *testing.T) {
 			fmt.Fprintf(w, `[{"id":1,"url":%q}]`, hookURL)
 		})
 		reports, err := c.CheckHooks(context.Background(), []string{"group/app"})
-		if err != nil || len(reports) != 1 || reports[0].Hooks != 1 {
+		if err != nil || len(reports) != 1 || len(reports[0].Hooks) != 1 {
 			t.Errorf("next page %s: CheckHooks = %+v, %v; want one project with its one hook", next, reports, err)
 		}
 		mu.Lock()
@@ -265,13 +265,34 @@ func TestCheckHooks(t *testing.T) {
 	if !errors.Is(err, orchestrator.ErrNotFound) || !strings.Contains(err.Error(), "group/missing") {
 		t.Errorf("CheckHooks error = %v, want group/missing not found", err)
 	}
-	want := []HookReport{
-		{Project: "group/app", Hooks: 2, Disabled: []DisabledHook{
-			{ID: temp.ID, URL: "https://a.example.com/hook", AlertStatus: "temporarily_disabled", DisabledUntil: &until},
-		}},
-		{Project: "group/other", Hooks: 22, Disabled: []DisabledHook{{ID: gone.ID, URL: hookURL, AlertStatus: "disabled"}}},
+	tempHook := Hook{ID: temp.ID, URL: "https://a.example.com/hook", AlertStatus: "temporarily_disabled", DisabledUntil: &until}
+	goneHook := Hook{ID: gone.ID, URL: hookURL, AlertStatus: "disabled"}
+	if len(reports) != 2 || len(reports[0].Hooks) != 2 || len(reports[1].Hooks) != 22 {
+		t.Fatalf("CheckHooks = %+v, want group/app with 2 hooks and group/other with 22", reports)
 	}
-	if diff := cmp.Diff(want, reports); diff != "" {
+	got := []any{reports[0].Project, reports[0].Hooks[1], reports[0].Disabled, reports[1].Project, reports[1].Hooks[21], reports[1].Disabled}
+	want := []any{"group/app", tempHook, []Hook{tempHook}, "group/other", goneHook, []Hook{goneHook}}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("CheckHooks (-want +got):\n%s", diff)
+	}
+}
+
+// TestHooksTokenRefused: GitLab's 401 to the hooks API is ErrTokenRefused, for listing and
+// registering alike, so the CLI can say once which setting holds the token; the token is not
+// in the error.
+func TestHooksTokenRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bad, err := New(b.srv.URL, "glpat-wrong", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bad.CheckHooks(context.Background(), []string{"group/app"})
+	if !errors.Is(err, ErrTokenRefused) || strings.Contains(err.Error(), "glpat-wrong") {
+		t.Errorf("CheckHooks with a wrong token = %v, want ErrTokenRefused without the token", err)
+	}
+	_, err = bad.RegisterHook(context.Background(), "group/app", HookSpec{URL: hookURL, Token: "t"})
+	if !errors.Is(err, ErrTokenRefused) {
+		t.Errorf("RegisterHook with a wrong token = %v, want ErrTokenRefused", err)
 	}
 }

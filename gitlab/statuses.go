@@ -20,7 +20,8 @@ var (
 )
 
 // maxDescription is GitLab's limit on a status description, in characters (docs/gitlab.md §3.1).
-const maxDescription = 255
+// The engine already writes descriptions that fit; this cut keeps a longer one from being refused.
+const maxDescription = orchestrator.MaxDescription
 
 // alreadyThere maps a state to the start of GitLab's refusal of a post of that state to a job
 // already in it (docs/gitlab.md §3.1). Such a post is a replay — the first one's answer was lost —
@@ -50,6 +51,9 @@ func (c *Client) Post(ctx context.Context, u orchestrator.StatusUpdate) (int64, 
 		Name:        nonEmpty(u.Name),
 		TargetURL:   nonEmpty(u.TargetURL),
 		Description: nonEmpty(truncate(u.Description, maxDescription)),
+		// A float in GitLab (docs/gitlab.md §3.1, §3.4); absent rather than 0 when unknown, so a
+		// job without coverage does not lower the pipeline's.
+		Coverage: u.Coverage,
 	}
 	if u.PipelineID != 0 {
 		opt.PipelineID = gl.Ptr(u.PipelineID)
@@ -70,8 +74,20 @@ func (c *Client) Post(ctx context.Context, u orchestrator.StatusUpdate) (int64, 
 	case alreadyInState(err, u.State):
 		c.logger.Info("commit status already in state", fields...)
 		return c.knownPipeline(ctx, u), nil
-	case errors.Is(err, gl.ErrNotFound):
+	case errors.Is(err, gl.ErrNotFound) && u.PipelineID != 0:
 		// client-go drops the 404's body: the project, the commit or the pinned pipeline is gone.
+		// A pipeline goes when someone deletes it or GitLab archives it (docs/gitlab.md §3.5):
+		// the status then goes to the commit's newest pipeline, as an unpinned post would,
+		// rather than nowhere. A missing project or commit fails the second post too.
+		c.logger.Warn("pinned pipeline not found: posting to the commit's newest", append(fields, zap.Int64("pipeline_id", u.PipelineID))...)
+		pinned := u.PipelineID
+		u.PipelineID = 0
+		id, err := c.Post(ctx, u)
+		if err != nil {
+			return 0, fmt.Errorf("pipeline %d not found, then: %w", pinned, err)
+		}
+		return id, nil
+	case errors.Is(err, gl.ErrNotFound):
 		return 0, fmt.Errorf("%s: project, commit or pipeline missing: %w: %w", what, orchestrator.ErrNotFound, orchestrator.ErrRejected)
 	case refusedForGood(err):
 		return 0, fmt.Errorf("%s: %w: %w", what, err, orchestrator.ErrRejected)

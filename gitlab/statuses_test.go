@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,7 +173,10 @@ func TestPostErrors(t *testing.T) {
 	}
 	unknownSHA := b.update(orchestrator.StatePending, 0)
 	unknownSHA.SHA = strings.Repeat("f", 40)
-	otherPipeline := b.update(orchestrator.StateSuccess, 4242)
+	// A pipeline that is not the commit's is posted again unpinned (docs/gitlab.md §3.5), which
+	// for a commit GitLab does not have fails too.
+	goneOfUnknown := b.update(orchestrator.StateSuccess, 4242)
+	goneOfUnknown.SHA = strings.Repeat("e", 40)
 	noRef := b.update(orchestrator.StatePending, 0)
 	noRef.Ref = ""
 	// rejected: a refusal that sending the same post again cannot change (orchestrator.ErrRejected).
@@ -182,14 +186,15 @@ func TestPostErrors(t *testing.T) {
 		u                  orchestrator.StatusUpdate
 		notFound, rejected bool
 		contains           string
+		posts              int // calls made
 	}{
-		{"running to pending", b.c, b.update(orchestrator.StatePending, pipeline), false, true, "Cannot transition status via :enqueue from :running"},
-		{"running to skipped", b.c, b.update(orchestrator.StateSkipped, pipeline), false, true, ":skip from :running"},
-		{"not a GitLab state", b.c, b.update("failure", pipeline), false, true, "state does not have a valid value"},
-		{"unknown commit", b.c, unknownSHA, true, true, "project 1001 commit ffff"},
-		{"unknown pipeline", b.c, otherPipeline, true, true, "pipeline 4242"},
-		{"bad token", bad, b.update(orchestrator.StateSuccess, pipeline), false, true, "401 Unauthorized"},
-		{"no ref", b.c, noRef, false, false, "no ref"},
+		{"running to pending", b.c, b.update(orchestrator.StatePending, pipeline), false, true, "Cannot transition status via :enqueue from :running", 1},
+		{"running to skipped", b.c, b.update(orchestrator.StateSkipped, pipeline), false, true, ":skip from :running", 1},
+		{"not a GitLab state", b.c, b.update("failure", pipeline), false, true, "state does not have a valid value", 1},
+		{"unknown commit", b.c, unknownSHA, true, true, "project 1001 commit ffff", 1},
+		{"unknown pipeline of an unknown commit", b.c, goneOfUnknown, true, true, "pipeline 4242", 2},
+		{"bad token", bad, b.update(orchestrator.StateSuccess, pipeline), false, true, "401 Unauthorized", 1},
+		{"no ref", b.c, noRef, false, false, "no ref", 0},
 	}
 	for _, tt := range tests {
 		before := len(b.srv.Calls())
@@ -207,8 +212,8 @@ func TestPostErrors(t *testing.T) {
 		case strings.Contains(err.Error(), b.srv.Token) || strings.Contains(err.Error(), "glpat-wrong"):
 			t.Errorf("%s: Post error %q shows the token", tt.name, err)
 		}
-		if n := len(b.srv.Calls()) - before; n > 1 {
-			t.Errorf("%s: %d calls, want no retry", tt.name, n)
+		if n := len(b.srv.Calls()) - before; n != tt.posts {
+			t.Errorf("%s: %d calls, want %d", tt.name, n, tt.posts)
 		}
 	}
 	if diff := cmp.Diff(map[string][]string{"gantry/build": {"running"}}, b.history()); diff != "" {
@@ -276,6 +281,31 @@ func TestPostDescriptionTruncated(t *testing.T) {
 	}
 }
 
+// TestPostCoverage: a test's coverage goes out as the status's coverage parameter, a number,
+// and a status without one sends none (GitLab would take 0 for a value).
+func TestPostCoverage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	u := b.update(orchestrator.StateFailed, 0)
+	cov := 81.25
+	u.Coverage = &cov
+	if _, err := b.c.Post(ctx, u); err != nil {
+		t.Fatalf("Post with coverage: %v", err)
+	}
+	u.Name, u.Coverage = "gantry/test/lint", nil
+	if _, err := b.c.Post(ctx, u); err != nil {
+		t.Fatalf("Post without coverage: %v", err)
+	}
+	calls := b.srv.Calls()
+	if got := calls[0].Body["coverage"]; got != "81.25" {
+		t.Errorf("coverage sent = %q, want 81.25", got)
+	}
+	if got, ok := calls[1].Body["coverage"]; ok {
+		t.Errorf("coverage sent without one = %q, want none", got)
+	}
+}
+
 // TestPostPinned checks the pitfall of docs/gitlab.md §3.1: a pipeline GitLab creates for the commit
 // between two posts does not capture the later one.
 func TestPostPinned(t *testing.T) {
@@ -289,6 +319,37 @@ func TestPostPinned(t *testing.T) {
 	b.srv.NewPipeline(b.proj.ID, b.sha, "main")
 	if got, err := b.c.Post(ctx, b.update(orchestrator.StateSuccess, pipeline)); err != nil || got != pipeline {
 		t.Errorf("Post(success) = %d, %v; want it in pipeline %d", got, err, pipeline)
+	}
+}
+
+// TestPostPinnedPipelineGone: a post pinned to a pipeline GitLab no longer has for the commit
+// (deleted or archived; docs/gitlab.md §3.5) is posted again unpinned, once, and answers the
+// pipeline it landed in, so the status is not dropped and later posts follow it there.
+func TestPostPinnedPipelineGone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	other := b.srv.NewPipeline(b.proj.ID, "0000000000000000000000000000000000000000", "main")
+	got, err := b.c.Post(ctx, b.update(orchestrator.StateRunning, other))
+	if err != nil || got == 0 || got == other {
+		t.Fatalf("Post pinned to another commit's pipeline %d = %d, %v; want it posted in a pipeline of the commit", other, got, err)
+	}
+	if got2, err := b.c.Post(ctx, b.update(orchestrator.StateSuccess, got)); err != nil || got2 != got {
+		t.Errorf("next Post = %d, %v; want it in pipeline %d", got2, err, got)
+	}
+	var pinned, unpinned int
+	for _, c := range b.srv.Calls() {
+		if c.Method != "POST" {
+			continue
+		}
+		if c.Body["pipeline_id"] == strconv.FormatInt(other, 10) {
+			pinned++
+		} else if _, ok := c.Body["pipeline_id"]; !ok {
+			unpinned++
+		}
+	}
+	if pinned != 1 || unpinned != 1 {
+		t.Errorf("posts pinned to the gone pipeline %d, unpinned %d; want one each", pinned, unpinned)
 	}
 }
 

@@ -88,6 +88,10 @@ type Docker struct {
 	maxLog     int64              // Options.MaxLogBytes
 	templates  *template.Template // nil without Options.Templates
 	share      bool               // Options.ShareImages
+	// reading holds one slot: reports are read one at a time, because go-junit's tree of a
+	// report at the bounds costs about 160 MiB of heap (BenchmarkParseReport), and a worker
+	// runs several tests at once.
+	reading chan struct{}
 }
 
 var _ orchestrator.Executor = (*Docker)(nil)
@@ -129,6 +133,7 @@ func Connect(ctx context.Context, opts Options) (*Docker, error) {
 		maxLog:     cmp.Or(max(opts.MaxLogBytes, 0), DefaultMaxLogBytes),
 		templates:  templates,
 		share:      opts.ShareImages,
+		reading:    make(chan struct{}, 1),
 	}
 	if d.log == nil {
 		d.log = zap.NewNop()

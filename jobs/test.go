@@ -73,6 +73,11 @@ func (d *Docker) Test(ctx context.Context, req orchestrator.TestRequest, log io.
 	default:
 		fmt.Fprintf(log, "exit %d after %.1fs\n", res.ExitCode, res.Duration.Seconds())
 	}
+	// Read whether the test passed or not: a failing run's report is the one worth reading. A
+	// report that cannot be read is said in the result, and does not fail the job.
+	if req.Test.JUnit != "" {
+		res.Report, res.ReportErr = d.testReport(ctx, created.ID, req.Test.JUnit)
+	}
 	return res, nil
 }
 

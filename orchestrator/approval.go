@@ -85,8 +85,12 @@ type Review struct {
 // gate decides, once GitLab has bound a merge request's trigger (b), whether its pipeline waits
 // for approval, and records the wait before any job is announced, so every later look at the
 // pipeline (a re-run of its start task, a job task, a retry) sees it.
+//
+// A merge request whose commit the push of a release branch of the project itself already
+// asked to release (Pipeline.ReleaseTrigger) does not wait: pushes to the project never do, and
+// its image must be built as the push's would be to be released.
 func (e *Engine) gate(ctx context.Context, p *Pipeline, b binding) error {
-	if p.Trigger.Kind != TriggerMergeRequest || p.Approval != nil {
+	if p.Trigger.Kind != TriggerMergeRequest || p.Approval != nil || p.ReleaseTrigger != nil {
 		return nil
 	}
 	proj, ok := e.Project(p.Trigger.Project)
@@ -98,8 +102,14 @@ func (e *Engine) gate(ctx context.Context, p *Pipeline, b binding) error {
 		return err
 	}
 	a := Approval{Reason: reason, Approvers: Approvers, ExpiresAt: e.now().Add(proj.approvalExpiry())}
-	if err := e.store.Gate(ctx, p.ID, a); err != nil {
+	gated, err := e.store.Gate(ctx, p.ID, a)
+	if err != nil {
 		return fmt.Errorf("record the wait for approval: %w", err)
+	}
+	if !gated {
+		// A push added the release since p was read; its own start task announces the release.
+		e.log.Info("no wait for approval: the push of a release branch asked to release the commit", zap.Int64("pipeline", p.ID))
+		return nil
 	}
 	p.Approval = &a
 	e.log.Info("pipeline waits for approval", zap.Int64("pipeline", p.ID), zap.String("project", p.Trigger.Project),
@@ -198,14 +208,14 @@ func (e *Engine) decide(ctx context.Context, id int64, d Decision, r Review) (*P
 func decidable(p *Pipeline, r Review) error {
 	switch {
 	case p.Approval == nil:
-		return fmt.Errorf("pipeline %d does not wait for approval: %w", p.ID, ErrInvalidTransition)
+		return refuse(p.ID, "does not wait for approval")
 	case p.Approval.Verdict != nil:
 		v := p.Approval.Verdict
-		return fmt.Errorf("pipeline %d was already %s%s at %s: %w", p.ID, v.Decision, byText(v), v.At.UTC().Format(time.RFC3339), ErrInvalidTransition)
+		return refuse(p.ID, "was already %s%s at %s", v.Decision, byText(v), v.At.UTC().Format(time.RFC3339))
 	case p.State().Terminal():
-		return fmt.Errorf("pipeline %d is %s: %w", p.ID, p.State(), ErrInvalidTransition)
+		return refuse(p.ID, "%s", finishedWhy(p.State()))
 	case r.SHA != "" && !strings.HasPrefix(p.Trigger.SHA, strings.ToLower(r.SHA)):
-		return fmt.Errorf("pipeline %d builds %s, not %s; a newer commit has a pipeline of its own: %w", p.ID, p.Trigger.ShortSHA(), r.SHA, ErrInvalidTransition)
+		return refuse(p.ID, "builds %s, not %s; a newer commit has a pipeline of its own", p.Trigger.ShortSHA(), r.SHA)
 	}
 	return nil
 }

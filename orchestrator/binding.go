@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -118,7 +119,7 @@ func (e *Engine) checkRetry(ctx context.Context, p *Pipeline) error {
 		refused = fmt.Sprintf("refused: merge request !%d comes from project %d in GitLab, not %d", p.Trigger.MergeRequestIID, mr.SourceProjectID, p.Trigger.ProjectID)
 	}
 	if refused != "" {
-		return fmt.Errorf("retry pipeline %d: %s: %w", p.ID, refused, ErrInvalidTransition)
+		return refuse(p.ID, "cannot be retried: %s", strings.TrimPrefix(refused, "refused: "))
 	}
 	return nil
 }
@@ -145,6 +146,9 @@ func (e *Engine) startBound(ctx context.Context, p *Pipeline) (bool, error) {
 			b.moved.MergeRequestIID, b.moved.ShortSHA(), b.moved.ProjectID, a.Pipeline.ID)
 		e.log.Info("merge request head differs from the hook's", zap.Int64("pipeline", p.ID), zap.String("project", p.Trigger.Project),
 			zap.Int64("source", b.moved.ProjectID), zap.String("sha", b.moved.SHA), zap.Int64("replaced_by", a.Pipeline.ID))
+		if p.ReleaseTrigger != nil {
+			return false, e.releaseElsewhere(ctx, p, reason)
+		}
 		return false, e.endUnannounced(ctx, p, EventSkip, reason)
 	}
 	return true, e.gate(ctx, p, b)

@@ -296,3 +296,34 @@ func TestRefusalFinishedAfterACrash(t *testing.T) {
 		t.Errorf("archives %v, statuses %v, want nothing read or posted", src.readsOf("archive"), b.statuses.targets)
 	}
 }
+
+// TestAnnounceFinishedAfterACrash: a worker died halfway through announcing a pipeline (its
+// first job announced, the others still planned, none canceled); the start task run again
+// announces the rest and the pipeline runs, nothing canceled.
+func TestAnnounceFinishedAfterACrash(t *testing.T) {
+	t.Parallel()
+	b := setupEngine(t)
+	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "a2a2a2a2a2"})
+	b.store.mu.Lock()
+	b.store.pipelines[p.ID].Jobs[0].State = StatePending
+	b.store.mu.Unlock()
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if got.State() != StateSuccess {
+		t.Errorf("pipeline = %s %+v, want success: a half-announced pipeline is announced, not canceled", got.State(), got.Jobs)
+	}
+}
+
+// TestMergeRequestIIDAttached: a pipeline runs for its trigger's merge request, else for the
+// one attached to it since.
+func TestMergeRequestIIDAttached(t *testing.T) {
+	t.Parallel()
+	p := &Pipeline{Trigger: Trigger{MergeRequestIID: 4}, AttachedMergeRequestIID: 9}
+	if got := p.MergeRequestIID(); got != 4 {
+		t.Errorf("MergeRequestIID with a trigger's = %d, want 4", got)
+	}
+	p.Trigger.MergeRequestIID = 0
+	if got := p.MergeRequestIID(); got != 9 {
+		t.Errorf("MergeRequestIID attached = %d, want 9", got)
+	}
+}

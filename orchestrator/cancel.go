@@ -86,7 +86,7 @@ func (e *Engine) cancel(ctx context.Context, id int64, reason, keepRunning strin
 		return nil, err
 	}
 	if p.State().Terminal() {
-		return nil, fmt.Errorf("pipeline %d is %s: %w", id, p.State(), ErrInvalidTransition)
+		return nil, refuse(id, "%s", finishedWhy(p.State()))
 	}
 	for _, j := range p.Jobs {
 		if j.State.Terminal() || (j.Name == keepRunning && j.State == StateRunning) {
@@ -109,10 +109,11 @@ func (e *Engine) cancel(ctx context.Context, id int64, reason, keepRunning strin
 }
 
 // supersede cancels the older push pipelines of p's branch that are still going: their build and
-// test jobs, pending or running; a release already running is never interrupted.
+// test jobs, pending or running; a release already running is never interrupted. A pipeline whose
+// release a push added is that push's pipeline here (Pipeline.ReleaseBy).
 func (e *Engine) supersede(ctx context.Context, p *Pipeline) error {
 	proj, ok := e.Project(p.Trigger.Project)
-	if !ok || !proj.Supersede || p.Trigger.Kind != TriggerPush {
+	if !ok || !proj.Supersede || p.ReleaseBy().Kind != TriggerPush {
 		return nil
 	}
 	older, err := e.store.BranchPipelines(ctx, proj.Path, p.Trigger.Ref, p.ID)

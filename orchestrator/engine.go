@@ -23,11 +23,14 @@ type Engine struct {
 	queue     Queue
 	exec      Executor
 	source    Source
+	files     FileSource
+	apply     ApplyFile
 	statuses  Statuses
 	projects  map[string]Project
 	prefix    string
 	publicURL string
 	dedup     time.Duration
+	commit    time.Duration
 	delivery  time.Duration
 	retention time.Duration
 	running   runningJobs
@@ -45,14 +48,22 @@ type EngineOptions struct {
 	Queue    Queue
 	Executor Executor // may be nil on a process that only accepts webhooks
 	Source   Source   // may be nil on a process that only accepts webhooks
-	Statuses Statuses
-	Projects []Project
+	// Files reads the projects' pipeline files and ApplyFile applies one; with either nil,
+	// every commit runs the server's settings.
+	Files     FileSource
+	ApplyFile ApplyFile
+	Statuses  Statuses
+	Projects  []Project
 	// StatusPrefix starts every status name; default "gantry".
 	StatusPrefix string
 	// PublicURL is where gantry's pages are reached; statuses link to PublicURL/pipelines/{id}.
 	PublicURL string
-	// DedupWindow is how long a second trigger for the same project, kind, ref and SHA yields
-	// the first one's pipeline; default 10 minutes.
+	// CommitWindow is how long a commit's pipeline answers for the commit: an event for the
+	// same project, ref and SHA in it yields that pipeline, whatever its kind; default 30 days.
+	// serve sets it to the pipeline retention, the time the answer can name a pipeline.
+	CommitWindow time.Duration
+	// DedupWindow is how long the ticks of one schedule for the same commit are one pipeline
+	// (every gantry process serving HTTP runs the schedules); default 10 minutes.
 	DedupWindow time.Duration
 	// DeliveryWindow is how long a webhook delivery's id is remembered, so that GitLab's
 	// "Resend request" of it yields its pipeline rather than a second one; default 7 days.
@@ -79,10 +90,12 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{
 		store: o.Store, queue: o.Queue, exec: o.Executor, source: o.Source, statuses: o.Statuses,
+		files: o.Files, apply: o.ApplyFile,
 		projects:  make(map[string]Project, len(o.Projects)),
 		prefix:    cmp.Or(o.StatusPrefix, "gantry"),
 		publicURL: strings.TrimRight(o.PublicURL, "/"),
 		dedup:     cmp.Or(o.DedupWindow, 10*time.Minute),
+		commit:    cmp.Or(o.CommitWindow, 30*24*time.Hour),
 		delivery:  cmp.Or(o.DeliveryWindow, 7*24*time.Hour),
 		retention: cmp.Or(o.ImageRetention, 24*time.Hour),
 		now:       o.Now,
@@ -115,12 +128,21 @@ func (e *Engine) Project(path string) (Project, bool) {
 type Accepted struct {
 	Pipeline  *Pipeline
 	Duplicate bool
+	// ReleaseAdded is set on a duplicate whose trigger added the release job to the existing
+	// pipeline (Dedup): the push of a release branch after the merge request's hook.
+	ReleaseAdded bool
 }
 
-// Accept plans a pipeline for a trigger and stores it, unless the
-// same delivery or the same (project, kind, ref, SHA) inside the dedup window already has one:
-// then that pipeline is returned. It makes no GitLab or Docker call, so a webhook can answer as
-// soon as it returns.
+// Accept plans a pipeline for a trigger and stores it, unless the same delivery, or the same
+// commit (project, ref, SHA), already has a pipeline that can answer for it (Dedup): then that
+// pipeline is returned, and a merge request is attached to it. When that pipeline lacks only the
+// release the trigger asks for (a merge request's pipeline, then the push of the release branch
+// it comes from), the release job is added to it rather than the commit built again, and the
+// start task announces and runs it (announce). One pipeline per commit: two
+// pipelines posting the same status names on one commit would make GitLab's widget flip
+// between them, and a failure in one could hide behind a success in the other. A forced
+// trigger or a schedule's tick runs the commit again. It makes no GitLab or Docker call, so a
+// webhook can answer as soon as it returns.
 func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 	proj, ok := e.Project(t.Project)
 	if !ok {
@@ -128,25 +150,29 @@ func (e *Engine) Accept(ctx context.Context, t Trigger) (Accepted, error) {
 	}
 	t.Project = proj.Path
 	p := Plan(proj, t, e.now())
-	content := []string{strings.ToLower(t.Project), string(t.Kind), t.Ref, t.SHA}
+	_, releases := p.Job(JobRelease)
+	d := Dedup{Commit: commitKey(t), CommitTTL: e.commit, Force: t.Force, Releases: releases}
 	if t.Kind == TriggerMergeRequest {
-		// The same branch and commit named from another source project is another trigger: the
-		// engine replaces a merge request hook naming the wrong source by GitLab's (bind).
-		content = append(content, strconv.FormatInt(t.ProjectID, 10))
+		d.MergeRequestIID = t.MergeRequestIID
 	}
-	d := Dedup{Content: strings.Join(content, "|"), ContentTTL: e.dedup}
+	if t.Kind == TriggerSchedule {
+		// A tick runs the commit again, once however many processes run the schedule.
+		d.Commit, d.CommitTTL = d.Commit+"|schedule", e.dedup
+	}
 	if t.DeliveryID != "" {
 		d.Delivery, d.DeliveryTTL = t.DeliveryID, e.delivery
 	}
-	existing, err := e.store.CreatePipeline(ctx, p, d)
+	existing, added, err := e.store.CreatePipeline(ctx, p, d)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("accept %s@%s: %w", t.Project, t.ShortSHA(), err)
 	}
 	if existing != 0 {
 		e.log.Info("duplicate trigger", zap.Int64("pipeline", existing), zap.String("project", t.Project),
-			zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.String("delivery", t.DeliveryID))
-		return Accepted{Pipeline: &Pipeline{ID: existing}, Duplicate: true}, nil
+			zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.String("delivery", t.DeliveryID),
+			zap.Bool("release_added", added))
+		return Accepted{Pipeline: &Pipeline{ID: existing}, Duplicate: true, ReleaseAdded: added}, nil
 	}
+
 	e.metrics.PipelineCreated(t.Kind)
 	e.log.Info("pipeline accepted", zap.Int64("pipeline", p.ID), zap.String("project", t.Project),
 		zap.String("ref", t.Ref), zap.String("sha", t.SHA), zap.Int("jobs", len(p.Jobs)))
@@ -178,7 +204,8 @@ func (e *Engine) Handle(ctx context.Context, t Task) error {
 // checked against GitLab (bind): a refused one ends here, nothing read and nothing posted. A
 // pipeline whose head commit asks to skip CI ends here too, every job skipped and nothing posted.
 // One that waits for approval (gate) is announced with the wait in every job's description,
-// and nothing is queued: Approve does that.
+// and nothing is queued: Approve does that. A release added to an announced pipeline is
+// announced the same way, alone (startAddedRelease).
 func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 	switch {
 	case unannounced(p):
@@ -195,6 +222,10 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 			}
 		}
 		return e.endUnannounced(ctx, p, EventCancel, reason)
+	case releaseAdded(p):
+		if ok, err := e.startAddedRelease(ctx, p); !ok || err != nil {
+			return err
+		}
 	}
 	ev, reason := EventEnqueue, ""
 	if p.Trigger.CheckSkip && p.Jobs[0].State == StateCreated {
@@ -217,6 +248,12 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 		if err := e.guardAtStart(ctx, p); err != nil {
 			return fmt.Errorf("release guard for %s: %w", p.Trigger.ShortSHA(), err)
 		}
+		// Its code may be read now: the statuses posted next are then exactly its jobs.
+		planned, err := e.planTests(ctx, p)
+		if err != nil {
+			return err
+		}
+		p = planned
 	}
 	if err := e.moveCreated(ctx, p, ev, reason); err != nil {
 		return err
@@ -289,7 +326,7 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 	// [skip ci]. So does one canceled (or refused) before it was announced: its project was not
 	// checked against GitLab yet (bind), and it may name one gantry must not post on.
 	if ev.Posted() && !((ev == EventSkip || ev == EventCancel) && from == StateCreated) {
-		post = &StatusEntry{Job: moved.Name, Attempt: moved.Attempt, State: next, Description: moved.Description}
+		post = &StatusEntry{Job: moved.Name, Attempt: moved.Attempt, State: next, Description: moved.Description, Coverage: moved.Coverage}
 	}
 	swapped, seq, err := e.store.SwapJob(ctx, p.ID, from, j.Attempt, moved, post)
 	if err != nil || !swapped {
@@ -306,4 +343,17 @@ func (e *Engine) transition(ctx context.Context, p *Pipeline, name string, ev Ev
 		}
 	}
 	return true, nil
+}
+
+// commitKey names the commit a trigger runs: the project, the ref and the SHA, and for a fork's
+// commit the fork's project id too, since the same branch and SHA named from another source
+// project is another commit to build (and the engine replaces a merge request hook naming the
+// wrong source by GitLab's: bind). The trigger kind is not in it: a push and the merge request
+// hook for the same commit are one pipeline.
+func commitKey(t Trigger) string {
+	k := []string{strings.ToLower(t.Project), t.Ref, t.SHA}
+	if t.Fork {
+		k = append(k, strconv.FormatInt(t.ProjectID, 10))
+	}
+	return strings.Join(k, "|")
 }

@@ -32,6 +32,12 @@ type engineBundle struct {
 
 func setupEngine(t *testing.T) engineBundle {
 	t.Helper()
+	return setupEngineWith(t, fakeSource{})
+}
+
+// setupEngineWith is setupEngine with src for GitLab's repositories and merge requests.
+func setupEngineWith(t *testing.T, src Source) engineBundle {
+	t.Helper()
 	q := &memQueue{}
 	b := engineBundle{
 		store: &memStore{pipelines: map[int64]*Pipeline{}, released: map[string]string{}, logs: map[string]string{},
@@ -53,7 +59,7 @@ func setupEngine(t *testing.T) engineBundle {
 	core, logs := observer.New(zap.InfoLevel)
 	b.logger, b.logs = zap.New(core), logs
 	e, err := NewEngine(EngineOptions{
-		Store: b.store, Queue: q, Executor: b.exec, Source: fakeSource{}, Statuses: b.statuses,
+		Store: b.store, Queue: q, Executor: b.exec, Source: src, Statuses: b.statuses,
 		Projects:  []Project{{Path: "g/app", Image: "r/app", Supersede: true, Tests: []TestSpec{{Name: "unit"}, {Name: "lint"}}, Release: ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest"}}}},
 		PublicURL: "https://gantry.example.com", Now: func() time.Time { return time.Unix(1e9, 0) },
 		Metrics: b.metrics, Logger: b.logger,
@@ -227,6 +233,10 @@ func TestEngineFailures(t *testing.T) {
 	}
 }
 
+// TestEngineDuplicates: one pipeline per commit. The same delivery, another delivery of the
+// push, the merge request hook for the same commit (its merge request attached) and an API
+// trigger all name the push's pipeline; a fork's commit on a branch of the same name and SHA,
+// and a forced trigger, are pipelines of their own.
 func TestEngineDuplicates(t *testing.T) {
 	t.Parallel()
 	b := setupEngine(t)
@@ -234,37 +244,53 @@ func TestEngineDuplicates(t *testing.T) {
 	first := b.pushTrigger(t, tr)
 	for _, again := range []Trigger{
 		tr, // the same delivery
-		{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d2"}, // same content
+		{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d2"},
+		{Project: "G/App", ProjectID: 7, Kind: TriggerMergeRequest, Ref: "dev", SHA: "abc", DeliveryID: "d3", MergeRequestIID: 4},
+		{Project: "g/app", ProjectID: 7, Kind: TriggerAPI, Ref: "dev", SHA: "abc"},
 	} {
 		a, err := b.engine.Accept(context.Background(), again)
 		if err != nil || !a.Duplicate || a.Pipeline.ID != first.ID {
 			t.Errorf("Accept(%+v) = %+v, %v, want duplicate of %d", again, a, err, first.ID)
 		}
 	}
-	other, _ := b.engine.Accept(context.Background(), Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerMergeRequest, Ref: "dev", SHA: "abc", DeliveryID: "d3"})
-	if other.Duplicate {
-		t.Error("a merge request pipeline for the same SHA counted as a duplicate of the push")
+	if d := b.store.dedups[3]; d.MergeRequestIID != 4 || d.Commit != b.store.dedups[0].Commit {
+		t.Errorf("the merge request hook's dedup = %+v, want the push's commit and merge request 4 to attach", d)
+	}
+	for _, other := range []Trigger{
+		{Project: "g/app", ProjectID: 50, Fork: true, Kind: TriggerMergeRequest, Ref: "dev", SHA: "abc", MergeRequestIID: 5},
+		{Project: "g/app", ProjectID: 7, Kind: TriggerAPI, Ref: "dev", SHA: "abc", Force: true},
+		{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "other", SHA: "abc"},
+	} {
+		if a, err := b.engine.Accept(context.Background(), other); err != nil || a.Duplicate {
+			t.Errorf("Accept(%+v) = %+v, %v, want a pipeline of its own", other, a, err)
+		}
 	}
 }
 
 // TestEngineDedupWindows: how long the store keeps a trigger's dedup keys, by default and as
-// set; a trigger without a delivery id has no delivery key.
+// set; a trigger without a delivery id has no delivery key; a schedule's ticks are deduplicated
+// among themselves for the dedup window; a push of a release branch asks for a pipeline that
+// releases.
 func TestEngineDedupWindows(t *testing.T) {
 	t.Parallel()
 	b := setupEngine(t)
 	set, err := NewEngine(EngineOptions{Store: b.store, Queue: b.queue, Statuses: b.statuses,
-		Projects: slices.Collect(maps.Values(b.engine.projects)), DedupWindow: time.Minute, DeliveryWindow: time.Hour})
+		Projects: slices.Collect(maps.Values(b.engine.projects)), CommitWindow: 2 * time.Hour, DedupWindow: time.Minute, DeliveryWindow: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	b.engine.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "abc", DeliveryID: "d1"})
 	set.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "def", DeliveryID: "d2"})
-	set.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "dev", SHA: "0a0"})
+	set.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "master", SHA: "0a0"})
+	set.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerSchedule, Ref: "dev", SHA: "def"})
+	b.engine.Accept(ctx, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerSchedule, Ref: "dev", SHA: "abc"})
 	want := []Dedup{
-		{Delivery: "d1", DeliveryTTL: 7 * 24 * time.Hour, Content: "g/app|push|dev|abc", ContentTTL: 10 * time.Minute},
-		{Delivery: "d2", DeliveryTTL: time.Hour, Content: "g/app|push|dev|def", ContentTTL: time.Minute},
-		{Content: "g/app|push|dev|0a0", ContentTTL: time.Minute},
+		{Delivery: "d1", DeliveryTTL: 7 * 24 * time.Hour, Commit: "g/app|dev|abc", CommitTTL: 30 * 24 * time.Hour},
+		{Delivery: "d2", DeliveryTTL: time.Hour, Commit: "g/app|dev|def", CommitTTL: 2 * time.Hour},
+		{Commit: "g/app|master|0a0", CommitTTL: 2 * time.Hour, Releases: true},
+		{Commit: "g/app|dev|def|schedule", CommitTTL: time.Minute},
+		{Commit: "g/app|dev|abc|schedule", CommitTTL: 10 * time.Minute},
 	}
 	if !slices.Equal(b.store.dedups, want) {
 		t.Errorf("dedup keys = %+v, want %+v", b.store.dedups, want)
@@ -611,8 +637,8 @@ func TestJobDescriptions(t *testing.T) {
 	}
 }
 
-// TestStatusesLinkToGantry: every status links to the pipeline's page when gantry knows its
-// public URL, and links nowhere when it does not (GitLab refuses a relative link).
+// TestStatusesLinkToGantry: every status links to its job on the pipeline's page when gantry
+// knows its public URL, and links nowhere when it does not (GitLab refuses a relative link).
 func TestStatusesLinkToGantry(t *testing.T) {
 	t.Parallel()
 	for _, publicURL := range []string{"https://gantry.example.com", ""} {
@@ -620,17 +646,27 @@ func TestStatusesLinkToGantry(t *testing.T) {
 		b.engine.publicURL = publicURL
 		p := b.push(t, "feature")
 		b.drain(t, 0)
-		want := ""
-		if publicURL != "" {
-			want = fmt.Sprintf("%s/pipelines/%d", publicURL, p.ID)
+		done, err := b.store.Pipeline(context.Background(), p.ID)
+		if err != nil || len(done.Jobs) == 0 {
+			t.Fatalf("pipeline %d after the run: %v, %v", p.ID, done, err)
+		}
+		want := map[string]bool{}
+		for _, j := range done.Jobs {
+			link := ""
+			if publicURL != "" {
+				link = fmt.Sprintf("%s/pipelines/%d#job-%s", publicURL, p.ID, j.Name)
+			}
+			want[link] = true
 		}
 		if len(b.statuses.links) == 0 {
 			t.Fatal("nothing posted")
 		}
+		got := map[string]bool{}
 		for _, link := range b.statuses.links {
-			if link != want {
-				t.Errorf("public URL %q: status linked to %q, want %q", publicURL, link, want)
-			}
+			got[link] = true
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("public URL %q: the statuses' links (-want +got):\n%s", publicURL, d)
 		}
 	}
 }
@@ -684,6 +720,47 @@ func (s *lateGitLabID) Post(_ context.Context, u StatusUpdate) (int64, error) {
 // another worker's post already learnt the id.
 func TestStatusesJoinTheKnownGitLabPipeline(t *testing.T) {
 	t.Parallel()
+	s := &lateGitLabID{}
+	postStatusesThrough(t, func(b engineBundle, p *Pipeline) Statuses {
+		s.store, s.id = b.store, p.ID
+		return s
+	})
+	if want := []int64{0, 777, 777}; !slices.Equal(s.sent, want) {
+		t.Errorf("posts carried GitLab pipeline ids %v, want %v", s.sent, want)
+	}
+}
+
+// movedGitLabID is a Statuses whose answers name GitLab pipeline 501, then 612 from the second
+// post on: the pipeline the first post made was gone, and the adapter posted the second again
+// unpinned (docs/gitlab.md §3.5). It records the pipeline id each post carried.
+type movedGitLabID struct{ sent []int64 }
+
+func (s *movedGitLabID) Post(_ context.Context, u StatusUpdate) (int64, error) {
+	s.sent = append(s.sent, u.PipelineID)
+	if len(s.sent) == 1 {
+		return 501, nil
+	}
+	return 612, nil
+}
+
+// TestStatusesFollowAMovedGitLabPipeline: when a post lands in another GitLab pipeline than the
+// one the pipeline was pinned to, the posts after it are pinned there, and the record says so.
+func TestStatusesFollowAMovedGitLabPipeline(t *testing.T) {
+	t.Parallel()
+	s := &movedGitLabID{}
+	b, p := postStatusesThrough(t, func(engineBundle, *Pipeline) Statuses { return s })
+	if want := []int64{0, 501, 612}; !slices.Equal(s.sent, want) {
+		t.Errorf("posts carried GitLab pipeline ids %v, want %v", s.sent, want)
+	}
+	if got, _ := b.store.Pipeline(context.Background(), p.ID); got.GitLabPipelineID != 612 {
+		t.Errorf("recorded GitLab pipeline id = %d, want 612", got.GitLabPipelineID)
+	}
+}
+
+// postStatusesThrough starts a push pipeline, then posts its status outbox (its jobs announced
+// pending) through the Statuses that statuses makes for it.
+func postStatusesThrough(t *testing.T, statuses func(engineBundle, *Pipeline) Statuses) (engineBundle, *Pipeline) {
+	t.Helper()
 	b := setupEngine(t)
 	ctx := context.Background()
 	p := b.push(t, "feature")
@@ -691,12 +768,9 @@ func TestStatusesJoinTheKnownGitLabPipeline(t *testing.T) {
 	if err := b.engine.Handle(ctx, Task{Kind: TaskStart, PipelineID: p.ID}); err != nil {
 		t.Fatal(err)
 	}
-	s := &lateGitLabID{store: b.store, id: p.ID}
-	b.engine.statuses = s
+	b.engine.statuses = statuses(b, p)
 	if err := b.engine.Handle(ctx, Task{Kind: TaskStatuses, PipelineID: p.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if want := []int64{0, 777, 777}; !slices.Equal(s.sent, want) {
-		t.Errorf("posts carried GitLab pipeline ids %v, want %v", s.sent, want)
-	}
+	return b, p
 }

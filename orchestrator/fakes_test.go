@@ -81,22 +81,55 @@ func (m *memStore) DropLease(_ context.Context, id string) error {
 	return nil
 }
 
-// CreatePipeline stores p and, standing in for TakeNew, queues its start.
-func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, d Dedup) (int64, error) {
+// CreatePipeline stores p and, standing in for TakeNew, queues its start. The commit's pipeline
+// answers as the store's script decides (store/pipelines.go), but for the image retention: unless
+// one of its jobs is canceled; and when p releases and it has no release, p's release is added to
+// it, unless it was gated, and its start queued again.
+func (m *memStore) CreatePipeline(_ context.Context, p *Pipeline, d Dedup) (int64, bool, error) {
 	m.mu.Lock()
 	m.dedups = append(m.dedups, d)
-	for _, k := range []string{"d:" + d.Delivery, "c:" + d.Content} {
-		if id := m.dedup[k]; id != 0 && k != "d:" {
+	if id := m.dedup["d:"+d.Delivery]; d.Delivery != "" && id != 0 {
+		m.mu.Unlock()
+		return id, false, nil
+	}
+	if id := m.dedup["c:"+d.Commit]; !d.Force && id != 0 {
+		if answers, added := m.answer(id, p, d); answers {
 			m.mu.Unlock()
-			return id, nil
+			if added {
+				return id, true, m.queue.Enqueue(context.Background(), Task{Kind: TaskStart, PipelineID: id})
+			}
+			return id, false, nil
 		}
 	}
 	p.ID = int64(len(m.pipelines) + 1)
 	m.pipelines[p.ID] = clone(p)
-	m.dedup["d:"+d.Delivery], m.dedup["c:"+d.Content] = p.ID, p.ID
+	m.dedup["d:"+d.Delivery], m.dedup["c:"+d.Commit] = p.ID, p.ID
 	m.unstarted[p.ID] = true
 	m.mu.Unlock()
-	return 0, m.queue.Enqueue(context.Background(), Task{Kind: TaskStart, PipelineID: p.ID})
+	return 0, false, m.queue.Enqueue(context.Background(), Task{Kind: TaskStart, PipelineID: p.ID})
+}
+
+// answer says whether pipeline id answers for p's commit, and whether p's release was added to
+// it; m.mu is held.
+func (m *memStore) answer(id int64, p *Pipeline, d Dedup) (answers, added bool) {
+	q := m.pipelines[id]
+	if q == nil || slices.ContainsFunc(q.Jobs, func(j Job) bool { return j.State == StateCanceled }) {
+		return false, false
+	}
+	rel, releases := p.Job(JobRelease)
+	if _, has := q.Job(JobRelease); has || !d.Releases || !releases {
+		return true, false
+	}
+	if q.Approval != nil {
+		return false, false
+	}
+	q.Jobs = append(q.Jobs, *rel)
+	t := p.Trigger
+	q.ReleaseTrigger = &t
+	delete(m.ended, id)
+	delete(m.finished, id)
+	m.unstarted[id] = true
+	return true, true
 }
 
 // WaitNew finds nothing new (CreatePipeline queued the start already), after a moment, as the
@@ -221,15 +254,18 @@ func (m *memStore) SeenHead(_ context.Context, project, branch, sha string, _ ti
 	return prev == sha, nil
 }
 
-func (m *memStore) Gate(_ context.Context, id int64, a Approval) error {
+func (m *memStore) Gate(_ context.Context, id int64, a Approval) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.pipelines[id].ReleaseTrigger != nil {
+		return false, nil
+	}
 	m.pipelines[id].Approval = &a
 	if m.waiting == nil {
 		m.waiting = map[int64]time.Time{}
 	}
 	m.waiting[id] = a.ExpiresAt
-	return nil
+	return true, nil
 }
 
 func (m *memStore) Decide(_ context.Context, id int64, v Verdict) (bool, error) {
@@ -279,6 +315,29 @@ func (m *memStore) UpdatePipeline(_ context.Context, p *Pipeline) error {
 	s := m.pipelines[p.ID]
 	s.Image, s.ImageRef, s.Digest, s.GitLabPipelineID = p.Image, p.ImageRef, p.Digest, p.GitLabPipelineID
 	return nil
+}
+
+func (m *memStore) PlanTests(_ context.Context, id int64, file []byte, jobs []Job, order []string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.pipelines[id]
+	if !ok {
+		return false, ErrNotFound
+	}
+	if s.TestsPlanned {
+		return false, nil
+	}
+	s.TestsPlanned, s.RepoFile = true, slices.Clone(file)
+	all := append(slices.Clone(s.Jobs), jobs...)
+	s.Jobs = s.Jobs[:0]
+	for _, name := range order {
+		for _, j := range all {
+			if j.Name == name {
+				s.Jobs = append(s.Jobs, j)
+			}
+		}
+	}
+	return true, nil
 }
 
 func (m *memStore) SwapJob(_ context.Context, id int64, from State, fromAttempt int, j Job, post *StatusEntry) (bool, int64, error) {
@@ -503,6 +562,8 @@ type recordedStatuses struct {
 	targets []string
 	// links are the posts' target URLs, one per post.
 	links []string
+	// coverage is the last coverage posted per status name, when one was.
+	coverage map[string]float64
 }
 
 func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error) {
@@ -512,6 +573,12 @@ func (r *recordedStatuses) Post(_ context.Context, u StatusUpdate) (int64, error
 	r.links = append(r.links, u.TargetURL)
 	r.posts[u.Name] = append(r.posts[u.Name], string(u.State))
 	r.descs[u.Name] = u.Description
+	if u.Coverage != nil {
+		if r.coverage == nil {
+			r.coverage = map[string]float64{}
+		}
+		r.coverage[u.Name] = *u.Coverage
+	}
 	return 501, nil
 }
 

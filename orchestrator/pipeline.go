@@ -50,11 +50,17 @@ type Trigger struct {
 	Fork bool `json:"fork,omitempty"`
 	// MergeRequestIID is the merge request's number in the target project, when there is one.
 	MergeRequestIID int64 `json:"merge_request_iid,omitempty"`
+	// MergeRequestURL is the merge request's page in GitLab, when the trigger is one and said.
+	MergeRequestURL string `json:"merge_request_url,omitempty"`
+	// Commit is what the trigger said of the commit built, for the pages.
+	Commit Commit `json:"commit,omitzero"`
 	// DeliveryID identifies the webhook delivery (Idempotency-Key or X-Gitlab-Event-UUID).
 	DeliveryID string `json:"delivery_id,omitempty"`
 	// CheckSkip asks the engine to read the head commit's message for [skip ci] before running
 	// anything, because the webhook did not carry it (more than 20 commits, or a tag push).
 	CheckSkip bool `json:"check_skip,omitempty"`
+	// Force runs the commit again although it has a pipeline (an API trigger that asked to).
+	Force bool `json:"force,omitempty"`
 }
 
 // hookProjectID is the id the delivery gave the hook's project, 0 when unknown.
@@ -114,9 +120,12 @@ type Job struct {
 	ErrorClass ErrorClass `json:"error_class,omitempty"`
 	ExitCode   *int       `json:"exit_code,omitempty"`
 	// Limits are the resource limits a test job ran under, as the engine enforced them.
-	Limits     *Limits   `json:"limits,omitempty"`
-	StartedAt  time.Time `json:"started_at,omitzero"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Limits *Limits `json:"limits,omitempty"`
+	// Report is a test job's JUnit report, Coverage the coverage its output gave.
+	Report     *TestReport `json:"report,omitempty"`
+	Coverage   *float64    `json:"coverage,omitempty"`
+	StartedAt  time.Time   `json:"started_at,omitzero"`
+	FinishedAt time.Time   `json:"finished_at,omitzero"`
 }
 
 // Limits are a test container's limits, recorded on its job.
@@ -161,7 +170,40 @@ type Pipeline struct {
 	Digest string `json:"digest,omitempty"`
 	// Approval is set on a pipeline that had to wait for approval before running anything.
 	Approval *Approval `json:"approval,omitempty"`
-	Jobs     []Job     `json:"jobs"`
+	// AttachedMergeRequestIID is the merge request whose event found this pipeline already
+	// running its commit (a push's pipeline, then the merge request's hook); read it through
+	// MergeRequestIID.
+	AttachedMergeRequestIID int64 `json:"attached_merge_request_iid,omitempty"`
+	// TestsPlanned is set once the test jobs were planned from the commit's pipeline file
+	// (Project.PipelineFile); RepoFile is that file as read, nil when the commit has none.
+	// Every job of the pipeline runs the project as that file makes it.
+	TestsPlanned bool   `json:"-"`
+	RepoFile     []byte `json:"-"`
+	// ReleaseTrigger is the trigger that added the release job to a pipeline planned without
+	// one: the push of a release branch whose commit a merge request's pipeline was already
+	// running (Dedup). It, not Trigger, is what the release guard judges; read it through
+	// ReleaseBy.
+	ReleaseTrigger *Trigger `json:"release_trigger,omitempty"`
+	Jobs           []Job    `json:"jobs"`
+}
+
+// ReleaseBy is the trigger that asks the pipeline to release: the one that added its release
+// job, or else its own. The release guard, superseding and the branch's list of unfinished
+// pipelines go by it.
+func (p *Pipeline) ReleaseBy() Trigger {
+	if p.ReleaseTrigger != nil {
+		return *p.ReleaseTrigger
+	}
+	return p.Trigger
+}
+
+// MergeRequestIID is the merge request the pipeline runs for: its trigger's, or the one
+// attached to it since.
+func (p *Pipeline) MergeRequestIID() int64 {
+	if p.Trigger.MergeRequestIID != 0 {
+		return p.Trigger.MergeRequestIID
+	}
+	return p.AttachedMergeRequestIID
 }
 
 // Untrusted reports whether the pipeline runs code that nobody with write access to the

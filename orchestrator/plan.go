@@ -4,17 +4,26 @@ import "time"
 
 // Plan lays out the jobs of a new pipeline for a trigger: build, one job per test, and release
 // when the guard allows it at planning time. A pipeline the guard refuses has no release job at
-// all, so nothing is ever posted for it.
+// all, so nothing is ever posted for it. A project with a pipeline file gets its test jobs
+// later, once the file is read at the commit (planTests): intake reads no code.
 func Plan(p Project, t Trigger, now time.Time) *Pipeline {
 	pl := &Pipeline{Trigger: t, CreatedAt: now}
 	pl.Jobs = append(pl.Jobs, Job{Name: JobBuild, Stage: StageBuild, State: StateCreated, Attempt: 1})
-	for _, ts := range p.Tests {
-		pl.Jobs = append(pl.Jobs, Job{Name: TestJobPrefix + ts.Name, Stage: StageTest, State: StateCreated, Attempt: 1})
+	if p.PipelineFile == "" {
+		pl.Jobs = append(pl.Jobs, testJobs(p.Tests)...)
 	}
 	if ReleaseGuard(GuardInput{Phase: PhasePlan, Trigger: t, Policy: p.Release}).Allowed {
 		pl.Jobs = append(pl.Jobs, Job{Name: JobRelease, Stage: StageRelease, State: StateCreated, Attempt: 1})
 	}
 	return pl
+}
+
+func testJobs(tests []TestSpec) []Job {
+	var jobs []Job
+	for _, ts := range tests {
+		jobs = append(jobs, Job{Name: TestJobPrefix + ts.Name, Stage: StageTest, State: StateCreated, Attempt: 1})
+	}
+	return jobs
 }
 
 // stageOrder is the order of stages; a job waits for every job of the stages before its own.
@@ -37,21 +46,7 @@ func NextSteps(p *Pipeline) []Step {
 		if j.State != StatePending {
 			continue
 		}
-		waiting, blocker := false, ""
-		for _, dep := range p.Jobs {
-			if stageOrder[dep.Stage] >= stageOrder[j.Stage] {
-				continue
-			}
-			switch {
-			case dep.State == StateSuccess:
-			case dep.State.Terminal():
-				if blocker == "" {
-					blocker = dep.Name + " " + string(dep.State)
-				}
-			default:
-				waiting = true
-			}
-		}
+		waiting, blocker := earlier(p, j)
 		switch {
 		case blocker != "":
 			steps = append(steps, Step{Job: j.Name, Reason: "not run: " + blocker})
@@ -60,4 +55,24 @@ func NextSteps(p *Pipeline) []Step {
 		}
 	}
 	return steps
+}
+
+// earlier looks at the jobs of the stages before j's: waiting is that one has not ended yet,
+// blocker names the first that ended without success ("test/unit failed"), "" when none did.
+func earlier(p *Pipeline, j Job) (waiting bool, blocker string) {
+	for _, dep := range p.Jobs {
+		if stageOrder[dep.Stage] >= stageOrder[j.Stage] {
+			continue
+		}
+		switch {
+		case dep.State == StateSuccess:
+		case dep.State.Terminal():
+			if blocker == "" {
+				blocker = dep.Name + " " + string(dep.State)
+			}
+		default:
+			waiting = true
+		}
+	}
+	return waiting, blocker
 }

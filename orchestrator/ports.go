@@ -18,6 +18,10 @@ var ErrProjectFault = errors.New("project failure")
 // ErrNotFound is returned when a pipeline, job or project does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotReplicated is returned by CreatePipeline when the pipeline was written but fewer
+// replicas than required acknowledged it in time: the caller must not promise it is kept.
+var ErrNotReplicated = errors.New("not acknowledged by enough replicas")
+
 // BuildRequest asks for the test image of a pipeline.
 type BuildRequest struct {
 	PipelineID int64
@@ -57,6 +61,11 @@ type TestResult struct {
 	OOMKilled bool
 	TimedOut  bool
 	Duration  time.Duration
+	// Report is the test's JUnit report when TestSpec.JUnit names one and it could be read;
+	// ReportErr says why not otherwise. Neither changes whether the test passed: a report
+	// explains the exit code, it does not overrule it.
+	Report    *TestReport
+	ReportErr error
 }
 
 // ReleaseRequest asks to tag an image and push the tags.
@@ -109,6 +118,19 @@ type Source interface {
 	MemberAccess(ctx context.Context, projectID, userID int64) (int, error)
 }
 
+// FileSource reads one file of a repository at a commit: the project's pipeline file.
+type FileSource interface {
+	// File returns the file at path in project projectID at commit sha, at most limit bytes
+	// of it (a longer file is cut there: the caller refuses it by its length); ErrNotFound
+	// when the commit has no such file.
+	File(ctx context.Context, projectID int64, sha, path string, limit int64) ([]byte, error)
+}
+
+// ApplyFile returns a project as its pipeline file (its content, nil when the commit has none)
+// makes it. An error is the file's fault, one line naming the file and the key at fault
+// (short enough for a commit status), and the pipeline runs nothing of it.
+type ApplyFile func(p Project, file []byte) (Project, error)
+
 // MergeRequestHead is where a merge request's head commit lives, as GitLab says.
 type MergeRequestHead struct {
 	// SourceProjectID is the project the commits come from: the target project, or a fork.
@@ -134,6 +156,8 @@ type StatusUpdate struct {
 	State       State
 	Description string
 	TargetURL   string
+	// Coverage is the test's coverage percentage, nil when it has none (docs/gitlab.md §3.4).
+	Coverage *float64
 	// PipelineID is GitLab's pipeline id from the first answer, 0 before it is known.
 	PipelineID int64
 }
@@ -157,9 +181,22 @@ type Dedup struct {
 	// Delivery is the webhook delivery's id (kept for DeliveryTTL), "" when there is none.
 	Delivery    string
 	DeliveryTTL time.Duration
-	// Content is (project, trigger kind, ref, SHA) (kept for ContentTTL, the dedup window).
-	Content    string
-	ContentTTL time.Duration
+	// Commit names the commit a pipeline runs (commitKey), kept for CommitTTL. The pipeline
+	// stored under it answers for the commit, whatever triggered it, unless it no longer can:
+	// it is gone, or it ended canceled (superseded, canceled, refused, declined or expired, so
+	// its work never ran). When Releases and it has no release job, the release is added to it
+	// (Store.CreatePipeline), unless it waits or waited for approval (it ran code under the
+	// limits of untrusted code, not an image to release) or it finished and its image is gone
+	// (the image retention): then the new pipeline is stored and answers from then on.
+	Commit    string
+	CommitTTL time.Duration
+	// Force stores a new pipeline even when the commit has one; the new one then answers for it.
+	Force bool
+	// Releases says the new pipeline has a release job.
+	Releases bool
+	// MergeRequestIID, when not 0, is attached to the pipeline that answers for the commit
+	// (Pipeline.MergeRequestIID), so a push's pipeline shows the merge request that followed.
+	MergeRequestIID int64
 }
 
 // StatusEntry is one commit status waiting in a pipeline's outbox, in the order the job
@@ -170,6 +207,8 @@ type StatusEntry struct {
 	Attempt     int    `json:"attempt"`
 	State       State  `json:"state"`
 	Description string `json:"description,omitempty"`
+	// Coverage is the job's coverage percentage when it ended with one.
+	Coverage *float64 `json:"coverage,omitempty"`
 }
 
 // ErrLocked is returned when another worker holds a lock.
@@ -184,14 +223,22 @@ type Store interface {
 	// CreatePipeline checks the dedup keys and, when neither names a stored pipeline, gives p an
 	// ID and stores it with its trigger and planned jobs, announcing it to WaitNew, in one step.
 	// It returns the id of the existing pipeline for a duplicate (p is then left alone), 0 for a
-	// new one.
-	CreatePipeline(ctx context.Context, p *Pipeline, d Dedup) (existing int64, err error)
+	// new one. When the commit's pipeline lacks only the release p has (Dedup), the same step
+	// adds p's release job to it, created, with p's trigger as its ReleaseTrigger, puts it back
+	// among the open and unstarted pipelines and announces it to WaitNew again; releaseAdded
+	// says so. Two such triggers at once add the release once.
+	CreatePipeline(ctx context.Context, p *Pipeline, d Dedup) (existing int64, releaseAdded bool, err error)
 	// WaitNew waits a moment for a pipeline stored by CreatePipeline and not yet taken by any
 	// process; 0 when none came.
 	WaitNew(ctx context.Context) (int64, error)
 	Pipeline(ctx context.Context, id int64) (*Pipeline, error)
 	// UpdatePipeline stores the pipeline's own fields (not its jobs).
 	UpdatePipeline(ctx context.Context, p *Pipeline) error
+	// PlanTests records, once per pipeline, the pipeline file read at its commit (nil: none),
+	// adds the test jobs planned from it and sets the order of all its jobs, in one step. It
+	// reports false when the pipeline's tests were planned already: another worker did it, and
+	// the pipeline is to be read again.
+	PlanTests(ctx context.Context, pipelineID int64, file []byte, jobs []Job, order []string) (bool, error)
 	// SwapJob stores job only when the stored job is still in state from and at attempt
 	// fromAttempt, and then appends post (when not nil) to the pipeline's status outbox, in the
 	// same step. It reports whether it stored the job, and the outbox sequence number given to
@@ -254,12 +301,16 @@ type Store interface {
 	HoldJob(ctx context.Context, pipelineID int64, job string, attempt int) (held context.Context, release func(), err error)
 	ExpiredLeases(ctx context.Context, before time.Time) ([]Lease, error)
 	DropLease(ctx context.Context, leaseID string) error
-	// Gate records that a pipeline waits for approval, until a.ExpiresAt. Decide records the
+	// Gate records that a pipeline waits for approval, until a.ExpiresAt, and reports true;
+	// unless a push already added the pipeline's release (Pipeline.ReleaseTrigger): then it
+	// records nothing and reports false. Gating and adding the release exclude each other, in
+	// whichever order they come (CreatePipeline adds no release to a gated pipeline), so an
+	// image built as untrusted code's is never released. Decide records the
 	// first decision on it and reports whether it was the first; a decided pipeline is listed
 	// by Waiting at once, so a decision not carried out is carried out by the sweep. Waiting
 	// lists the pipelines due before t (their wait expired, or decided) and Unwait takes one
 	// off that list once dealt with.
-	Gate(ctx context.Context, pipelineID int64, a Approval) error
+	Gate(ctx context.Context, pipelineID int64, a Approval) (gated bool, err error)
 	Decide(ctx context.Context, pipelineID int64, v Verdict) (bool, error)
 	Waiting(ctx context.Context, before time.Time) ([]int64, error)
 	Unwait(ctx context.Context, pipelineID int64) error
@@ -332,4 +383,34 @@ type Metrics interface {
 	// JobEnded is told of a job that has just reached a final state.
 	JobEnded(j Job)
 	StatusPost(result StatusResult)
+}
+
+// User is a GitLab user signed in to gantry's pages.
+type User struct {
+	ID       int64
+	Username string
+	Name     string
+}
+
+// Access is what a user may do in a project, as GitLab answers it to the user's own token.
+type Access struct {
+	// Read is whether the user can read the project at all: GitLab hides a project it does not
+	// let them read as if it did not exist (docs/gitlab.md §9.3).
+	Read bool
+	// Level is the user's access level, inherited ones counted (docs/gitlab.md §8): 0 for a user
+	// who is no member of a project they may read (an internal or public one).
+	Level int
+}
+
+// ErrTokenRejected is GitLab refusing a user's token: it expired or was revoked, and the user has
+// to sign in again.
+var ErrTokenRejected = errors.New("token rejected by GitLab")
+
+// Accounts asks GitLab, with a signed-in user's own OAuth token, who the user is and what they
+// may do; never with gantry's token, which may read more than the user.
+type Accounts interface {
+	// CurrentUser is the token's owner.
+	CurrentUser(ctx context.Context, token string) (User, error)
+	// ProjectAccess is what the token's owner (userID) may do in the project at path.
+	ProjectAccess(ctx context.Context, token string, userID int64, path string) (Access, error)
 }

@@ -27,6 +27,10 @@ type Project struct {
 	ApprovalExpiry time.Duration
 	// Untrusted replaces the build's limits for untrusted pipelines (Pipeline.Untrusted).
 	Untrusted UntrustedSpec
+	// PipelineFile is the repository file that may set the project's tests and build settings
+	// at each commit (.gantry.yml); "" when the project reads none. With one, a pipeline's
+	// test jobs are planned when the file is read (planTests), not at intake.
+	PipelineFile string
 }
 
 // DefaultApprovalExpiry is how long a pipeline waits for approval by default: long enough for
@@ -149,6 +153,12 @@ type TestSpec struct {
 	CPUs    float64
 	Pids    int64
 	Network string // "none" or "bridge"
+	// JUnit is the absolute path, in the test's container, of the JUnit XML report the test
+	// writes; "" when it writes none.
+	JUnit string
+	// Coverage finds the test's coverage in its output, in its one group; nil when the test
+	// reports none.
+	Coverage *regexp.Regexp
 }
 
 // ReleasePolicy says which pushes release and under which tags.

@@ -45,7 +45,7 @@ func TestKnownProjectID(t *testing.T) {
 func TestKnownProjectIDFromTheAPI(t *testing.T) {
 	t.Parallel()
 	b, _ := setupBinding(t, noMergeRequest)
-	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "")
+	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

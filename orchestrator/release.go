@@ -17,7 +17,7 @@ import (
 // branch and descend from what the branch last released; a tag must point at the commit, so a
 // fake tag push (anyone with the hook secret can send one) releases nothing.
 func (e *Engine) releaseFacts(ctx context.Context, p *Pipeline) (*ReleaseFacts, error) {
-	t := p.Trigger
+	t := p.ReleaseBy()
 	// The configured project's id as GitLab gives it, never the one the payload named.
 	projectID, _, err := e.sourceProject(ctx, p)
 	if err != nil {
@@ -58,9 +58,19 @@ func (e *Engine) askGuard(ctx context.Context, p *Pipeline, phase GuardPhase) (G
 	if !ok {
 		return GuardVerdict{Reason: fmt.Sprintf("project %s is no longer configured", p.Trigger.Project)}, nil
 	}
-	in := GuardInput{Phase: phase, Trigger: p.Trigger, Policy: proj.Release, Jobs: p.Jobs}
+	// A release added by a push is the push's to ask for (Pipeline.ReleaseBy): a merge request
+	// never releases, and the push of the same commit of a release branch does.
+	in := GuardInput{Phase: phase, Trigger: p.ReleaseBy(), Policy: proj.Release, Jobs: p.Jobs}
 	if v := ReleaseGuard(in); !v.Allowed && !v.Outdated {
 		return v, nil
+	}
+	if p.ReleaseTrigger != nil {
+		// The push that added the release is checked against GitLab as bind checks a pipeline's
+		// own trigger when it starts: it was not the one checked then.
+		_, _, refused, err := e.check(ctx, *p.ReleaseTrigger)
+		if err != nil || refused != "" {
+			return GuardVerdict{Reason: refused}, err
+		}
 	}
 	facts, err := e.releaseFacts(ctx, p)
 	if err != nil {

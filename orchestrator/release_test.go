@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -214,4 +215,47 @@ func TestEngineLockEndedSaysWhy(t *testing.T) {
 	if j, _ := got.Job(JobRelease); j.State != StateFailed || j.Description != "infrastructure: release lock of master: redis: i/o timeout" {
 		t.Errorf("release = %s %q, want failed, the lock's end told", j.State, j.Description)
 	}
+}
+
+// TestReleaseDescription: the release job's status names the tags it pushed and the digest,
+// within GitLab's 255 characters (docs/gitlab.md §3.4), counting the tags that do not fit.
+func TestReleaseDescription(t *testing.T) {
+	t.Parallel()
+	const digest = "sha256:0123456789abcdef0123456789abcdef"
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = fmt.Sprintf("registry.example.com:5000/group/app:release-candidate-%02d", i)
+	}
+	for _, tt := range []struct {
+		name   string
+		pushed []string
+		want   string
+	}{
+		{"two", []string{"registry.example.com:5000/group/app:latest", "registry.example.com:5000/group/app:1a2b3c4"},
+			"pushed latest, 1a2b3c4 (sha256:0123456789ab)"},
+		{"many", many, "pushed " + strings.Join(tagNames(many[:9]), ", ") + " and 31 more (sha256:0123456789ab)"},
+		{"one too long", []string{"r/app:" + strings.Repeat("x", 300)}, "pushed 1 tags (sha256:0123456789ab)"},
+	} {
+		got := releaseDescription(tt.pushed, digest)
+		if got != tt.want || utf8.RuneCountInString(got) > MaxDescription {
+			t.Errorf("%s: releaseDescription = %q (%d characters), want %q", tt.name, got, utf8.RuneCountInString(got), tt.want)
+		}
+	}
+
+	// And the engine posts it: the release job's success in GitLab names its tag.
+	b := setupEngine(t)
+	p := b.push(t, "master")
+	b.drain(t, 0)
+	got, _ := b.store.Pipeline(context.Background(), p.ID)
+	if j, _ := got.Job(JobRelease); j.State != StateSuccess || j.Description != "pushed latest (sha256:dig)" {
+		t.Errorf("release job = %s %q, want success \"pushed latest (sha256:dig)\"", j.State, j.Description)
+	}
+}
+
+func tagNames(refs []string) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r[strings.LastIndex(r, ":")+1:])
+	}
+	return out
 }

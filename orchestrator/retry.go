@@ -18,7 +18,7 @@ func (e *Engine) Retry(ctx context.Context, id int64) (*Pipeline, error) {
 		return nil, err
 	}
 	if !p.State().Terminal() {
-		return nil, fmt.Errorf("pipeline %d is %s: %w", id, p.State(), ErrInvalidTransition)
+		return nil, refuse(id, "is still %s: a pipeline is retried once it has finished", p.State())
 	}
 	var again []string
 	for _, j := range p.Jobs {
@@ -27,7 +27,7 @@ func (e *Engine) Retry(ctx context.Context, id int64) (*Pipeline, error) {
 		}
 	}
 	if len(again) == 0 {
-		return nil, fmt.Errorf("pipeline %d has nothing failed or canceled: %w", id, ErrInvalidTransition)
+		return nil, refuse(id, "has nothing failed or canceled to retry")
 	}
 	return e.retry(ctx, p, again)
 }
@@ -49,7 +49,7 @@ func (e *Engine) RetryJob(ctx context.Context, id int64, name string) (*Pipeline
 		return nil, fmt.Errorf("pipeline %d has no job %s: %w", id, name, ErrNotFound)
 	}
 	if !target.State.Terminal() {
-		return nil, fmt.Errorf("job %s of pipeline %d is %s: %w", name, id, target.State, ErrInvalidTransition)
+		return nil, &Refusal{Pipeline: id, Job: name, Why: fmt.Sprintf("is still %s: a job is retried once it has finished", target.State)}
 	}
 	again := []string{name}
 	for _, j := range p.Jobs {
@@ -57,7 +57,7 @@ func (e *Engine) RetryJob(ctx context.Context, id int64, name string) (*Pipeline
 			continue
 		}
 		if !j.State.Terminal() {
-			return nil, fmt.Errorf("job %s of pipeline %d is still %s: %w", j.Name, id, j.State, ErrInvalidTransition)
+			return nil, &Refusal{Pipeline: id, Job: j.Name, Why: fmt.Sprintf("is still %s: it must finish before %s is retried", j.State, name)}
 		}
 		if target.Stage == StageBuild || j.State != StateSuccess {
 			again = append(again, j.Name)
@@ -72,7 +72,7 @@ func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipel
 	if !p.Approval.approved() {
 		// Declined, expired or canceled while it waited: a retry must not run what nobody
 		// approved. A new commit on the merge request asks again.
-		return nil, fmt.Errorf("pipeline %d was never approved: %w", p.ID, ErrInvalidTransition)
+		return nil, refuse(p.ID, "was never approved")
 	}
 	if err := e.checkRetry(ctx, p); err != nil {
 		return nil, err
@@ -81,6 +81,7 @@ func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipel
 		_, err := e.transition(ctx, p, name, EventRetry, func(j *Job) {
 			j.Attempt++
 			j.Description, j.ErrorClass, j.ExitCode, j.Limits, j.Blocked = "retry", ClassNone, nil, nil, false
+			j.Report, j.Coverage = nil, nil
 			j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
 		})
 		if err != nil {
@@ -95,18 +96,19 @@ func (e *Engine) retry(ctx context.Context, p *Pipeline, names []string) (*Pipel
 }
 
 // Trigger starts a pipeline for a ref of a configured project, as the API asks; the commit is
-// resolved through GitLab when sha is empty.
-func (e *Engine) Trigger(ctx context.Context, project, ref, sha string) (Accepted, error) {
-	return e.start(ctx, TriggerAPI, project, ref, sha)
+// resolved through GitLab when sha is empty. A commit that has a pipeline gets no second one
+// (Accept) unless force.
+func (e *Engine) Trigger(ctx context.Context, project, ref, sha string, force bool) (Accepted, error) {
+	return e.start(ctx, TriggerAPI, project, ref, sha, force)
 }
 
 // Schedule starts a scheduled pipeline for the current commit of a ref. Every gantry process
 // serving HTTP runs the schedules; the dedup window makes their triggers one pipeline.
 func (e *Engine) Schedule(ctx context.Context, project, ref string) (Accepted, error) {
-	return e.start(ctx, TriggerSchedule, project, ref, "")
+	return e.start(ctx, TriggerSchedule, project, ref, "", false)
 }
 
-func (e *Engine) start(ctx context.Context, kind TriggerKind, project, ref, sha string) (Accepted, error) {
+func (e *Engine) start(ctx context.Context, kind TriggerKind, project, ref, sha string, force bool) (Accepted, error) {
 	proj, ok := e.Project(project)
 	if !ok {
 		return Accepted{}, fmt.Errorf("trigger %s: %w", project, ErrUnknownProject)
@@ -122,12 +124,13 @@ func (e *Engine) start(ctx context.Context, kind TriggerKind, project, ref, sha 
 			return Accepted{}, fmt.Errorf("trigger %s@%s: %w", project, ref, err)
 		}
 	}
-	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: r.ID, HookProjectID: r.ID, ProjectURL: r.WebURL, Kind: kind, Ref: ref, SHA: sha})
+	return e.Accept(ctx, Trigger{Project: proj.Path, ProjectID: r.ID, HookProjectID: r.ID, ProjectURL: r.WebURL, Kind: kind, Ref: ref, SHA: sha, Force: force})
 }
 
 // limits are the limits a job runs under, for its record.
 func (e *Engine) limits(p *Pipeline, job string) *Limits {
 	proj, _ := e.Project(p.Trigger.Project)
+	proj, _ = e.effective(proj, p)
 	j, _ := p.Job(job)
 	spec, ok := testSpec(proj, j.TestName())
 	if !ok {

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -93,8 +94,13 @@ func TestCancel(t *testing.T) {
 			t.Errorf("%s ended %v in GitLab, want canceled", name, posts)
 		}
 	}
-	if _, err := b.engine.Cancel(context.Background(), p.ID); !errors.Is(err, ErrInvalidTransition) {
-		t.Errorf("second Cancel = %v, want ErrInvalidTransition", err)
+	// The refusal is a typed value with words for the person who asked; "invalid transition"
+	// (the state machine's) never reaches them.
+	_, err = b.engine.Cancel(context.Background(), p.ID)
+	var refusal *Refusal
+	if !errors.As(err, &refusal) || !errors.Is(err, ErrRefused) || !errors.Is(err, ErrInvalidTransition) ||
+		err.Error() != fmt.Sprintf("pipeline %d is already canceled", p.ID) {
+		t.Errorf("second Cancel = %v, want a Refusal: pipeline %d is already canceled", err, p.ID)
 	}
 	if _, err := b.engine.Retry(context.Background(), p.ID); err != nil {
 		t.Errorf("Retry of a canceled pipeline: %v", err)
@@ -127,7 +133,7 @@ func TestSupersede(t *testing.T) {
 func TestTrigger(t *testing.T) {
 	t.Parallel()
 	b := setupEngine(t)
-	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "")
+	a, err := b.engine.Trigger(context.Background(), "g/app", "master", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +143,7 @@ func TestTrigger(t *testing.T) {
 	if _, ok := a.Pipeline.Job(JobRelease); !ok {
 		t.Error("an API pipeline for master has no release job")
 	}
-	if _, err := b.engine.Trigger(context.Background(), "g/none", "master", ""); !errors.Is(err, ErrUnknownProject) {
+	if _, err := b.engine.Trigger(context.Background(), "g/none", "master", "", false); !errors.Is(err, ErrUnknownProject) {
 		t.Errorf("Trigger(unknown project) = %v, want ErrUnknownProject", err)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -82,6 +84,7 @@ func (e *Engine) runJob(ctx context.Context, p *Pipeline, t Task) error {
 	}
 	_, err = e.transition(ctx, p, j.Name, ev, func(j *Job) {
 		j.Description, j.ErrorClass, j.ExitCode = out.desc, out.class, out.exitCode
+		j.Report, j.Coverage = out.report, out.coverage
 	})
 	if err != nil {
 		return err
@@ -178,6 +181,9 @@ type outcome struct {
 	class    ErrorClass
 	exitCode *int
 	err      error
+	// report and coverage are a test's, when it has them.
+	report   *TestReport
+	coverage *float64
 }
 
 // execute does a job's work. Success and the project's failures come back in the outcome;
@@ -188,10 +194,24 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer,
 	if !ok {
 		return outcome{err: fmt.Errorf("project %s is no longer configured: %w", p.Trigger.Project, ErrProjectFault)}
 	}
+	start := e.now()
+	if j.Name == JobBuild {
+		planned, err := e.announceTests(ctx, p)
+		if err != nil {
+			return outcome{err: fmt.Errorf("plan the tests: %w", err)}
+		}
+		p.TestsPlanned, p.RepoFile = planned.TestsPlanned, planned.RepoFile
+	}
+	proj, err := e.effective(proj, p)
+	if err != nil {
+		// The pipeline file is refused: the build says why, and nothing else runs.
+		writeFileProblems(log, err)
+		return outcome{err: err}
+	}
+	// The untrusted settings apply on top of the file's: a fork's file lifts none of them.
 	if p.Untrusted() {
 		proj = proj.forUntrusted()
 	}
-	start := e.now()
 	switch {
 	case j.Name == JobBuild:
 		return e.build(ctx, p, proj, log, start)
@@ -203,25 +223,58 @@ func (e *Engine) execute(ctx context.Context, p *Pipeline, j Job, log io.Writer,
 		return outcome{err: fmt.Errorf("test %s is no longer configured: %w", j.TestName(), ErrProjectFault)}
 	}
 	tail := &tailWriter{w: log}
+	var out io.Writer = tail
+	var cov *coverageWriter
+	if spec.Coverage != nil {
+		cov = newCoverageWriter(tail, spec.Coverage)
+		out = cov
+	}
 	env := map[string]string{
 		"CI": "true", "GANTRY_PIPELINE_ID": strconv.FormatInt(p.ID, 10), "GANTRY_JOB": j.Name,
 		"GANTRY_JOB_ATTEMPT": strconv.Itoa(j.Attempt), "GANTRY_COMMIT_SHA": p.Trigger.SHA, "GANTRY_COMMIT_REF": p.Trigger.Ref,
 	}
-	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, ImageRef: p.ImageRef, Test: spec, Env: env}, tail)
+	res, err := e.exec.Test(ctx, TestRequest{PipelineID: p.ID, Project: proj.Path, ImageID: p.Image, ImageRef: p.ImageRef, Test: spec, Env: env}, out)
 	if err != nil {
 		return outcome{err: err}
 	}
+	if res.ReportErr != nil {
+		fmt.Fprintf(log, "no test report: %v\n", res.ReportErr)
+	}
+	o := testOutcome(spec, res, pytestSummary(tail.String()))
+	if cov != nil && o.err == nil {
+		o.coverage = cov.Coverage()
+	}
+	return o
+}
+
+// testOutcome is what a test container's end comes to. The exit code decides whether the test
+// passed; the report, when there is one, says what failed, failing cases first (the part of the
+// description GitLab shows in its pipeline view).
+func testOutcome(spec TestSpec, res TestResult, summary string) outcome {
 	code := res.ExitCode
-	summary := pytestSummary(tail.String())
+	o := outcome{exitCode: &code, report: res.Report}
+	var desc string
 	switch {
 	case res.OOMKilled:
 		return outcome{err: fmt.Errorf("out of memory (limit %d MiB), exit %d", spec.Memory>>20, code), exitCode: &code}
 	case res.TimedOut:
-		return outcome{class: ClassProject, desc: "timed out after " + spec.Timeout.String(), exitCode: &code}
+		o.class, desc = ClassProject, "timed out after "+spec.Timeout.String()
+	case code != 0 && res.Report != nil && res.Report.failing() > 0:
+		o.class, desc = ClassProject, res.Report.failures(MaxDescription)
+	case code != 0 && res.Report != nil:
+		o.class, desc = ClassProject, joinNonEmpty(fmt.Sprintf("exit %d", code), res.Report.counts())
 	case code != 0:
-		return outcome{class: ClassProject, desc: joinNonEmpty(fmt.Sprintf("exit %d", code), summary), exitCode: &code}
+		o.class, desc = ClassProject, joinNonEmpty(fmt.Sprintf("exit %d", code), summary)
+	case res.Report != nil:
+		desc = res.Report.counts()
+	default:
+		desc = cmp.Or(summary, "passed in "+res.Duration.Round(100*time.Millisecond).String())
 	}
-	return outcome{desc: cmp.Or(summary, "passed in "+res.Duration.Round(100*time.Millisecond).String()), exitCode: &code}
+	if res.ReportErr != nil && spec.JUnit != "" {
+		desc = fmt.Sprintf("%s (no test report: %v)", desc, res.ReportErr)
+	}
+	o.desc = cutRunes(desc, MaxDescription)
+	return o
 }
 
 func (e *Engine) build(ctx context.Context, p *Pipeline, proj Project, log io.Writer, start time.Time) outcome {
@@ -257,7 +310,7 @@ func (e *Engine) build(ctx context.Context, p *Pipeline, proj Project, log io.Wr
 
 // release tags the tested image and pushes the tags, if the release lock is still held.
 func (e *Engine) release(ctx context.Context, p *Pipeline, proj Project, log io.Writer, held context.Context) outcome {
-	tags, err := ReleaseTags(proj.Release.Templates(p.Trigger), p)
+	tags, err := ReleaseTags(proj.Release.Templates(p.ReleaseBy()), p)
 	if err != nil {
 		return outcome{err: fmt.Errorf("release tags: %v: %w", err, ErrProjectFault)}
 	}
@@ -280,12 +333,48 @@ func (e *Engine) release(ctx context.Context, p *Pipeline, proj Project, log io.
 		return outcome{err: fmt.Errorf("record digest: %w", err)}
 	}
 	// A tag's release is no branch's: the branch's mark stays what the branch released.
-	if p.Trigger.Kind != TriggerTag {
+	if p.ReleaseBy().Kind != TriggerTag {
 		if err := e.store.MarkReleased(ctx, proj.Path, p.Trigger.Ref, p.Trigger.SHA); err != nil {
 			return outcome{err: fmt.Errorf("record release: %w", err)}
 		}
 	}
-	return outcome{desc: fmt.Sprintf("pushed %d tags, %s", len(res.Pushed), shortDigest(res.Digest))}
+	return outcome{desc: releaseDescription(res.Pushed, res.Digest)}
+}
+
+// releaseDescription names the tags a release pushed, then the digest: "pushed latest, 1a2b3c4
+// (sha256:0123456789ab)", so that GitLab's status says what a deploy can pull. Tags that would
+// take it past GitLab's 255 characters (docs/gitlab.md §3.4) are counted instead: "… and 3 more".
+func releaseDescription(pushed []string, digest string) string {
+	end := ""
+	if d := shortDigest(digest); d != "" {
+		end = " (" + d + ")"
+	}
+	desc := "pushed"
+	for i, ref := range pushed {
+		tag := ref[strings.LastIndex(ref, ":")+1:] // a reference is repository:tag; a port has no '/' after it
+		if strings.Contains(tag, "/") {
+			tag = ref
+		}
+		sep := " "
+		if i > 0 {
+			sep = ", "
+		}
+		more := ""
+		if left := len(pushed) - i - 1; left > 0 {
+			more = fmt.Sprintf(" and %d more", left) // room kept for the count, should the next not fit
+		}
+		if utf8.RuneCountInString(desc+sep+tag+more+end) > MaxDescription {
+			if i == 0 {
+				return cutRunes(fmt.Sprintf("pushed %d tags%s", len(pushed), end), MaxDescription)
+			}
+			return cutRunes(fmt.Sprintf("%s and %d more%s", desc, len(pushed)-i, end), MaxDescription)
+		}
+		desc += sep + tag
+	}
+	if len(pushed) == 0 {
+		desc = "pushed no tags"
+	}
+	return cutRunes(desc+end, MaxDescription)
 }
 
 func testSpec(p Project, name string) (TestSpec, bool) {
@@ -325,7 +414,7 @@ func joinNonEmpty(a, b string) string {
 // ReleaseTags renders a project's release tag templates for a pipeline.
 func ReleaseTags(templates []string, p *Pipeline) ([]string, error) {
 	data := TagData{SHA: p.Trigger.SHA, ShortSHA: p.Trigger.ShortSHA(), Ref: p.Trigger.Ref, PipelineID: strconv.FormatInt(p.ID, 10)}
-	if p.Trigger.Kind == TriggerTag {
+	if p.ReleaseBy().Kind == TriggerTag {
 		data.Tag = p.Trigger.Ref
 	}
 	return renderTags(templates, data)

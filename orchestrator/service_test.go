@@ -212,6 +212,10 @@ func TestCancelStopsRunningJobsButTheRelease(t *testing.T) {
 				t.Errorf("release after Cancel = %s, want still running", j.State)
 			}
 			s.Stop() // the listener has handled the cancellation
+			// and cancelled the job's context; the executor sees that on its own goroutine.
+			for deadline := time.Now().Add(5 * time.Second); tt.stopped && !x.stopped.Load() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			if x.stopped.Load() != tt.stopped {
 				t.Errorf("%s stopped = %v, want %v", tt.job, x.stopped.Load(), tt.stopped)
 			}

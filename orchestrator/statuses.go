@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -88,10 +87,10 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 	u := StatusUpdate{
 		ProjectID: projectID, SHA: p.Trigger.SHA, Ref: p.Trigger.Ref,
 		Name: StatusName(e.prefix, s.Job), State: s.State, Description: s.Description,
-		PipelineID: p.GitLabPipelineID,
+		Coverage: s.Coverage, PipelineID: p.GitLabPipelineID,
 	}
 	if e.publicURL != "" { // without one, GitLab would refuse a relative link
-		u.TargetURL = e.publicURL + "/pipelines/" + strconv.FormatInt(p.ID, 10)
+		u.TargetURL = PageURL(e.publicURL, p.ID, s.Job)
 	}
 	// Bounded below the store's status lock (a minute), so a post never outlives the lock
 	// that keeps another worker from posting the same pipeline out of order.
@@ -115,11 +114,17 @@ func (e *Engine) post(ctx context.Context, p *Pipeline, s StatusEntry) error {
 		return err
 	}
 	e.metrics.StatusPost(StatusPosted)
-	if glID != 0 && p.GitLabPipelineID == 0 {
+	// A new id also when the pinned pipeline was gone and the post landed in another one
+	// (docs/gitlab.md §3.5): later posts follow it there.
+	if glID != 0 && glID != p.GitLabPipelineID {
 		p.GitLabPipelineID = glID
 		if err := e.store.UpdatePipeline(ctx, p); err != nil {
 			return fmt.Errorf("store GitLab pipeline id: %w", err)
 		}
+		// Once per pipeline: which GitLab pipeline every later status is pinned to, and who
+		// said so, for when GitLab refuses one as not of this commit and ref.
+		e.log.Info("statuses pinned to GitLab pipeline", zap.Int64("pipeline", p.ID), zap.Int64("gitlab_pipeline", glID),
+			zap.String("sha", p.Trigger.SHA), zap.String("ref", p.Trigger.Ref), zap.String("job", s.Job), zap.String("state", string(s.State)))
 	}
 	return nil
 }

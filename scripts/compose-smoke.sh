@@ -47,28 +47,8 @@ export COMPOSE_PROJECT_NAME=gantry-smoke-$$
 DOCKER_GID=$(stat -c %g /var/run/docker.sock)
 export DOCKER_GID
 
-# remove_root and debian_mirror are scripts/testenv.sh's.
-remove_root() {
-	local root=$1 m
-	[[ -n $root && -d $root ]] || return 0
-	while read -r m; do
-		umount -l "$m" 2>/dev/null || true
-	done < <(awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r)
-	rm -rf --one-file-system "$root"
-}
-
-debian_mirror() {
-	local m=""
-	if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
-		m=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-		[[ -n $m ]] || m=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-	fi
-	if [[ -z $m && -r /etc/apt/sources.list ]]; then
-		m=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) { print $i; exit } }' \
-			/etc/apt/sources.list)
-	fi
-	echo "${m:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/lib/debian.sh
+. "$repo/scripts/lib/debian.sh"
 
 compose() {
 	local env=()
@@ -100,7 +80,7 @@ teardown() {
 	[[ -n $ids ]] && docker rm -f -v $ids >/dev/null
 	ids=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -F "/$COMPOSE_PROJECT_NAME/")
 	[[ -n $ids ]] && docker rmi -f $ids >/dev/null
-	[[ -n ${root:-} ]] && remove_root "$root"
+	remove_root "${debootstrap_root:-}"
 	rm -rf "$work"
 	if [[ $rc == 0 ]]; then
 		log "PASS in $((SECONDS - start)) s"
@@ -148,18 +128,8 @@ if image_exists "$BASE_IMAGE"; then
 	log "image $BASE_IMAGE: present"
 else
 	t=$SECONDS
-	mirror=$(debian_mirror)
-	root=$(mktemp -d "$work/root.XXXXXX")
-	log "image $BASE_IMAGE: debootstrap --variant=minbase bookworm from $mirror (about a minute)"
-	if ! debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$mirror" \
-		>"$work/debootstrap.log" 2>&1; then
-		tail -n 20 "$work/debootstrap.log" >&2
-		die "debootstrap failed"
-	fi
-	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-	tar --numeric-owner -C "$root" -c . | docker import -c 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
-	remove_root "$root"
-	root=
+	log "image $BASE_IMAGE: debootstrap --variant=minbase bookworm from $(debian_mirror) (about a minute)"
+	debootstrap_image "$BASE_IMAGE" '["bash"]' "$work" "$work/debootstrap.log" ca-certificates || die "debootstrap failed"
 	log "image $BASE_IMAGE: built in $((SECONDS - t)) s"
 fi
 

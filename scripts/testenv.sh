@@ -14,6 +14,8 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state=${GANTRY_TESTENV_DIR:-$repo/.testenv}
+# shellcheck source=scripts/lib/debian.sh
+. "$repo/scripts/lib/debian.sh"
 
 BUSYBOX_IMAGE=gantry-test/busybox:1
 PYTHON_IMAGE=gantry-test/python:3.11
@@ -101,6 +103,7 @@ ensure_packages() {
 	command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 	command -v chromium >/dev/null 2>&1 || missing+=(chromium) # the pages' browser tests
 	command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # promtool checks deploy/prometheus
+	command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose) # scripts/compose-smoke.sh
 	((${#missing[@]} == 0)) && return 0
 	log "installing missing packages: ${missing[*]}"
 	local sudo=()
@@ -279,54 +282,19 @@ EOF
 	log "image $BUSYBOX_IMAGE: built"
 }
 
-debian_mirror() {
-	local m=""
-	if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
-		m=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-		[[ -n $m ]] || m=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-	fi
-	if [[ -z $m && -r /etc/apt/sources.list ]]; then
-		m=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) { print $i; exit } }' \
-			/etc/apt/sources.list)
-	fi
-	echo "${m:-http://deb.debian.org/debian}"
-}
-
-# remove a debootstrap root, unmounting anything debootstrap may have left mounted inside it first
-remove_root() {
-	local root=$1 m
-	[[ -n $root && -d $root ]] || return 0
-	while read -r m; do
-		umount -l "$m" 2>/dev/null || true
-	done < <(awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r)
-	rm -rf --one-file-system "$root"
-}
-
 ensure_python_image() {
 	if image_exists "$PYTHON_IMAGE"; then
 		log "image $PYTHON_IMAGE: present"
 		image_exists "$PYTHON_IMAGE_LATEST" || docker tag "$PYTHON_IMAGE" "$PYTHON_IMAGE_LATEST"
 		return 0
 	fi
-	local mirror root start
-	mirror=$(debian_mirror)
-	root=$(mktemp -d "$state/python-root.XXXXXX")
-	start=$SECONDS
-	log "image $PYTHON_IMAGE: debootstrap bookworm from $mirror (about a minute; log: $state/debootstrap.log)"
-	# shellcheck disable=SC2064
-	trap "remove_root '$root'" EXIT
-	if ! debootstrap --variant=minbase --include=python3,python3-pip,python3-pytest,python3-venv \
-		bookworm "$root" "$mirror" >"$state/debootstrap.log" 2>&1; then
-		tail -n 20 "$state/debootstrap.log" >&2
-		die "debootstrap failed; see $state/debootstrap.log"
-	fi
-	# downloaded .debs and apt lists only make the image bigger
-	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-	log "image $PYTHON_IMAGE: importing"
-	tar --numeric-owner -C "$root" -c . | docker import -c 'CMD ["python3"]' - "$PYTHON_IMAGE" >/dev/null
-	docker tag "$PYTHON_IMAGE" "$PYTHON_IMAGE_LATEST"
-	remove_root "$root"
+	local start=$SECONDS
+	log "image $PYTHON_IMAGE: debootstrap bookworm from $(debian_mirror) (about a minute; log: $state/debootstrap.log)"
+	trap 'remove_root "${debootstrap_root:-}"' EXIT
+	debootstrap_image "$PYTHON_IMAGE" '["python3"]' "$state" "$state/debootstrap.log" \
+		python3,python3-pip,python3-pytest,python3-venv || die "debootstrap failed; see $state/debootstrap.log"
 	trap - EXIT
+	docker tag "$PYTHON_IMAGE" "$PYTHON_IMAGE_LATEST"
 	log "image $PYTHON_IMAGE: built in $((SECONDS - start)) s (also tagged $PYTHON_IMAGE_LATEST)"
 }
 

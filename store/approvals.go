@@ -10,23 +10,34 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// gate records a pipeline's wait for approval unless a push added its release, in one step
+// with the create script's check of the approval field (createPipeline).
+//
+//	KEYS[1] pipeline hash   KEYS[2] waiting set
+//	ARGV[1] release trigger field   ARGV[2] approval field   ARGV[3] approval JSON
+//	ARGV[4] when the wait expires (unix ms)   ARGV[5] pipeline id
+//	returns 1 when the wait was recorded, 0 when the pipeline has a release trigger
+var gate = redis.NewScript(`
+if redis.call("HEXISTS", KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call("HSET", KEYS[1], ARGV[2], ARGV[3])
+redis.call("ZADD", KEYS[2], ARGV[4], ARGV[5])
+return 1
+`)
+
 // Gate implements orchestrator.Store: the approval goes into the pipeline's hash and the
 // pipeline into the waiting set, due when the wait expires.
-func (s *Store) Gate(ctx context.Context, id int64, a orchestrator.Approval) error {
+func (s *Store) Gate(ctx context.Context, id int64, a orchestrator.Approval) (bool, error) {
 	a.Verdict = nil // kept in its own field, written once (Decide)
 	b, err := json.Marshal(a)
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
-		tx.HSet(ctx, s.keyPipeline(id), fieldApproval, b)
-		tx.ZAdd(ctx, s.keyWaiting(), redis.Z{Score: float64(a.ExpiresAt.UnixMilli()), Member: id})
-		return nil
-	})
+	n, err := gate.Run(ctx, s.rdb, []string{s.keyPipeline(id), s.keyWaiting()},
+		fieldReleaseTrigger, fieldApproval, b, a.ExpiresAt.UnixMilli(), id).Int()
 	if err != nil {
-		return fmt.Errorf("gate pipeline %d: %w", id, err)
+		return false, fmt.Errorf("gate pipeline %d: %w", id, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 // decide writes a pipeline's verdict unless it has one, and makes the pipeline due at once in

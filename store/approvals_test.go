@@ -19,8 +19,8 @@ func TestApprovalRoundTrip(t *testing.T) {
 	create(t, b.store, p)
 	expires := time.Date(2026, 12, 10, 10, 0, 0, 0, time.UTC)
 	a := orchestrator.Approval{Reason: "merge request from a fork", Approvers: orchestrator.Approvers, ExpiresAt: expires}
-	if err := b.store.Gate(ctx, p.ID, a); err != nil {
-		t.Fatal(err)
+	if gated, err := b.store.Gate(ctx, p.ID, a); err != nil || !gated {
+		t.Fatalf("Gate = %t, %v, want gated", gated, err)
 	}
 	got, err := b.store.Pipeline(ctx, p.ID)
 	if err != nil {
@@ -62,8 +62,8 @@ func TestDecideOnce(t *testing.T) {
 	ctx := context.Background()
 	p := samplePipeline()
 	create(t, b.store, p)
-	if err := b.store.Gate(ctx, p.ID, orchestrator.Approval{Reason: "r", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
+	if gated, err := b.store.Gate(ctx, p.ID, orchestrator.Approval{Reason: "r", ExpiresAt: time.Now().Add(time.Hour)}); err != nil || !gated {
+		t.Fatalf("Gate = %t, %v, want gated", gated, err)
 	}
 	var wg sync.WaitGroup
 	wins := make(chan orchestrator.Decision, 20)

@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/gantry-ci/gantry/orchestrator"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -18,6 +21,10 @@ import (
 // replace the client everywhere), so the batching is written here.
 type createBatcher struct {
 	rdb redis.UniversalClient
+	// replicas, when above 0, is how many replicas must have a batch's writes before its
+	// calls succeed; replicaWait is how long Redis waits for them.
+	replicas    int
+	replicaWait time.Duration
 	// calls is unbuffered: a call is handed to a sender that will run it, or not handed at
 	// all, so Close never strands one.
 	calls     chan *createCall
@@ -49,8 +56,8 @@ type createCall struct {
 	done chan struct{}
 }
 
-func newCreateBatcher(rdb redis.UniversalClient) *createBatcher {
-	return &createBatcher{rdb: rdb, calls: make(chan *createCall), stop: make(chan struct{})}
+func newCreateBatcher(rdb redis.UniversalClient, replicas int, replicaWait time.Duration) *createBatcher {
+	return &createBatcher{rdb: rdb, replicas: replicas, replicaWait: replicaWait, calls: make(chan *createCall), stop: make(chan struct{})}
 }
 
 // run runs the create script with keys and args in the next batch. Once handed over the script
@@ -111,20 +118,53 @@ func (b *createBatcher) send() {
 func (b *createBatcher) exec(batch []*createCall) {
 	b.batches.Add(1)
 	ctx := context.Background()
-	cmds := make([]*redis.Cmd, len(batch))
+	b.pipeline(ctx, batch, createPipeline.EvalSha)
+	var again []*createCall
+	for _, c := range batch {
+		if redis.HasErrorPrefix(c.err, "NOSCRIPT") {
+			again = append(again, c)
+		}
+	}
+	if len(again) > 0 {
+		// Redis restarted, failed over or had its scripts flushed: EVAL sends the script itself
+		// (and loads it for the next batch), in a pipeline of its own with its own WAIT.
+		b.pipeline(ctx, again, createPipeline.Eval)
+	}
+	for _, c := range batch {
+		close(c.done)
+	}
+}
+
+// pipeline runs calls as one pipeline, then, when replicas are asked for, WAIT on the same
+// connection: Redis counts the replicas that hold every write this connection made before it
+// (docs/redis.md §1), so one WAIT covers the whole batch. A call whose script ran but whose
+// writes too few replicas acknowledged fails with orchestrator.ErrNotReplicated: the pipeline
+// is stored on the master, and the webhook's resend finds it as a duplicate and waits again.
+func (b *createBatcher) pipeline(ctx context.Context, calls []*createCall,
+	eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) {
+	cmds := make([]*redis.Cmd, len(calls))
+	var wait *redis.Cmd
 	b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { // errors are read per command below
-		for i, c := range batch {
-			cmds[i] = createPipeline.EvalSha(ctx, p, c.keys, c.args...)
+		for i, c := range calls {
+			cmds[i] = eval(ctx, p, c.keys, c.args...)
+		}
+		if b.replicas > 0 {
+			// Do, since go-redis's Wait is not on its Pipeliner.
+			wait = p.Do(ctx, "WAIT", b.replicas, b.replicaWait.Milliseconds())
 		}
 		return nil
 	})
-	for i, c := range batch {
+	for i, c := range calls {
 		c.res, c.err = cmds[i].Int64Slice()
-		if redis.HasErrorPrefix(c.err, "NOSCRIPT") {
-			// Redis restarted or its scripts were flushed: Run loads the script again.
-			c.res, c.err = createPipeline.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
+		if c.err != nil || wait == nil {
+			continue
 		}
-		close(c.done)
+		switch n, err := wait.Int64(); {
+		case err != nil:
+			c.err = fmt.Errorf("wait for %d replicas: %w", b.replicas, err)
+		case n < int64(b.replicas):
+			c.err = fmt.Errorf("%w: %d of %d replicas acknowledged within %s", orchestrator.ErrNotReplicated, n, b.replicas, b.replicaWait)
+		}
 	}
 }
 

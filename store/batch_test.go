@@ -25,7 +25,7 @@ func TestCreateBatched(t *testing.T) {
 		wg.Go(func() {
 			p := samplePipeline()
 			p.Trigger.SHA = fmt.Sprintf("%040d", i)
-			existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: p.Trigger.SHA, ContentTTL: time.Minute})
+			existing, _, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Commit: p.Trigger.SHA, CommitTTL: time.Minute})
 			if err != nil || existing != 0 {
 				t.Errorf("create %d = %d, %v, want a new pipeline", i, existing, err)
 			}
@@ -62,7 +62,7 @@ func TestCreateAfterScriptFlush(t *testing.T) {
 	for i := range 20 {
 		wg.Go(func() {
 			p := samplePipeline()
-			existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: fmt.Sprint("flushed", i), ContentTTL: time.Minute})
+			existing, _, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Commit: fmt.Sprint("flushed", i), CommitTTL: time.Minute})
 			if err != nil || existing != 0 || p.ID == 0 {
 				t.Errorf("create after SCRIPT FLUSH = %d (id %d), %v, want a new pipeline", existing, p.ID, err)
 			}
@@ -80,11 +80,11 @@ func TestCreateCancelledOrClosed(t *testing.T) {
 	b := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Dedup{Content: "c", ContentTTL: time.Minute}); !errors.Is(err, context.Canceled) {
+	if _, _, err := b.store.CreatePipeline(ctx, samplePipeline(), orchestrator.Dedup{Commit: "c", CommitTTL: time.Minute}); !errors.Is(err, context.Canceled) {
 		t.Errorf("create with a cancelled context = %v, want context.Canceled", err)
 	}
 	b.store.Close()
-	if _, err := b.store.CreatePipeline(context.Background(), samplePipeline(), orchestrator.Dedup{Content: "d", ContentTTL: time.Minute}); !errors.Is(err, errClosed) {
+	if _, _, err := b.store.CreatePipeline(context.Background(), samplePipeline(), orchestrator.Dedup{Commit: "d", CommitTTL: time.Minute}); !errors.Is(err, errClosed) {
 		t.Errorf("create after Close = %v, want %v", err, errClosed)
 	}
 	if n, _ := b.rdb.ZCard(context.Background(), b.store.keyIndex()).Result(); n != 0 {
@@ -105,7 +105,7 @@ func TestCreateBatchBounded(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			p := samplePipeline()
-			if existing, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: fmt.Sprint("burst", i), ContentTTL: time.Minute}); err != nil || existing != 0 {
+			if existing, _, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Commit: fmt.Sprint("burst", i), CommitTTL: time.Minute}); err != nil || existing != 0 {
 				t.Errorf("create %d = %d, %v, want a new pipeline", i, existing, err)
 			}
 		})

@@ -26,9 +26,7 @@ func (s *Store) lock(ctx context.Context, key string, ttl time.Duration) (func()
 
 // take sets a lock key to a new holder's token for ttl, or returns ErrLocked.
 func (s *Store) take(ctx context.Context, key string, ttl time.Duration) (string, error) {
-	b := make([]byte, 12)
-	rand.Read(b)
-	token := hex.EncodeToString(b)
+	token := newToken()
 	ok, err := s.rdb.SetNX(ctx, key, token, ttl).Result()
 	if err != nil {
 		return "", err
@@ -37,6 +35,13 @@ func (s *Store) take(ctx context.Context, key string, ttl time.Duration) (string
 		return "", orchestrator.ErrLocked
 	}
 	return token, nil
+}
+
+// newToken is a lock holder's random token.
+func newToken() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // BranchPipelines implements orchestrator.Store: the unfinished ones (keyBranch).

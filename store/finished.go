@@ -15,15 +15,15 @@ func (s *Store) keyFinished() string { return s.prefix + ":finished" }
 
 // MarkFinished implements orchestrator.Store: the pipeline goes into the finished set (a
 // pipeline retried later is marked again when it ends again), its end is recorded for the
-// retention (the first end counts), and a push leaves its branch's set of unfinished
-// pipelines, in one step.
+// retention (the first end counts), and a push (or a pipeline a push added its release to)
+// leaves its branch's set of unfinished pipelines, in one step.
 func (s *Store) MarkFinished(ctx context.Context, p *orchestrator.Pipeline, at time.Time) error {
 	_, err := s.rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
 		tx.ZAdd(ctx, s.keyFinished(), redis.Z{Score: float64(at.UnixMilli()), Member: p.ID})
 		s.recordEnd(ctx, tx, p.ID, at) // queued in the MULTI; its errors come with Exec
 		tx.ZRem(ctx, s.keyOpen(), p.ID)
-		if p.Trigger.Kind == orchestrator.TriggerPush {
-			tx.ZRem(ctx, s.keyBranch(p.Trigger.Project, p.Trigger.Ref), p.ID)
+		if t := p.ReleaseBy(); t.Kind == orchestrator.TriggerPush {
+			tx.ZRem(ctx, s.keyBranch(t.Project, t.Ref), p.ID)
 		}
 		return nil
 	})

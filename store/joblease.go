@@ -28,6 +28,18 @@ func (s *Store) keyJobLease(id int64, job string, attempt int) string {
 // score = when the lease runs out unless renewed, unix milliseconds).
 func (s *Store) keyLeases() string { return s.prefix + ":leases" }
 
+// takeJobLease takes a job's lease for a new holder and lists it in the leases set, or does
+// nothing when someone holds it.
+//
+//	KEYS[1] lease  KEYS[2] leases set
+//	ARGV[1] token  ARGV[2] ttl (ms)  ARGV[3] member  ARGV[4] expiry (unix ms)
+//	returns 1 when taken, 0 when held
+var takeJobLease = redis.NewScript(`
+if not redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 0 end
+redis.call("ZADD", KEYS[2], ARGV[4], ARGV[3])
+return 1
+`)
+
 // renewJobLease extends a job's lease and its entry in the leases set while it is the holder's.
 //
 //	KEYS[1] lease  KEYS[2] leases set
@@ -42,14 +54,16 @@ return 1
 // HoldJob implements orchestrator.Store.
 func (s *Store) HoldJob(ctx context.Context, id int64, job string, attempt int) (context.Context, func(), error) {
 	key, ttl := s.keyJobLease(id, job, attempt), s.jobLeaseTTL
-	token, err := s.take(ctx, key, ttl)
-	if err != nil {
-		return nil, nil, err
-	}
+	token := newToken()
 	member := fmt.Sprintf("%d|%d|%s|%s", id, attempt, token, job)
-	if err := s.rdb.ZAdd(ctx, s.keyLeases(), redis.Z{Score: float64(time.Now().Add(ttl).UnixMilli()), Member: member}).Err(); err != nil {
+	took, err := s.runReplicated(ctx, takeJobLease, []string{key, s.keyLeases()}, token, ttl.Milliseconds(), member,
+		time.Now().Add(ttl).UnixMilli()).Int()
+	if err != nil {
 		unlock.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, token)
 		return nil, nil, err
+	}
+	if took == 0 {
+		return nil, nil, orchestrator.ErrLocked
 	}
 	return s.hold(ctx, key, token, ttl, func(ctx context.Context) (bool, error) {
 		n, err := renewJobLease.Run(ctx, s.rdb, []string{key, s.keyLeases()}, token, ttl.Milliseconds(), member,

@@ -64,7 +64,7 @@ func (s *Store) keyOutboxes() string { return s.prefix + ":outboxes" }
 // keyNew is the list of stored pipelines no process has taken yet (see WaitNew).
 func (s *Store) keyNew() string { return s.prefix + ":new" }
 
-// keyDedup remembers the pipeline of a delivery or of a (project, kind, ref, SHA); the value is
+// keyDedup remembers the pipeline of a delivery or of a commit (orchestrator.Dedup); the value is
 // hashed so any text makes a tidy key.
 func (s *Store) keyDedup(kind, value string) string {
 	sum := sha256.Sum256([]byte(value))
@@ -122,7 +122,16 @@ const (
 	fieldStatusSeq = "status_seq" // last outbox sequence number given out
 	fieldApproval  = "approval"   // the wait for approval, JSON, without its verdict
 	fieldVerdict   = "verdict"    // the decision on it, JSON, written once
-	jobPrefix      = "job:"
-	statePrefix    = "state:"
-	attemptPrefix  = "attempt:" // a job's attempt, checked with its state by swapJob
+	// fieldMergeRequest is the merge request attached to a pipeline by a later event for its commit.
+	fieldMergeRequest = "merge_request"
+	// fieldTestsPlanned marks a pipeline whose test jobs were planned from its commit's
+	// pipeline file; fieldRepoFile holds that file as read, absent when there was none.
+	fieldTestsPlanned = "tests_planned"
+	fieldRepoFile     = "repo_file"
+	// fieldReleaseTrigger is the trigger that added the release job to a pipeline planned
+	// without one (orchestrator.Pipeline.ReleaseTrigger), JSON.
+	fieldReleaseTrigger = "release_trigger"
+	jobPrefix           = "job:"
+	statePrefix         = "state:"
+	attemptPrefix       = "attempt:" // a job's attempt, checked with its state by swapJob
 )

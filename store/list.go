@@ -115,11 +115,22 @@ func decodePipeline(id int64, h map[string]string) (*orchestrator.Pipeline, erro
 	}
 	p.CreatedAt, _ = time.Parse(time.RFC3339Nano, h[fieldCreatedAt])
 	p.GitLabPipelineID, _ = strconv.ParseInt(h[fieldGitLabID], 10, 64)
+	p.AttachedMergeRequestIID, _ = strconv.ParseInt(h[fieldMergeRequest], 10, 64)
+	if rt, ok := h[fieldReleaseTrigger]; ok {
+		p.ReleaseTrigger = &orchestrator.Trigger{}
+		if err := json.Unmarshal([]byte(rt), p.ReleaseTrigger); err != nil {
+			return nil, fmt.Errorf("pipeline %d release trigger: %w", id, err)
+		}
+	}
 	a, err := decodeApproval(id, h)
 	if err != nil {
 		return nil, err
 	}
 	p.Approval = a
+	p.TestsPlanned = h[fieldTestsPlanned] != ""
+	if f, ok := h[fieldRepoFile]; ok {
+		p.RepoFile = []byte(f)
+	}
 	for _, name := range strings.Split(h[fieldJobs], ",") {
 		var j orchestrator.Job
 		if err := json.Unmarshal([]byte(h[jobPrefix+name]), &j); err != nil {

@@ -126,7 +126,7 @@ func (s *Store) expire(ctx context.Context, id int64, whole bool) error {
 		for _, key := range []string{s.keyEnded(), s.keyIndex(), s.keyUnstarted(), s.keyWaiting(), s.keyOpen(), s.keyOutboxes()} {
 			tx.ZRem(ctx, key, id)
 		}
-		if p != nil && p.Trigger.Kind == orchestrator.TriggerPush {
+		if p != nil && p.ReleaseBy().Kind == orchestrator.TriggerPush {
 			tx.ZRem(ctx, s.keyBranch(p.Trigger.Project, p.Trigger.Ref), id)
 		}
 		return nil

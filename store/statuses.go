@@ -60,7 +60,7 @@ func (s *Store) SwapJob(ctx context.Context, pipelineID int64, from orchestrator
 		}
 		entry = string(e)
 	}
-	res, err := swapJob.Run(ctx, s.rdb, []string{s.keyPipeline(pipelineID), s.keyOutbox(pipelineID), s.keyOutboxes()},
+	res, err := s.runReplicated(ctx, swapJob, []string{s.keyPipeline(pipelineID), s.keyOutbox(pipelineID), s.keyOutboxes()},
 		j.Name, string(from), string(j.State), b, entry, fromAttempt, j.Attempt, time.Now().UnixMilli(), pipelineID).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("swap job %s of pipeline %d: %w", j.Name, pipelineID, err)

@@ -48,11 +48,20 @@ type Options struct {
 	// JobLeaseTTL is how long a running job's lease outlives its worker's last renewal, which
 	// comes every third of it; default DefaultJobLeaseTTL.
 	JobLeaseTTL time.Duration
+	// MinReplicas, when above 0, makes CreatePipeline succeed only once that many replicas
+	// acknowledge its writes, waiting at most ReplicaTimeout (default 1s);
+	// otherwise it fails with orchestrator.ErrNotReplicated.
+	MinReplicas    int
+	ReplicaTimeout time.Duration
 }
+
+// defaultReplicaTimeout is how long CreatePipeline waits for Options.MinReplicas by default:
+// never 0, which WAIT takes as forever.
+const defaultReplicaTimeout = time.Second
 
 // New wraps a Redis client. The caller keeps ownership of rdb and closes it after Close.
 func New(rdb redis.UniversalClient, o Options) *Store {
-	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap), creates: newCreateBatcher(rdb),
+	s := &Store{rdb: rdb, prefix: o.Prefix, queue: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), retries: 2, logCap: cmp.Or(o.LogCap, DefaultLogCap), creates: newCreateBatcher(rdb, o.MinReplicas, cmp.Or(o.ReplicaTimeout, defaultReplicaTimeout)),
 		releaseLockTTL: cmp.Or(o.ReleaseLockTTL, DefaultReleaseLockTTL), jobLeaseTTL: cmp.Or(o.JobLeaseTTL, DefaultJobLeaseTTL)}
 	if s.prefix == "" {
 		s.prefix = "gantry"

@@ -44,8 +44,8 @@ func samplePipeline() *orchestrator.Pipeline {
 // create stores a pipeline with no dedup keys in common with any other.
 func create(t *testing.T, s *Store, p *orchestrator.Pipeline) {
 	t.Helper()
-	existing, err := s.CreatePipeline(context.Background(), p,
-		orchestrator.Dedup{Content: time.Now().String() + p.Trigger.SHA, ContentTTL: time.Minute})
+	existing, _, err := s.CreatePipeline(context.Background(), p,
+		orchestrator.Dedup{Commit: time.Now().String() + p.Trigger.SHA, CommitTTL: time.Minute})
 	if err != nil || existing != 0 {
 		t.Fatalf("CreatePipeline = %d, %v, want a new pipeline", existing, err)
 	}
@@ -133,7 +133,7 @@ func TestReleasedLegacyPipelineID(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	p := samplePipeline()
-	if _, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Content: "legacy", ContentTTL: time.Minute}); err != nil {
+	if _, _, err := b.store.CreatePipeline(ctx, p, orchestrator.Dedup{Commit: "legacy", CommitTTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	b.rdb.Set(ctx, "gantry:released:g/app:master", p.ID, 0)

@@ -180,6 +180,9 @@ func convertPush(ev *gl.PushEvent) event {
 		ref: ev.Ref, after: ev.After, checkout: ev.CheckoutSHA,
 	})
 	out.HookProjectID = cmp.Or(ev.ProjectID, ev.Project.ID)
+	if out.Ignored == "" {
+		out.Trigger.Commit = pushCommit(ev.CheckoutSHA, ev.Commits)
+	}
 	return out
 }
 
@@ -189,6 +192,9 @@ func convertTag(ev *gl.TagEvent) event {
 		ref: ev.Ref, after: ev.After, checkout: ev.CheckoutSHA,
 	})
 	out.HookProjectID = cmp.Or(ev.ProjectID, ev.Project.ID)
+	if out.Ignored == "" {
+		out.Trigger.Commit = tagCommit(ev.CheckoutSHA, ev.Commits)
+	}
 	return out
 }
 
@@ -241,7 +247,8 @@ func convertMerge(ev *gl.MergeEvent) event {
 	out.Trigger = orchestrator.Trigger{
 		Project: ev.Project.PathWithNamespace, ProjectID: a.SourceProjectID, ProjectURL: projectURL,
 		Kind: orchestrator.TriggerMergeRequest, Ref: a.SourceBranch, SHA: a.LastCommit.ID,
-		Fork: a.SourceProjectID != a.TargetProjectID, MergeRequestIID: a.IID,
+		Fork: a.SourceProjectID != a.TargetProjectID, MergeRequestIID: a.IID, MergeRequestURL: a.URL,
+		Commit: orchestrator.Commit{Title: a.LastCommit.Title, Author: a.LastCommit.Author.Name, URL: a.LastCommit.URL},
 	}
 	return out
 }

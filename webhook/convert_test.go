@@ -60,10 +60,14 @@ func TestConvertRealPayloads(t *testing.T) {
 	}{
 		{"webhooks/push.json", "Push Hook", event{Project: "mike/diaspora", HookProjectID: 15, Trigger: orchestrator.Trigger{
 			Project: "mike/diaspora", ProjectID: 15, ProjectURL: "http://example.com/mike/diaspora",
-			Kind: orchestrator.TriggerPush, Ref: "master", SHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}},
+			Kind: orchestrator.TriggerPush, Ref: "master", SHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+			Commit: orchestrator.Commit{Title: "fixed readme", Author: "GitLab dev user",
+				URL: "http://example.com/mike/diaspora/commit/da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}}},
 		{"webhooks/tag_push.json", "Tag Push Hook", event{Project: "jsmith/example", HookProjectID: 1, Trigger: orchestrator.Trigger{
 			Project: "jsmith/example", ProjectID: 1, ProjectURL: "http://example.com/jsmith/example",
-			Kind: orchestrator.TriggerTag, Ref: "v1.0.0", SHA: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}}},
+			Kind: orchestrator.TriggerTag, Ref: "v1.0.0", SHA: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
+			Commit: orchestrator.Commit{Title: "Merge branch 'some-feature' into 'master'", Author: "John Smith",
+				URL: "http://example.com/jsmith/example/commit/82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}}}},
 		{"webhooks/note_commit.json", "Note Hook", event{Ignored: `event type "Note Hook" starts no pipeline`}},
 	}
 	for _, tt := range tests {

@@ -93,8 +93,11 @@ func New(accept Acceptor, secrets map[string]string, log *zap.Logger, opts ...Op
 type answer struct {
 	PipelineID int64  `json:"pipeline_id,omitempty"`
 	Ignored    string `json:"ignored,omitempty"`
-	Error      string `json:"error,omitempty"`
-	Detail     string `json:"detail,omitempty"`
+	// ReleaseAdded says a duplicate added the release to the pipeline it names
+	// (orchestrator.Accepted).
+	ReleaseAdded bool   `json:"release_added,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Detail       string `json:"detail,omitempty"`
 	// kind tells the deliveries counter apart answers that share a code; not sent.
 	kind answerKind
 }
@@ -169,12 +172,19 @@ func (h *Handler) decide(c *echo.Context) (int, answer) {
 	// anything (the cache above may not know it yet).
 	ev.Trigger.HookProjectID = ev.HookProjectID
 	acc, err := h.accept.Accept(r.Context(), ev.Trigger)
+	if errors.Is(err, orchestrator.ErrNotReplicated) {
+		// Stored on the master, but a failover now could lose it: not a promise to make. The
+		// resend is answered as the duplicate once the replicas have it.
+		h.log.Warn("webhook not replicated", zap.String("project", ev.Project), zap.String("sha", ev.Trigger.SHA), zap.Error(err))
+		return http.StatusServiceUnavailable, answer{Error: "not replicated",
+			Detail: "the event is not yet on enough Redis replicas (redis.min_replicas); resend it", kind: kindNotReplicated}
+	}
 	if err != nil {
 		h.log.Error("webhook not stored", zap.String("project", ev.Project), zap.String("sha", ev.Trigger.SHA), zap.Error(err))
 		return http.StatusServiceUnavailable, answer{Error: "not stored", Detail: "the event could not be stored; resend it"}
 	}
 	if acc.Duplicate {
-		return http.StatusOK, answer{Ignored: "duplicate", PipelineID: acc.Pipeline.ID, kind: kindDuplicate}
+		return http.StatusOK, answer{Ignored: "duplicate", PipelineID: acc.Pipeline.ID, ReleaseAdded: acc.ReleaseAdded, kind: kindDuplicate}
 	}
 	return http.StatusAccepted, answer{PipelineID: acc.Pipeline.ID}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -133,6 +134,7 @@ func TestAnswers(t *testing.T) {
 		{name: "unknown event type", event: "Frobnicate Hook", token: "tok", body: push, code: 200, want: "ignored", counted: "ignored"},
 		{name: "unknown project", event: "Push Hook", token: "tok", body: strings.Replace(push, "mike/diaspora", "nobody/else", -1), code: 200, want: "not configured", counted: "ignored"},
 		{name: "store down", event: "Push Hook", token: "tok", body: push, acceptErr: errors.New("dial tcp: connection refused"), code: 503, want: "not stored", counted: "not_stored"},
+		{name: "too few replicas", event: "Push Hook", token: "tok", body: push, acceptErr: fmt.Errorf("accept: %w", orchestrator.ErrNotReplicated), code: 503, want: "redis.min_replicas", counted: "not_replicated"},
 		{name: "duplicate", event: "Push Hook", token: "tok", body: push, dup: true, code: 200, want: "duplicate", counted: "duplicate"},
 		{name: "system hook", event: "System Hook", token: "tok", body: push, code: 200, want: "system hooks", counted: "ignored"},
 		// An instance's system hook carries the instance's token, not a project's: refused
@@ -164,7 +166,7 @@ func TestAnswers(t *testing.T) {
 // countedDeliveries sums gantry_webhook_deliveries_total over every answer.
 func countedDeliveries(m *metrics) float64 {
 	var n float64
-	for _, answer := range []string{"accepted", "duplicate", "ignored", "unauthorized", "invalid", "too_deep", "too_large", "project_mismatch", "overloaded", "not_stored"} {
+	for _, answer := range []string{"accepted", "duplicate", "ignored", "unauthorized", "invalid", "too_deep", "too_large", "project_mismatch", "overloaded", "not_stored", "not_replicated"} {
 		n += testutil.ToFloat64(m.deliveries.WithLabelValues(answer))
 	}
 	return n

@@ -18,7 +18,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gantry_webhook_deliveries_total",
-			Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_deep, too_large, project_mismatch, overloaded, not_stored.",
+			Help: "Webhook deliveries by answer: accepted, duplicate, ignored, unauthorized, invalid, too_deep, too_large, project_mismatch, overloaded, not_stored, not_replicated.",
 		}, []string{"answer"}),
 		answerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gantry_webhook_answer_seconds",
@@ -45,6 +45,9 @@ const (
 	kindDuplicate  answerKind = "duplicate"
 	kindTooDeep    answerKind = "too_deep"
 	kindOverloaded answerKind = "overloaded"
+	// kindNotReplicated is stored on the Redis master but not acknowledged by
+	// redis.min_replicas replicas in time.
+	kindNotReplicated answerKind = "not_replicated"
 )
 
 // outcome names an answer for the deliveries counter.

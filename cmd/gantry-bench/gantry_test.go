@@ -52,6 +52,7 @@ func TestConfigLoads(t *testing.T) {
 		Release:   orchestrator.ReleasePolicy{Branches: []string{"master"}, Tags: []string{"latest", "{{.ShortSHA}}"}},
 		Supersede: true,
 		Approval:  orchestrator.ApprovalForks, ApprovalExpiry: orchestrator.DefaultApprovalExpiry,
+		PipelineFile: ".gantry.yml",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("wire.Project(sample) (-want +got):\n%s", diff)

@@ -97,7 +97,7 @@ func soakCommand(ctx context.Context, args []string, getenv func(string) string,
 		*pipelines, time.Since(start).Round(time.Second))
 	fmt.Fprintf(stdout, "redis used_memory: empty %s; after the first %d %s, at the end %s (%+.1f%%; target within 10%%)\n",
 		mib(empty), *window, mib(base), mib(end), 100*(float64(end)/float64(base)-1))
-	fmt.Fprintf(stdout, "  of which dedup keys not expired yet (deliveries and content kept 2s here): %s and %s\n", mib(baseTTL), mib(endTTL))
+	fmt.Fprintf(stdout, "  of which dedup keys not expired yet (deliveries and commits kept 2s here): %s and %s\n", mib(baseTTL), mib(endTTL))
 	fmt.Fprintf(stdout, "  keys other than dedup keys: %d after the first window, %d at the end\n", baseKeys, otherKeys(ctx, rdb))
 	fmt.Fprintf(stdout, "intake p99: pushes %d–%d %s, last %d %s (%+.1f%%; target within 20%%)\n",
 		*window/2, *window, p99first.Round(time.Microsecond), *window/2, p99last.Round(time.Microsecond), 100*(float64(p99last)/float64(p99first)-1))
@@ -168,7 +168,7 @@ func startSoak(ctx context.Context, rdb *redis.Client) (*soak, error) {
 			Tests: []orchestrator.TestSpec{{Name: "unit", Command: []string{"true"}, Timeout: time.Minute}},
 		}},
 		// Every record is kept for seconds: the dedup keys, like the pipelines they name.
-		ImageRetention: time.Second, DedupWindow: 2 * time.Second, DeliveryWindow: 2 * time.Second,
+		ImageRetention: time.Second, DedupWindow: 2 * time.Second, CommitWindow: 2 * time.Second, DeliveryWindow: 2 * time.Second,
 	})
 	if err != nil {
 		st.Close()

@@ -184,10 +184,18 @@ func waitStatuses(t *testing.T, g *gantryProc, sha string, want map[string][]str
 // lock, its statuses wait for the lock to expire (a minute).
 func waitStatusesFor(t *testing.T, g *gantryProc, sha string, want map[string][]string, limit time.Duration) {
 	t.Helper()
+	waitStatusesOn(t, g, g.project.ID, sha, want, limit)
+}
+
+// waitStatusesOn is waitStatusesFor on any project, such as a fork.
+func waitStatusesOn(t *testing.T, g *gantryProc, project int64, sha string, want map[string][]string, limit time.Duration) {
+	t.Helper()
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if cmp.Equal(want, g.gitlab.StatusHistory(g.project.ID, sha)) {
+		if cmp.Equal(want, g.gitlab.StatusHistory(project, sha)) {
 			return
 		}
 	}
-	assertStatuses(t, g, sha, want)
+	if d := cmp.Diff(want, g.gitlab.StatusHistory(project, sha)); d != "" {
+		t.Errorf("statuses GitLab accepted on project %d for %s (-want +got):\n%s", project, sha[:8], d)
+	}
 }

@@ -51,7 +51,7 @@ func TestComposeSmoke(t *testing.T) {
 	image := reg.Host + "/" + project + "/bb"
 	t.Cleanup(func() { removeImages(t, image) })
 	gitlabURL := forwardToContainers(t, hostIP, gl.URL)
-	publish := freeAddr(t) // 127.0.0.1:port, published by the server container
+	publish := testenv.FreeAddr(t) // 127.0.0.1:port, published by the server container
 	g := &gantryProc{url: "http://" + publish, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl,
 		project: proj, registry: reg, image: image}
 

@@ -17,7 +17,7 @@ import (
 // TestServeEmbeddedDefaults is the README's first command: no config file, no Redis, and gantry
 // still serves, ready, and says loudly that nothing survives a restart.
 func TestServeEmbeddedDefaults(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	logs := runServe(t, "http://"+addr, []string{"serve"}, map[string]string{"GANTRY_SERVER_LISTEN": addr})
 	resp, err := http.Get("http://" + addr + "/readyz")
 	must(t, err)
@@ -50,7 +50,7 @@ func TestServeWithoutGitLabToken(t *testing.T) {
 	gl.MakePublic(proj.ID)
 	image := "gantry-e2e/tiny-" + randomName()
 	t.Cleanup(func() { removeImages(t, image) })
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 server: {listen: %q}
 gitlab: {url: %q}
@@ -80,7 +80,9 @@ projects:
 		time.Sleep(100 * time.Millisecond)
 	}
 	page := getBody(t, fmt.Sprintf("%s/pipelines/%d", g.url, int64(ans["pipeline_id"].(float64))))
-	for _, want := range []string{`data-job="build"`, `data-job="test/check"`, `class="state success">success</span>`} {
+	// The commit as the webhook named it, and the anchors commit statuses link to.
+	for _, want := range []string{`data-job="build"`, `data-job="test/check"`, `class="state success">success</span>`,
+		`<span class="title">busybox app</span>`, `<dd class="trigger">push</dd>`, `id="job-test/check"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("pipeline page lacks %s:\n%s", want, page)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,40 +91,15 @@ const haMaster = "gantry"
 
 func startRedisHA(t *testing.T) *redisHA {
 	t.Helper()
-	server := testenv.NeedBinary(t, "redis-server")
 	sentinel := testenv.NeedBinary(t, "redis-sentinel")
 	ha := &redisHA{dir: t.TempDir()}
-	start := func(name, bin string, args ...string) *exec.Cmd {
-		log, err := os.Create(filepath.Join(ha.dir, name+".log"))
-		must(t, err)
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = log, log
-		must(t, cmd.Start())
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			log.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(log.Name())
-				t.Logf("%s log (last 3000 bytes):\n%s", name, b[max(0, len(b)-3000):])
-			}
-		})
-		return cmd
-	}
-	port := func() string { return strings.Split(freeAddr(t), ":")[1] }
-	redisArgs := func(name, port string) []string {
-		dir := filepath.Join(ha.dir, name)
-		must(t, os.Mkdir(dir, 0o700))
-		return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
-			"--repl-diskless-sync-delay", "0"}
-	}
-	masterPort := port()
-	ha.master = start("master", server, redisArgs("master", masterPort)...)
+	var masterPort string
+	ha.master, masterPort = testenv.RedisServer(t, ha.dir, "master")
 	for _, name := range []string{"replica-1", "replica-2"} {
-		start(name, server, append(redisArgs(name, port()), "--replicaof", "127.0.0.1", masterPort)...)
+		testenv.RedisServer(t, ha.dir, name, "--replicaof", "127.0.0.1", masterPort)
 	}
 	for i := range 3 {
-		p := port()
+		_, p, _ := net.SplitHostPort(testenv.FreeAddr(t))
 		conf := filepath.Join(ha.dir, fmt.Sprintf("sentinel-%d.conf", i))
 		must(t, os.WriteFile(conf, fmt.Appendf(nil, `port %s
 bind 127.0.0.1
@@ -133,7 +109,7 @@ sentinel down-after-milliseconds %s 1000
 sentinel failover-timeout %s 10000
 sentinel parallel-syncs %s 2
 `, p, ha.dir, haMaster, masterPort, haMaster, haMaster, haMaster), 0o600))
-		start(fmt.Sprintf("sentinel-%d", i), sentinel, conf)
+		testenv.Start(t, ha.dir, fmt.Sprintf("sentinel-%d", i), sentinel, conf)
 		ha.sentinels = append(ha.sentinels, "127.0.0.1:"+p)
 	}
 
@@ -190,8 +166,9 @@ func (ha *redisHA) url() string {
 func TestRedisFailover(t *testing.T) {
 	t.Parallel()
 	ha := startRedisHA(t)
-	// With the store's WAIT (redis.min_replicas) in, this runs with settings{redis: ", min_replicas: 1"}.
-	g, repo := startBusyboxProjectWith(t, ha.url(), settings{}, "")
+	// A 2xx answer only once a replica has the pipeline: what the master held alone when it
+	// died is answered otherwise, never promised and lost.
+	g, repo := startBusyboxProjectWith(t, ha.url(), settings{redis: ", min_replicas: 1"}, "")
 	const events, spare, spacing = 60, 60, 150 * time.Millisecond
 	base := repo.Git("rev-parse", "HEAD")
 	branch := func(i int) string { return fmt.Sprintf("f%03d", i) }
@@ -364,14 +341,17 @@ func TestRedisFailover(t *testing.T) {
 		sent, n2xx, sent-n2xx, codes, pipelines, jobRuns, duplicates, time.Duration(switched.Load()).Seconds(), failover.Seconds(), time.Since(start).Seconds())
 }
 
-// TestMinReplicasRefusedUntilApplied: redis.min_replicas above 0 promises answers only after a
-// replica has the event; until the store sends the WAIT, gantry refuses to start with it.
-func TestMinReplicasRefusedUntilApplied(t *testing.T) {
+// TestMinReplicasWithoutReplica: with redis.min_replicas 1 on a Redis that has no replica, a
+// push is answered 503 naming the setting, never 2xx, and its resend likewise: gantry serve
+// passes the setting to the intake.
+func TestMinReplicasWithoutReplica(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "gantry.yaml")
-	must(t, os.WriteFile(path, []byte("server: {listen: \"127.0.0.1:0\"}\nredis: {min_replicas: 1}\n"), 0o600))
-	err := serve(context.Background(), role{http: true}, path, func(string) string { return "" }, &syncBuffer{})
-	if err == nil || !strings.Contains(err.Error(), "redis.min_replicas") {
-		t.Errorf("serve with redis.min_replicas 1 = %v, want it refused", err)
+	g, repo := startBusyboxProjectWith(t, testenv.RedisURL(t), settings{redis: ", min_replicas: 1, replica_timeout: 100ms"}, "")
+	sha := repo.Git("rev-parse", "HEAD")
+	for _, attempt := range []string{"first", "resend"} {
+		code, ans, _ := g.delivery(t, "Push Hook", g.secret, "no-replica", g.pushPayload("master", zero, sha, "change"))
+		if code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(ans), "redis.min_replicas") {
+			t.Errorf("%s delivery with no replica = %d %v, want 503 naming redis.min_replicas", attempt, code, ans)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,16 +36,6 @@ type gantryProc struct {
 	logs     *syncBuffer
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func randomName() string {
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -73,7 +62,7 @@ func startGantry(t *testing.T) *gantryProc {
 	g.project = g.gitlab.AddProject("group/sample", g.repo.dir)
 	ns := "e2e-" + randomName()
 	g.image = reg.Host + "/" + ns + "/sample"
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	g.url = "http://" + addr
 	cfg := fmt.Sprintf(`
 server: {listen: %q, public_url: %q}
@@ -233,6 +222,7 @@ type apiPipeline struct {
 	Jobs    []struct {
 		Name        string  `json:"name"`
 		State       string  `json:"state"`
+		Attempt     int     `json:"attempt"`
 		Description string  `json:"description"`
 		ErrorClass  string  `json:"error_class"`
 		ExitCode    *int    `json:"exit_code"`

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,10 +43,12 @@ func hooksCommand(ctx context.Context, args []string, getenv func(string) string
 		}
 		return registerHook(ctx, *configPath, *project, *hookURL, getenv, stdout, stderr)
 	case "check":
+		hookURL := fs.String("url", "", "gantry's hook URL; hooks with another URL are not gantry's (default server.public_url + "+webhookPath+")")
+		asJSON := fs.Bool("json", false, "print one JSON object per project: its gantry hooks and the verdict")
 		if err := parseHookFlags(fs, rest); err != nil {
 			return err
 		}
-		return checkHooks(ctx, *configPath, getenv, stdout, stderr)
+		return checkHooks(ctx, *configPath, *hookURL, *asJSON, getenv, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown hooks subcommand %q (want register or check)", sub)
@@ -75,18 +79,17 @@ func registerHook(ctx context.Context, configPath, project, hookURL string, gete
 	if !ok {
 		return fmt.Errorf("hooks register: project %q is not configured: its webhook_secret comes from the config", project)
 	}
-	if hookURL == "" {
-		if cfg.Server.PublicURL == "" {
-			return errors.New("hooks register: set server.public_url (or GANTRY_SERVER_PUBLIC_URL) or pass --url: GitLab needs to know where gantry is")
-		}
-		hookURL = strings.TrimSuffix(cfg.Server.PublicURL, "/") + webhookPath
-	} else if u, err := url.Parse(hookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("hooks register: --url must be an absolute http(s) URL")
+	hookURL, err = ownURL(cfg.Server.PublicURL, hookURL)
+	if err != nil {
+		return fmt.Errorf("hooks register: %w", err)
 	}
 	res, err := client.RegisterHook(ctx, p.Path, gitlab.HookSpec{
 		URL: hookURL, Token: p.WebhookSecret.Value(),
 		PushEvents: true, TagPushEvents: true, MergeRequestsEvents: true, EnableSSLVerification: true,
 	})
+	if errors.Is(err, gitlab.ErrTokenRefused) {
+		return errors.New("hooks register: GitLab refused the token: check gitlab.token (gitlab.token_file, GANTRY_GITLAB_TOKEN): it must exist, be unexpired and have the api scope")
+	}
 	if err != nil {
 		return err
 	}
@@ -101,10 +104,12 @@ func registerHook(ctx context.Context, configPath, project, hookURL string, gete
 	return nil
 }
 
-// checkHooks prints every hook of the configured projects that GitLab has disabled, and fails
-// when there is one, so that it can run from cron or a monitoring check: GitLab skips events
-// for a disabled hook and never redelivers them (docs/gitlab.md §1.4).
-func checkHooks(ctx context.Context, configPath string, getenv func(string) string, stdout, stderr io.Writer) error {
+// checkHooks reports, per configured project, whether gantry's hook (the one whose URL is
+// gantry's) is there and GitLab delivers to it, and fails unless every project has one that
+// does, so that it can run from cron or a monitoring check: GitLab skips events for a disabled
+// hook and never redelivers them (docs/gitlab.md §1.4), and a project without the hook sends
+// nothing at all. Other services' hooks on the same projects are none of gantry's business.
+func checkHooks(ctx context.Context, configPath, hookURL string, asJSON bool, getenv func(string) string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
 	defer log.Sync()
 	cfg, client, err := hooksClient(configPath, getenv, log)
@@ -114,32 +119,156 @@ func checkHooks(ctx context.Context, configPath string, getenv func(string) stri
 	if len(cfg.Projects) == 0 {
 		return errors.New("hooks check: no projects configured")
 	}
+	own, err := ownURL(cfg.Server.PublicURL, hookURL)
+	if err != nil {
+		return fmt.Errorf("hooks check: %w", err)
+	}
 	paths := make([]string, 0, len(cfg.Projects))
 	for _, p := range cfg.Projects {
 		paths = append(paths, p.Path)
 	}
 	// Projects that could be listed are reported even when others could not.
 	reports, listErr := client.CheckHooks(ctx, paths)
-	total, disabled := 0, 0
+	if errors.Is(listErr, gitlab.ErrTokenRefused) {
+		// Every project fails alike: one line that says where the token comes from.
+		return errors.New("hooks check: GitLab refused the token: check gitlab.token (gitlab.token_file, GANTRY_GITLAB_TOKEN): it must exist, be unexpired and have the api scope")
+	}
+	verdicts := hookVerdicts(paths, reports, listErr, own)
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(verdicts); err != nil {
+			return err
+		}
+	} else {
+		printVerdicts(stdout, verdicts)
+	}
+	return verdictsError(verdicts, listErr)
+}
+
+// ownURL is the URL of gantry's hooks: --url, else server.public_url + webhookPath. It is how
+// gantry's hook is told from another service's on the same project.
+func ownURL(publicURL, hookURL string) (string, error) {
+	if hookURL != "" {
+		if u, err := url.Parse(hookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", errors.New("--url must be an absolute http(s) URL")
+		}
+		return hookURL, nil
+	}
+	if publicURL == "" {
+		return "", errors.New("set server.public_url (or GANTRY_SERVER_PUBLIC_URL) or pass --url: GitLab needs to know where gantry is, and gantry's hooks are told from other services' by their URL")
+	}
+	return strings.TrimSuffix(publicURL, "/") + webhookPath, nil
+}
+
+// The verdicts of `hooks check`, per project.
+const (
+	hookOK       = "ok"       // gantry's hook is there and GitLab delivers to it
+	hookDisabled = "disabled" // GitLab stopped delivering to gantry's hook
+	hookMissing  = "missing"  // no hook of the project has gantry's URL
+	hookError    = "error"    // the project's hooks could not be listed
+)
+
+// projectHooks is one project's line of `hooks check --json`.
+type projectHooks struct {
+	Project string     `json:"project"`
+	Verdict string     `json:"verdict"`
+	Hooks   []hookJSON `json:"hooks"` // gantry's hooks only
+	Others  int        `json:"other_hooks"`
+}
+
+type hookJSON struct {
+	ID            int64      `json:"id"`
+	URL           string     `json:"url"`
+	AlertStatus   string     `json:"alert_status"`
+	DisabledUntil *time.Time `json:"disabled_until,omitempty"`
+}
+
+// hookVerdicts judges every project from its hooks whose URL is own; a project missing from
+// reports could not be listed.
+func hookVerdicts(paths []string, reports []gitlab.HookReport, listErr error, own string) []projectHooks {
+	byProject := map[string]gitlab.HookReport{}
 	for _, r := range reports {
-		total += r.Hooks
-		for _, h := range r.Disabled {
-			disabled++
-			line := fmt.Sprintf("%s hook %d %s %s", r.Project, h.ID, redactURL(h.URL), h.AlertStatus)
+		byProject[r.Project] = r
+	}
+	out := make([]projectHooks, 0, len(paths))
+	for _, path := range paths {
+		r, ok := byProject[path]
+		v := projectHooks{Project: path, Verdict: hookError, Hooks: []hookJSON{}}
+		if !ok {
+			out = append(out, v)
+			continue
+		}
+		v.Verdict = hookMissing
+		for _, h := range r.Hooks {
+			if h.URL != own {
+				v.Others++
+				continue
+			}
+			v.Hooks = append(v.Hooks, hookJSON{ID: h.ID, URL: redactURL(h.URL), AlertStatus: cmp.Or(h.AlertStatus, "executable"), DisabledUntil: h.DisabledUntil})
+			switch {
+			case !h.Executable():
+				v.Verdict = hookDisabled
+			case v.Verdict == hookMissing:
+				v.Verdict = hookOK
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// printVerdicts writes one line per gantry hook that is not delivered to and per project
+// without one, then, when all is well, one line saying so.
+func printVerdicts(w io.Writer, verdicts []projectHooks) {
+	hooks, bad := 0, false
+	for _, v := range verdicts {
+		hooks += len(v.Hooks)
+		switch v.Verdict {
+		case hookMissing:
+			bad = true
+			fmt.Fprintf(w, "%s has no gantry hook (gantry hooks register --project %s)\n", v.Project, v.Project)
+		case hookError:
+			bad = true
+			fmt.Fprintf(w, "%s: its hooks could not be listed\n", v.Project)
+		}
+		for _, h := range v.Hooks {
+			if h.AlertStatus == "executable" {
+				continue
+			}
+			bad = true
+			line := fmt.Sprintf("%s hook %d %s %s", v.Project, h.ID, h.URL, h.AlertStatus)
 			if h.DisabledUntil != nil {
 				line += " until " + h.DisabledUntil.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintln(stdout, line)
+			fmt.Fprintln(w, line)
 		}
 	}
-	switch {
-	case disabled > 0:
-		return errors.Join(fmt.Errorf("hooks check: %d of %d hooks are disabled", disabled, total), listErr)
-	case listErr != nil:
-		return listErr
+	if !bad {
+		fmt.Fprintf(w, "all %d gantry hooks of %d projects are executable\n", hooks, len(verdicts))
 	}
-	fmt.Fprintf(stdout, "all %d hooks of %d projects are executable\n", total, len(reports))
-	return nil
+}
+
+// verdictsError is the exit status: nil only when every project has a gantry hook GitLab
+// delivers to.
+func verdictsError(verdicts []projectHooks, listErr error) error {
+	var disabled, missing []string
+	for _, v := range verdicts {
+		switch v.Verdict {
+		case hookDisabled:
+			disabled = append(disabled, v.Project)
+		case hookMissing:
+			missing = append(missing, v.Project)
+		}
+	}
+	var errs []error
+	if len(disabled) > 0 {
+		errs = append(errs, fmt.Errorf("hooks check: GitLab disabled gantry's hook of %s", strings.Join(disabled, ", ")))
+	}
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("hooks check: no gantry hook on %s", strings.Join(missing, ", ")))
+	}
+	return errors.Join(append(errs, listErr)...)
 }
 
 // hooksClient loads the config as serve does and returns a GitLab client that can manage

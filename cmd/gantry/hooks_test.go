@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -141,22 +142,89 @@ func TestHooksCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Another service's hook is none of gantry's business, even when GitLab disabled it.
 	other := b.gl.AddHook(b.lib.ID, gitlabtest.Hook{URL: "https://chat.example.com/gitlab"})
+	b.gl.SetHookAlert(b.lib.ID, other.ID, "disabled", nil)
 	out, err := b.gantry("hooks", "check", "--config", cfg)
-	if want := "all 3 hooks of 2 projects are executable\n"; err != nil || out != want {
+	if want := "all 2 gantry hooks of 2 projects are executable\n"; err != nil || out != want {
 		t.Fatalf("gantry hooks check = %q, %v; want %q", out, err, want)
 	}
 
 	until := time.Now().Add(2 * time.Minute).UTC().Truncate(time.Second)
 	b.gl.SetHookAlert(b.app.ID, b.gl.Hooks(b.app.ID)[0].ID, "temporarily_disabled", &until)
-	b.gl.SetHookAlert(b.lib.ID, other.ID, "disabled", nil)
 	out, err = b.gantry("hooks", "check", "--config", cfg)
-	want := fmt.Sprintf("group/app hook 1 https://gantry.example.com/webhooks/gitlab temporarily_disabled until %s\n"+
-		"group/lib hook %d https://chat.example.com/gitlab disabled\n", until.Format(time.RFC3339), other.ID)
+	want := fmt.Sprintf("group/app hook 1 https://gantry.example.com/webhooks/gitlab temporarily_disabled until %s\n", until.Format(time.RFC3339))
 	if out != want {
 		t.Errorf("gantry hooks check output:\n%s\nwant:\n%s", out, want)
 	}
-	if err == nil || !strings.Contains(err.Error(), "2 of 3 hooks are disabled") {
-		t.Errorf("gantry hooks check error = %v, want 2 of 3 hooks disabled", err)
+	if err == nil || err.Error() != "hooks check: GitLab disabled gantry's hook of group/app" {
+		t.Errorf("gantry hooks check error = %v, want group/app's hook disabled", err)
+	}
+
+	out, err = b.gantry("hooks", "check", "--config", cfg, "--json")
+	var got []struct {
+		Project, Verdict string
+		Hooks            []struct {
+			ID          int64
+			URL         string
+			AlertStatus string `json:"alert_status"`
+		}
+		Others int `json:"other_hooks"`
+	}
+	if jerr := json.Unmarshal([]byte(out), &got); jerr != nil || err == nil {
+		t.Fatalf("gantry hooks check --json = %s, %v; want JSON and an error (%v)", out, err, jerr)
+	}
+	if len(got) != 2 || got[0].Project != "group/app" || got[0].Verdict != "disabled" || len(got[0].Hooks) != 1 ||
+		got[0].Hooks[0].AlertStatus != "temporarily_disabled" || got[1].Verdict != "ok" || len(got[1].Hooks) != 1 || got[1].Others != 1 {
+		t.Errorf("gantry hooks check --json = %s, want group/app disabled, group/lib ok with one other hook", out)
+	}
+}
+
+// TestHooksCheckMissing: a project with no gantry hook — none at all, or only other services' —
+// is reported and fails the check; it is never "all 0 hooks are executable".
+func TestHooksCheckMissing(t *testing.T) {
+	t.Parallel()
+	b := setupHooks(t)
+	cfg := b.defaultConfig(t)
+	out, err := b.gantry("hooks", "check", "--config", cfg)
+	want := "group/app has no gantry hook (gantry hooks register --project group/app)\n" +
+		"group/lib has no gantry hook (gantry hooks register --project group/lib)\n"
+	if out != want || err == nil || err.Error() != "hooks check: no gantry hook on group/app, group/lib" {
+		t.Errorf("gantry hooks check with no hooks = %q, %v; want both projects missing and an error", out, err)
+	}
+	if _, err := b.gantry("hooks", "register", "--config", cfg, "--project", "group/app"); err != nil {
+		t.Fatal(err)
+	}
+	// A hook to gantry at another address is not this gantry's.
+	b.gl.AddHook(b.lib.ID, gitlabtest.Hook{URL: "https://old-gantry.example.com/webhooks/gitlab"})
+	out, err = b.gantry("hooks", "check", "--config", cfg)
+	if want := "group/lib has no gantry hook (gantry hooks register --project group/lib)\n"; out != want || err == nil {
+		t.Errorf("gantry hooks check with lib's hook elsewhere = %q, %v; want group/lib missing", out, err)
+	}
+	// --url names gantry's address when the config has no public URL.
+	gitlab := fmt.Sprintf(`{url: %q, token: "${TEST_GITLAB_TOKEN}"}`, b.gl.URL)
+	noPublic := b.config(t, "{}", gitlab)
+	if _, err := b.gantry("hooks", "check", "--config", noPublic); err == nil || !strings.Contains(err.Error(), "server.public_url") {
+		t.Errorf("gantry hooks check without public_url = %v, want it to ask for server.public_url or --url", err)
+	}
+	out, err = b.gantry("hooks", "check", "--config", noPublic, "--url", "https://old-gantry.example.com/webhooks/gitlab")
+	if want := "group/app has no gantry hook (gantry hooks register --project group/app)\n"; out != want || err == nil {
+		t.Errorf("gantry hooks check --url = %q, %v; want group/app missing, group/lib found", out, err)
+	}
+}
+
+// TestHooksTokenRefused: GitLab's 401 is explained once, naming where the token comes from,
+// never quoting it.
+func TestHooksTokenRefused(t *testing.T) {
+	t.Parallel()
+	b := setupHooks(t)
+	b.env["TEST_GITLAB_TOKEN"] = "glpat-revoked-0123456789"
+	cfg := b.defaultConfig(t)
+	for _, args := range [][]string{{"hooks", "check", "--config", cfg}, {"hooks", "register", "--config", cfg, "--project", "group/app"}} {
+		out, err := b.gantry(args...)
+		if err == nil || !strings.Contains(err.Error(), "GitLab refused the token: check gitlab.token") ||
+			strings.Count(err.Error(), "refused") != 1 || strings.Contains(err.Error(), "glpat-revoked") || out != "" {
+			t.Errorf("gantry %v with a revoked token = %q, %v; want one explanation naming gitlab.token", args, out, err)
+		}
 	}
 }

@@ -17,6 +17,6 @@ func main() {
 	gc.Tune(os.Getenv)
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }

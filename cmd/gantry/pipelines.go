@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	var project, ref, sha, status, job, as *string
 	var limit, attempt *int
-	var follow, raw *bool
+	var follow, raw, force *bool
 	switch sub {
 	case "list":
 		project, ref = fs.String("project", "", "only pipelines of this project path"), fs.String("ref", "", "only pipelines of this branch or tag")
@@ -47,6 +48,7 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 		job = fs.String("job", "", "retry this finished job (and what depends on it) instead of the failed ones")
 	case "trigger":
 		sha = fs.String("sha", "", "the commit to build (default: where REF points now)")
+		force = fs.Bool("force", false, "run the commit again even if it has a pipeline")
 	case "approve", "decline":
 		as = fs.String("as", getenv("USER"), "your name, recorded with the decision")
 		if sub == "approve" {
@@ -73,7 +75,7 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 		q := url.Values{"project": {*project}, "ref": {*ref}, "sha": {*sha}, "status": {*status}, "limit": {strconv.Itoa(*limit)}}
 		return c.call(ctx, http.MethodGet, "/api/v1/pipelines?"+q.Encode(), nil, out.as(out.list))
 	case "show":
-		return c.call(ctx, http.MethodGet, pipeline, nil, out.pipeline(""))
+		return c.call(ctx, http.MethodGet, pipeline, nil, out.shown)
 	case "cancel":
 		return c.call(ctx, http.MethodPost, pipeline+"/cancel", nil, out.pipeline("cancel asked"))
 	case "retry":
@@ -82,7 +84,7 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 		}
 		return c.call(ctx, http.MethodPost, pipeline+"/retry", nil, out.pipeline("retry queued"))
 	case "approve", "decline":
-		body := map[string]string{}
+		body := map[string]any{}
 		if *as != "" {
 			body["by"] = *as
 		}
@@ -91,9 +93,12 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 		}
 		return c.call(ctx, http.MethodPost, pipeline+"/"+sub, body, out.pipeline(sub+"d"))
 	case "trigger":
-		body := map[string]string{"ref": pos[1]}
+		body := map[string]any{"ref": pos[1]}
 		if *sha != "" {
 			body["sha"] = *sha
+		}
+		if *force {
+			body["force"] = true
 		}
 		return c.call(ctx, http.MethodPost, "/api/v1/projects/"+url.PathEscape(pos[0])+"/pipelines", body, out.as(out.triggered))
 	}
@@ -105,26 +110,78 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 	if *raw {
 		w = stdout
 	}
-	return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(pos[1])+"/log?"+q.Encode(), w)
+	return c.log(ctx, pipeline, pos[1], q, w, stderr)
+}
+
+// log prints a job's log. A name with no "/" that is no job is tried as a test's short name
+// ("unit" for "test/unit"): job names are build, test/<name> and release, and test names are
+// unique in a project, so a short name matches one job at most, and it is taken for it.
+func (c apiClient) log(ctx context.Context, pipeline, name string, q url.Values, w, stderr io.Writer) error {
+	err := c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(name)+"/log?"+q.Encode(), w)
+	if !isStatus(err, http.StatusNotFound) || strings.Contains(name, "/") {
+		return err
+	}
+	full, ferr := c.jobNamed(ctx, pipeline, name)
+	if ferr != nil || full == "" {
+		return err
+	}
+	fmt.Fprintf(stderr, "gantry: job %s is %s\n", name, full)
+	return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(full)+"/log?"+q.Encode(), w)
+}
+
+// jobNamed is the pipeline's job whose last path element is short ("unit" for "test/unit"), or
+// "" when none or several are.
+func (c apiClient) jobNamed(ctx context.Context, pipeline, short string) (string, error) {
+	var found []string
+	err := c.call(ctx, http.MethodGet, pipeline, nil, func(b []byte) error {
+		var p remotePipeline
+		if err := json.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		for _, j := range p.Jobs {
+			if strings.HasSuffix(j.Name, "/"+short) {
+				found = append(found, j.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(found) != 1 {
+		return "", err
+	}
+	return found[0], nil
 }
 
 // parseArgs parses flags wherever they stand among the arguments ("show 4 --json" as well as
 // "show --json 4") and wants exactly the named positional arguments.
 func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	pos, err := interspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != len(names) {
+		return nil, fmt.Errorf("%s: want %d arguments (%s), got %q", fs.Name(), len(names), strings.Join(names, " "), pos)
+	}
+	return pos, nil
+}
+
+// interspersed parses flags wherever they stand among the arguments and returns the others in
+// order; everything after "--" is an argument. The flag package alone stops at the first
+// argument and leaves later flags as arguments, silently.
+func interspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
-			break
+			return pos, nil
 		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+		rest := fs.Args()
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	if len(pos) != len(names) {
-		return nil, fmt.Errorf("%s: want %d arguments (%s), got %q", fs.Name(), len(names), strings.Join(names, " "), pos)
-	}
-	return pos, nil
 }
 
 // apiClient calls gantry's REST API.
@@ -134,10 +191,10 @@ type apiClient struct {
 
 // send makes one request and turns an answer that is not a success into an error that carries
 // the API's own error and detail.
-func (c apiClient) send(ctx context.Context, method, path string, body map[string]string) (*http.Response, error) {
+func (c apiClient) send(ctx context.Context, method, path string, body map[string]any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body) // a map of strings always marshals
+		b, _ := json.Marshal(body) // strings and booleans always marshal
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
@@ -166,12 +223,34 @@ func (c apiClient) send(ctx context.Context, method, path string, body map[strin
 	if resp.StatusCode == http.StatusUnauthorized {
 		msg += " (set GANTRY_TOKEN to one of the config's api.tokens)"
 	}
-	return nil, fmt.Errorf("%s %s: %s: %s", method, strings.SplitN(path, "?", 2)[0], resp.Status, msg)
+	return nil, &statusError{status: resp.StatusCode, text: fmt.Sprintf("%s %s: %s: %s", method, strings.SplitN(path, "?", 2)[0], resp.Status, msg), detail: msg}
+}
+
+// statusError is an answer of the API that is no success.
+type statusError struct {
+	status int
+	text   string // "GET /api/v1/pipelines/4: 404 Not Found: pipeline 4: not found"
+	detail string // the API's own words
+}
+
+// Error is the refusal alone for a 409, whose words say what was refused ("pipeline 3 is
+// already canceled"); the request and status otherwise, which help find what went wrong.
+func (e *statusError) Error() string {
+	if e.status == http.StatusConflict {
+		return e.detail
+	}
+	return e.text
+}
+
+// isStatus reports whether err is the API's answer with that status.
+func isStatus(err error, status int) bool {
+	var e *statusError
+	return errors.As(err, &e) && e.status == status
 }
 
 // call makes a request and hands the answer's JSON to show. It takes a minute at most: only a
 // followed log (stream) lasts as long as its job.
-func (c apiClient) call(ctx context.Context, method, path string, body map[string]string, show func([]byte) error) error {
+func (c apiClient) call(ctx context.Context, method, path string, body map[string]any, show func([]byte) error) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	resp, err := c.send(ctx, method, path, body)
@@ -239,6 +318,19 @@ func (o output) list(b []byte) error {
 	return tw.Flush()
 }
 
+// shown prints a pipeline as pipeline does and makes its end the exit status: a script's
+// `gantry pipelines show N` fails when the pipeline did.
+func (o output) shown(b []byte) error {
+	if err := o.pipeline("")(b); err != nil {
+		return err
+	}
+	var p remotePipeline
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("reading the pipeline: %w", err)
+	}
+	return pipelineExit(p.ID, p.State)
+}
+
 // pipeline prints one pipeline and its jobs, after what was done to it, if anything.
 func (o output) pipeline(done string) func([]byte) error {
 	return o.as(func(b []byte) error {
@@ -288,11 +380,16 @@ func approvalText(id int64, a *orchestrator.Approval) string {
 func (o output) triggered(b []byte) error {
 	var a struct {
 		PipelineID int64 `json:"pipeline_id"`
+		Existing   bool  `json:"existing"`
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
 		return fmt.Errorf("reading the answer: %w", err)
 	}
-	_, err := fmt.Fprintf(o.w, "pipeline #%d\n%s/pipelines/%d\n", a.PipelineID, o.base, a.PipelineID)
+	note := ""
+	if a.Existing {
+		note = " (the commit's pipeline already; --force runs it again)"
+	}
+	_, err := fmt.Fprintf(o.w, "pipeline #%d%s\n%s/pipelines/%d\n", a.PipelineID, note, o.base, a.PipelineID)
 	return err
 }
 

@@ -65,7 +65,7 @@ func (s *cliStore) RetryJob(ctx context.Context, id int64, job string) (*orchest
 }
 
 func (s *cliStore) Cancel(_ context.Context, id int64) (*orchestrator.Pipeline, error) {
-	return nil, fmt.Errorf("pipeline %d is failed: %w", id, orchestrator.ErrInvalidTransition)
+	return nil, &orchestrator.Refusal{Pipeline: id, Why: "is already failed"}
 }
 
 // Approve and Decline record the review and answer with the pipeline decided.
@@ -88,8 +88,11 @@ func (s *cliStore) decide(ctx context.Context, id int64, d orchestrator.Decision
 	return p, nil
 }
 
-func (s *cliStore) Trigger(_ context.Context, project, ref, sha string) (orchestrator.Accepted, error) {
-	s.calls = append(s.calls, fmt.Sprintf("trigger %s %s %s", project, ref, sha))
+func (s *cliStore) Trigger(_ context.Context, project, ref, sha string, force bool) (orchestrator.Accepted, error) {
+	s.calls = append(s.calls, fmt.Sprintf("trigger %s %s %s force=%t", project, ref, sha, force))
+	if sha == "01d01d0" && !force { // the commit of pipeline 11
+		return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 11}, Duplicate: true}, nil
+	}
 	return orchestrator.Accepted{Pipeline: &orchestrator.Pipeline{ID: 12}}, nil
 }
 
@@ -157,8 +160,8 @@ func TestCLIPipelinesList(t *testing.T) {
 func TestCLIPipelinesShow(t *testing.T) {
 	b := setupCLI(t)
 	out, err := b.gantry("show", "4")
-	if err != nil {
-		t.Fatal(err)
+	if exitCode(err) != exitPipelineFailed || err.Error() != "pipeline 4 failed" {
+		t.Errorf("show of a failed pipeline: %v (exit status %d), want exit status %d", err, exitCode(err), exitPipelineFailed)
 	}
 	for _, want := range []string{
 		"pipeline    #4 failed\n", "ref         master (push)\n", "image       sha256:1111\n",
@@ -176,8 +179,32 @@ func TestCLIPipelinesShow(t *testing.T) {
 		ID    int64
 		State string
 	}
-	if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.ID != 4 || p.State != "failed" {
-		t.Errorf("show --json = %s, %v; want the API's JSON", out, err)
+	if exitCode(err) != exitPipelineFailed || json.Unmarshal([]byte(out), &p) != nil || p.ID != 4 || p.State != "failed" {
+		t.Errorf("show --json = %s, %v; want the API's JSON and the failure's exit status", out, err)
+	}
+}
+
+// TestCLIPipelinesShowExitStatus: show's exit status is the pipeline's end, as the usage says.
+func TestCLIPipelinesShowExitStatus(t *testing.T) {
+	b := setupCLI(t)
+	for _, tt := range []struct {
+		unit orchestrator.State
+		code int
+	}{
+		{orchestrator.StateCanceled, exitPipelineCanceled},
+		{orchestrator.StateSuccess, 0},
+		{orchestrator.StateRunning, 0}, // still going: nothing failed yet
+		{orchestrator.StateFailed, exitPipelineFailed},
+	} {
+		b.store.mu.Lock()
+		b.store.p.Jobs[1].State = tt.unit
+		b.store.mu.Unlock()
+		if _, err := b.gantry("show", "4"); (tt.code == 0) != (err == nil) || (err != nil && exitCode(err) != tt.code) {
+			t.Errorf("show of a pipeline whose test is %s: %v (exit status %d), want exit status %d", tt.unit, err, exitCode(err), tt.code)
+		}
+	}
+	if _, err := b.gantry("show", "99"); exitCode(err) != 1 {
+		t.Errorf("show of an unknown pipeline: %v, want exit status 1", err)
 	}
 }
 
@@ -193,6 +220,8 @@ func TestCLIPipelinesLog(t *testing.T) {
 		{[]string{"log", "4", "test/unit", "--raw"}, "\x1b[31mFAILED\x1b[0m test_x\x1b]0;pwned\x07\n"},
 		{[]string{"log", "4", "test/unit", "--attempt", "1"}, "first try\n"},
 		{[]string{"log", "--follow", "4", "build"}, "built it\n"},
+		// A test's short name is taken for its job: test names are unique in a pipeline.
+		{[]string{"log", "4", "unit", "--attempt", "1"}, "first try\n"},
 	} {
 		if out, err := b.gantry(tt.args...); out != tt.want || err != nil {
 			t.Errorf("gantry pipelines %v = %q, %v; want %q", tt.args, out, err, tt.want)
@@ -230,12 +259,20 @@ func TestCLIPipelinesActions(t *testing.T) {
 	if out, err := b.gantry("trigger", "g/app", "master", "--sha", "abcdef1"); err != nil || out != "pipeline #12\n"+b.url+"/pipelines/12\n" {
 		t.Errorf("trigger = %q, %v", out, err)
 	}
-	want := []string{"retry 4", "retry 4 test/unit", "trigger g/app master abcdef1"}
+	if out, err := b.gantry("trigger", "g/app", "master", "--sha", "01d01d0"); err != nil ||
+		out != "pipeline #11 (the commit's pipeline already; --force runs it again)\n"+b.url+"/pipelines/11\n" {
+		t.Errorf("trigger of a commit with a pipeline = %q, %v", out, err)
+	}
+	if out, err := b.gantry("trigger", "g/app", "master", "--sha", "01d01d0", "--force"); err != nil || out != "pipeline #12\n"+b.url+"/pipelines/12\n" {
+		t.Errorf("trigger --force = %q, %v", out, err)
+	}
+	want := []string{"retry 4", "retry 4 test/unit", "trigger g/app master abcdef1 force=false",
+		"trigger g/app master 01d01d0 force=false", "trigger g/app master 01d01d0 force=true"}
 	if got := strings.Join(b.store.calls, "; "); got != strings.Join(want, "; ") {
 		t.Errorf("the API was asked %q, want %q", got, want)
 	}
-	if _, err := b.gantry("cancel", "4"); err == nil || err.Error() != "POST /api/v1/pipelines/4/cancel: 409 Conflict: pipeline 4 is failed: invalid transition" {
-		t.Errorf("cancel of a finished pipeline: %v, want the API's 409 and detail", err)
+	if _, err := b.gantry("cancel", "4"); err == nil || err.Error() != "pipeline 4 is already failed" {
+		t.Errorf("cancel of a finished pipeline: %v, want the API's refusal in its words", err)
 	}
 }
 
@@ -269,6 +306,7 @@ func TestCLIPipelinesErrors(t *testing.T) {
 	}{
 		{"cli-token", []string{"show", "99"}, "GET /api/v1/pipelines/99: 404 Not Found: pipeline 99: not found"},
 		{"cli-token", []string{"log", "4", "test/nope"}, "404 Not Found: pipeline 4 has no job test/nope"},
+		{"cli-token", []string{"log", "4", "nope"}, "404 Not Found: pipeline 4 has no job nope"},
 		{"wrong", []string{"list"}, "401 Unauthorized: missing or wrong bearer token (set GANTRY_TOKEN"},
 		{"", []string{"show", "4"}, "401 Unauthorized"},
 		{"cli-token", []string{"list", "--status", "done"}, "400 Bad Request: status must be one of"},
@@ -300,8 +338,8 @@ func TestCLIPipelinesWithRedis(t *testing.T) {
 		p := &orchestrator.Pipeline{CreatedAt: time.Now(),
 			Trigger: orchestrator.Trigger{Project: "g/app", Kind: orchestrator.TriggerPush, Ref: ref, SHA: fmt.Sprintf("%d0c0ffee", i+1)},
 			Jobs:    []orchestrator.Job{{Name: "build", Stage: orchestrator.StageBuild, State: orchestrator.StateCreated, Attempt: 1}}}
-		d := orchestrator.Dedup{Content: fmt.Sprint(i), ContentTTL: time.Minute}
-		if _, err := st.CreatePipeline(ctx, p, d); err != nil {
+		d := orchestrator.Dedup{Commit: fmt.Sprint(i), CommitTTL: time.Minute}
+		if _, _, err := st.CreatePipeline(ctx, p, d); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, p.ID)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,18 +40,14 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	if cfg.Redis.MinReplicas > 0 {
-		// The intake's WAIT (store/batch.go) is not in this build yet: answering 2xx without it
-		// would promise what is not kept.
-		return errors.New("redis.min_replicas is not applied by this build yet: set it to 0")
-	}
+	warnUnset(cfg, r, log)
 	rdb, closeRedis, err := openRedis(ctx, cfg.Redis.URL.Value(), log)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	retries := cfg.Workers.JobRetries
-	st := store.New(rdb, store.Options{Retries: &retries})
+	st := store.New(rdb, store.Options{Retries: &retries, MinReplicas: cfg.Redis.MinReplicas, ReplicaTimeout: cfg.Redis.ReplicaWait()})
 	defer st.Close()
 
 	statuses, client, err := openGitLab(cfg, log)
@@ -58,8 +55,9 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		return err
 	}
 	var source orchestrator.Source // nil, not a nil *gitlab.Client, without a GitLab
+	var files orchestrator.FileSource
 	if client != nil {
-		source = client
+		source, files = client, client
 	}
 	checks := map[string]api.Check{"redis": st.Ping}
 	var docker *jobs.Docker
@@ -79,9 +77,12 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	})
 	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
 		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
+		Files: files, ApplyFile: wire.ApplyFile(cfg),
 		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
 		ImageRetention: cfg.Workers.ImageRetention.Duration, DeliveryWindow: deliveryWindow(cfg),
-		Logger: log, Metrics: metrics.NewEngine(reg),
+		// A commit's pipeline answers for it while the pipeline is kept (30 days when kept forever).
+		CommitWindow: cfg.Redis.PipelineRetention.Duration,
+		Logger:       log, Metrics: metrics.NewEngine(reg),
 	})
 	if err != nil {
 		return err
@@ -220,22 +221,33 @@ func executor(d *jobs.Docker) orchestrator.Executor {
 }
 
 func loadConfig(path string, getenv func(string) string, log *zap.Logger) (*configs.Config, error) {
-	explicit := path != "" || getenv("GANTRY_CONFIG") != ""
-	if path == "" {
-		path = getenv("GANTRY_CONFIG")
-	}
-	if path == "" {
-		path = "configs/gantry.yaml"
-	}
+	path, explicit := configPath(path, getenv)
 	cfg, err := configs.Load(path, getenv)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		log.Warn("no config file: running with embedded defaults and no projects", zap.String("looked_for", path))
 		return configs.FromEnv(getenv)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	return cfg, err // Load's errors name the file already
+}
+
+// configPath is the config file to read: --config, else $GANTRY_CONFIG, else
+// configs/gantry.yaml; explicit says whether the user named it, so that only the
+// default may be missing.
+func configPath(path string, getenv func(string) string) (_ string, explicit bool) {
+	explicit = path != "" || getenv("GANTRY_CONFIG") != ""
+	return cmp.Or(path, getenv("GANTRY_CONFIG"), "configs/gantry.yaml"), explicit
+}
+
+// warnUnset logs the config's ${VAR} references that came out empty, leaving out
+// those this role never reads: the HTTP side never pushes (registries), the
+// worker side serves no API (api.tokens).
+func warnUnset(cfg *configs.Config, r role, log *zap.Logger) {
+	for _, u := range cfg.Unset {
+		if (!r.workers && strings.HasPrefix(u.Key, "registries[")) || (!r.http && strings.HasPrefix(u.Key, "api.")) {
+			continue
+		}
+		log.Warn("config variable not set", zap.String("key", u.Key), zap.String("variable", u.Name), zap.String("detail", u.String()))
 	}
-	return cfg, nil
 }
 
 // warnNoPersistence says at start when Redis keeps nothing on disk: a restart then loses every
@@ -299,7 +311,11 @@ func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store
 	for _, t := range cfg.API.Tokens {
 		tokens = append(tokens, t.Value())
 	}
-	api.New(api.Options{Pipelines: st, Engine: engine, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, Logger: log, Metrics: reg,
+	signIn, err := signInWithGitLab(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	api.New(api.Options{Pipelines: st, Engine: engine, Checks: checks, Tokens: tokens, PublicPages: cfg.API.PublicPages, SignIn: signIn, Logger: log, Metrics: reg,
 		List: func(ctx context.Context, f api.Filter) ([]*orchestrator.Pipeline, error) {
 			return st.List(ctx, store.Filter(f))
 		},
@@ -319,6 +335,20 @@ func startHTTP(cfg *configs.Config, engine *orchestrator.Engine, st *store.Store
 	}()
 	log.Info("listening", zap.String("addr", ln.Addr().String()))
 	return srv, done, nil
+}
+
+// signInWithGitLab is the pages' sign-in from api.oauth; nil when it is not configured.
+func signInWithGitLab(cfg *configs.Config) (*api.SignIn, error) {
+	o := cfg.API.OAuth
+	if !o.Enabled() {
+		return nil, nil
+	}
+	accounts, err := gitlab.NewAccounts(cfg.GitLab.URL)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewSignIn(api.SignInConfig{ClientID: o.ApplicationID, ClientSecret: o.Secret.Value(), GitLabURL: cfg.GitLab.URL,
+		PublicURL: cfg.Server.PublicURL, CookieSecret: o.CookieSecret.Value(), Lifetime: o.Lifetime(), Accounts: accounts})
 }
 
 // addSchedules runs the projects' scheduled pipelines. Every process serving HTTP runs them;

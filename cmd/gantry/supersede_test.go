@@ -23,9 +23,9 @@ func startBusyboxProject(t *testing.T, redisURL, extra string) (*gantryProc, *gi
 	return startBusyboxProjectWith(t, redisURL, settings{}, extra)
 }
 
-// settings are more keys of the busybox project's config: of the redis and gitlab blocks
-// (", key: v") and at the top level ("workers: {…}\n").
-type settings struct{ redis, gitlab, top string }
+// settings are more keys of the busybox project's config: of the redis and gitlab blocks and
+// of its one test (", key: v"), and at the top level ("workers: {…}\n").
+type settings struct{ redis, gitlab, test, top string }
 
 // startBusyboxProjectWith is startBusyboxProject with more settings.
 func startBusyboxProjectWith(t *testing.T, redisURL string, more settings, extra string) (*gantryProc, *gitlabtest.Repo) {
@@ -44,7 +44,7 @@ func startBusyboxProjectWith(t *testing.T, redisURL string, more settings, extra
 	proj := gl.AddProject("group/bb-"+randomName(), repo.Dir)
 	image := reg.Host + "/e2e-" + randomName() + "/bb"
 	t.Cleanup(func() { removeImages(t, image) })
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 server: {listen: %q, public_url: "http://%s"}
 redis: {url: %q%s}
@@ -57,8 +57,9 @@ registries:
     webhook_secret: %s
     image: %s
     tests:
-      - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m}
-%s%s`, addr, addr, redisURL, more.redis, gl.URL, gl.Token, more.gitlab, testAPIToken, reg.Host, reg.User, reg.Password, more.top, proj.PathWithNamespace, testHookSecret, image, release, extra)
+      - {name: check, command: ["sh", "/app/test.sh"], timeout: 1m%s}
+%s%s`, addr, addr, redisURL, more.redis, gl.URL, gl.Token, more.gitlab, testAPIToken, reg.Host, reg.User, reg.Password, more.top,
+		proj.PathWithNamespace, testHookSecret, image, more.test, release, extra)
 	path := filepath.Join(t.TempDir(), "gantry.yaml")
 	must(t, os.WriteFile(path, []byte(cfg), 0o600))
 	g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, registry: reg, image: image, redisURL: redisURL}

@@ -120,12 +120,12 @@ projects:
 	}
 	var gs []*gantryProc
 	for range servers {
-		addr := freeAddr(t)
+		addr := testenv.FreeAddr(t)
 		startProc(t, bin, "server", config(addr))
 		g := &gantryProc{url: "http://" + addr, secret: testHookSecret, apiToken: testAPIToken, gitlab: gl, project: proj, redisURL: redisURL}
 		gs = append(gs, g)
 	}
-	workerConfig := config(freeAddr(t)) // a worker listens nowhere; the address is never used
+	workerConfig := config(testenv.FreeAddr(t)) // a worker listens nowhere; the address is never used
 	var workers []*proc
 	for range n {
 		workers = append(workers, startProc(t, bin, "worker", workerConfig))

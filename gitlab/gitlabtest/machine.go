@@ -23,6 +23,25 @@ func (s *Server) NewPipeline(projectID int64, sha, ref string) int64 {
 	return s.newPipeline(projectID, sha, ref).id
 }
 
+// Pipeline is an external pipeline as the double holds it: the id GitLab gave it and the commit
+// and ref whose statuses it holds.
+type Pipeline struct {
+	ID, ProjectID int64
+	SHA, Ref      string
+}
+
+// Pipelines returns every pipeline the double made, oldest first, so a test can show which
+// commit and ref a pipeline id belongs to when a status pinned to it is refused.
+func (s *Server) Pipelines() []Pipeline {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Pipeline, 0, len(s.pipelines))
+	for _, pl := range s.pipelines {
+		out = append(out, Pipeline{ID: pl.id, ProjectID: pl.project, SHA: pl.sha, Ref: pl.ref})
+	}
+	return out
+}
+
 // newPipeline adds a pipeline; ids start at 501. The caller holds s.mu.
 func (s *Server) newPipeline(project int64, sha, ref string) *pipeline {
 	pl := &pipeline{id: int64(501 + len(s.pipelines)), project: project, sha: sha, ref: ref}

@@ -65,6 +65,36 @@ func (s *Server) archive(w http.ResponseWriter, req *request) {
 	_, _ = w.Write(data)
 }
 
+// rawFile is GET /projects/:id/repository/files/:file_path/raw?ref= (docs/gitlab.md §5.3): the
+// file's bytes at ref (a SHA, branch or tag; the default branch without one). A missing file,
+// ref or repository is GitLab's 404 "File Not Found".
+func (s *Server) rawFile(w http.ResponseWriter, req *request) {
+	if !requireProject(w, req) {
+		return
+	}
+	notFound := func() { writeJSON(w, http.StatusNotFound, message("404 File Not Found")) }
+	ctx, dir := req.r.Context(), req.project.RepoDir
+	ref := req.params["ref"]
+	if ref == "" {
+		ref = "HEAD"
+	}
+	sha, ok := resolveCommit(ctx, dir, ref)
+	if !ok {
+		notFound()
+		return
+	}
+	data, err := git(ctx, dir, "cat-file", "blob", sha+":"+req.tail[2])
+	if err != nil {
+		notFound()
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Gitlab-File-Path", req.tail[2])
+	w.Header().Set("X-Gitlab-Size", strconv.Itoa(len(data)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(data)
+}
+
 // commit is GET /projects/:id/repository/commits/:sha, the commit entity of a SHA, branch or tag.
 func (s *Server) commit(w http.ResponseWriter, req *request) {
 	if !requireProject(w, req) {

@@ -20,7 +20,7 @@ import (
 type Server struct {
 	// URL is the base URL to give a GitLab client; the API lives under URL + "/api/v4/".
 	URL string
-	// Token is a valid personal access token, owned by the user "gantry-bot".
+	// Token is a valid personal access token, owned by the administrator "gantry-bot".
 	Token string
 
 	srv *httptest.Server
@@ -42,6 +42,12 @@ type Server struct {
 	mergeRequests []*mergeRequest
 	// members are the access levels of users in projects: members[projectID][userID].
 	members map[int64]map[int64]int
+
+	// oauthApp is the OAuth application, signedIn the user /oauth/authorize grants codes for, and
+	// grants the codes not redeemed yet (oauth.go).
+	oauthApp *oauthApp
+	signedIn *user
+	grants   map[string]*grant
 }
 
 // Project is a project the double serves, backed by a git repository on disk.
@@ -56,11 +62,16 @@ type Project struct {
 	RepoDir string
 	// Public projects can be read without a token (MakePublic).
 	Public bool
+	// Private projects can be read only by their members and administrators (MakePrivate); the
+	// others, GitLab's "internal" ones, by every user with a token.
+	Private bool
 }
 
 type user struct {
 	id       int64
 	username string
+	// admin users read every project, private ones included, as GitLab's administrators do.
+	admin bool
 }
 
 // New starts a GitLab double that is closed when the test ends.
@@ -75,6 +86,7 @@ func New(t testing.TB) *Server {
 func Start() *Server {
 	s := &Server{Token: "glpat-test", users: map[string]*user{}}
 	s.AddToken(s.Token, "gantry-bot")
+	s.userNamed("gantry-bot").admin = true
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
 	return s
@@ -133,6 +145,18 @@ func (s *Server) MakePublic(projectID int64) {
 	}
 }
 
+// MakePrivate lets only the project's members (AddMember) and administrators read it: to anyone
+// else, GitLab answers 404 for it, as for a project that does not exist (docs/gitlab.md §9.3).
+func (s *Server) MakePrivate(projectID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.projects {
+		if p.ID == projectID {
+			p.Private = true
+		}
+	}
+}
+
 // project returns a copy of the project with this id or path, as the API's :id accepts either.
 func (s *Server) project(ref string) *Project {
 	s.mu.Lock()
@@ -179,6 +203,9 @@ type request struct {
 // route answers an API call. It works on the escaped path because client-go sends a project
 // path as one segment with its slash escaped (group%2Fapp).
 func (s *Server) route(w http.ResponseWriter, req *request) {
+	if s.oauthRoute(w, req) {
+		return
+	}
 	segs := strings.Split(strings.TrimPrefix(req.r.URL.EscapedPath(), "/api/v4/"), "/")
 	if !strings.HasPrefix(req.r.URL.EscapedPath(), "/api/v4/") || len(segs) < 2 || segs[0] != "projects" {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
@@ -210,6 +237,9 @@ func (s *Server) route(w http.ResponseWriter, req *request) {
 	// An unknown project is answered by the handler (requireProject), after parameter validation.
 	if req.project = s.project(segs[1]); req.project != nil {
 		req.call.ProjectID = req.project.ID
+		if !s.canRead(user, req.project) {
+			req.project = nil // a private project is not there for those who may not read it
+		}
 	}
 	handler(w, req)
 }
@@ -227,6 +257,8 @@ func (s *Server) handler(method string, tail []string) (func(http.ResponseWriter
 	case len(tail) == 2 && tail[0] == "repository" &&
 		(tail[1] == "archive" || strings.HasPrefix(tail[1], "archive.")):
 		return s.archive, http.MethodGet
+	case len(tail) == 4 && tail[0] == "repository" && tail[1] == "files" && tail[3] == "raw":
+		return s.rawFile, http.MethodGet
 	case len(tail) == 2 && tail[0] == "repository" && tail[1] == "merge_base":
 		return s.mergeBase, http.MethodGet
 	case len(tail) == 3 && tail[0] == "repository" && tail[1] == "commits":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,16 @@ func TestRecord(t *testing.T) {
 	}
 	if c := calls[1]; c.Path != "/api/v4/projects/1001/statuses/"+b.sha || c.Status != 201 || c.Body["name"] != "gantry/build" {
 		t.Errorf("Calls()[1] = %+v, want the POST by id answered 201", c)
+	}
+	// The answers are kept, so a test can tell which pipeline GitLab named for which call.
+	if want := `{"message":"404 Pipeline for pipeline_id, sha and ref Not Found"}` + "\n"; calls[0].Answer != want {
+		t.Errorf("Calls()[0].Answer = %q, want %q", calls[0].Answer, want)
+	}
+	if !strings.Contains(calls[1].Answer, `"pipeline_id":501`) {
+		t.Errorf("Calls()[1].Answer = %q, want the status of pipeline 501", calls[1].Answer)
+	}
+	if got, want := b.srv.Pipelines(), []gitlabtest.Pipeline{{ID: 501, ProjectID: b.proj.ID, SHA: b.sha, Ref: "main"}}; !slices.Equal(got, want) {
+		t.Errorf("Pipelines() = %+v, want %+v", got, want)
 	}
 	if r := b.srv.Rejected(); len(r) != 1 || r[0].Status != 404 {
 		t.Errorf("Rejected() = %+v, want the 404", r)

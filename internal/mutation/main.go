@@ -33,6 +33,8 @@ func run(args []string, stdout io.Writer) error {
 	equivalents := flags.String("equivalents", "", "the package's equivalent-mutant list (none when the file does not exist)")
 	efficacy := flags.Float64("efficacy", 90, "least test efficacy, percent")
 	coverage := flags.Float64("coverage", 85, "least mutator coverage, percent")
+	partial := flags.Bool("partial", false, "the report covers only the lines changed since a commit: listed mutants outside them are not stale")
+	profile := flags.String("cover", "", "the package's coverage profile (go test -coverprofile), to tell the switch case conditions gremlins cannot map")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -48,7 +50,13 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := score(pkg, r, listed)
+	var cases *caseConditions
+	if *profile != "" {
+		if cases, err = readCaseConditions(*profile); err != nil {
+			return err
+		}
+	}
+	s := score(pkg, r, listed, cases)
 	for _, m := range s.lived {
 		fmt.Fprintf(stdout, "LIVED        %s\n", m)
 	}
@@ -56,13 +64,16 @@ func run(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "NOT COVERED  %s\n", m)
 	}
 	for _, m := range s.stale {
+		if *partial {
+			break
+		}
 		fmt.Fprintf(stdout, "warning: %s is listed as equivalent but did not live: take it off the list\n", m)
 	}
 	if s.timedOut > 0 {
 		fmt.Fprintf(stdout, "warning: %d mutants timed out and count nowhere\n", s.timedOut)
 	}
-	fmt.Fprintf(stdout, "| %s | %.1f%% (%d killed, %d lived) | %.1f%% | %d |\n",
-		pkg, s.efficacy(), s.killed, len(s.lived), s.coverage(), s.equivalent)
+	fmt.Fprintf(stdout, "| %s | %.1f%% (%d killed, %d lived) | %.1f%% | %d | %d |\n",
+		pkg, s.efficacy(), s.killed, len(s.lived), s.coverage(), s.equivalent, s.unrun)
 	if s.efficacy() < *efficacy || s.coverage() < *coverage {
 		return fmt.Errorf("%s: efficacy %.1f%% (least %.0f%%), mutator coverage %.1f%% (least %.0f%%)",
 			pkg, s.efficacy(), *efficacy, s.coverage(), *coverage)
@@ -126,13 +137,16 @@ func readEquivalents(name string) (map[string]bool, error) {
 type scored struct {
 	killed, equivalent int
 	timedOut           int
-	lived, notCovered  []string
-	stale              []string
+	// unrun are case-condition mutants gremlins did not run though their case is covered.
+	unrun             int
+	lived, notCovered []string
+	stale             []string
 }
 
 // score counts a package's mutants. As in gremlins, mutants that timed out, were not viable or
 // were skipped count nowhere: a time-out says more about a loaded machine than about a test.
-func score(pkg string, r *report, listed map[string]bool) scored {
+// Neither do case conditions gremlins could not map to coverage (caseConditions), counted apart.
+func score(pkg string, r *report, listed map[string]bool, cases *caseConditions) scored {
 	var s scored
 	used := map[string]bool{}
 	for _, f := range r.Files {
@@ -148,6 +162,8 @@ func score(pkg string, r *report, listed map[string]bool) scored {
 				s.timedOut++
 			case m.Status == "LIVED":
 				s.lived = append(s.lived, key)
+			case m.Status == "NOT COVERED" && cases.unrun(path.Join(pkg, f.Name), m.Line, m.Column):
+				s.unrun++
 			case m.Status == "NOT COVERED":
 				s.notCovered = append(s.notCovered, key)
 			}

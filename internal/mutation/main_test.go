@@ -84,3 +84,51 @@ func TestEquivalentNeedsReason(t *testing.T) {
 		t.Errorf("an entry without a reason = %v, want an error naming its line", err)
 	}
 }
+
+// TestCaseConditions: a mutant gremlins calls NOT COVERED in a switch case's condition counts
+// nowhere when the profile shows its case's body run, and stays NOT COVERED when it does not
+// (go-gremlins/gremlins#298).
+func TestCaseConditions(t *testing.T) {
+	t.Chdir(t.TempDir())
+	src := "package sw\n\nfunc Switch(n int) string {\n\tswitch {\n\tcase n > 10:\n\t\treturn \"big\"\n\tcase n < -10:\n\t\treturn \"very small\"\n\t}\n\treturn \"none\"\n}\n"
+	profile := "mode: set\nexample.com/m/sw/sw.go:3.27,4.9 1 1\nexample.com/m/sw/sw.go:5.14,6.15 1 1\nexample.com/m/sw/sw.go:7.15,8.22 1 0\nexample.com/m/sw/sw.go:10.2,10.15 1 1\n"
+	report := `{"files":[{"file_name":"sw.go","mutations":[
+ {"type":"CONDITIONALS_BOUNDARY","status":"NOT COVERED","line":5,"column":9},
+ {"type":"CONDITIONALS_BOUNDARY","status":"NOT COVERED","line":7,"column":9},
+ {"type":"CONDITIONALS_NEGATION","status":"KILLED","line":10,"column":2}]}]}`
+	for name, body := range map[string]string{"sw/sw.go": src, "cover.out": profile, "report.json": report} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := run([]string{"-cover", "cover.out", "-coverage", "0", "sw", "report.json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NOT COVERED  sw/sw.go:7:9 CONDITIONALS_BOUNDARY", "| sw | 100.0% (1 killed, 0 lived) | 50.0% | 0 | 1 |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output\n%s\nwant a line with %q", out.String(), want)
+		}
+	}
+	if strings.Contains(out.String(), "sw.go:5:9") {
+		t.Errorf("output\n%s\nlists the mutant of a covered case", out.String())
+	}
+}
+
+// TestPartialRun: a run over changed lines only reports no listed mutant as stale, since the
+// run did not try those outside the change; it still counts the ones it did try.
+func TestPartialRun(t *testing.T) {
+	t.Parallel()
+	eq, rep := writeFiles(t, "pkg/a.go:1:2 CONDITIONALS_NEGATION  not in this change\npkg/a.go:3:4 ARITHMETIC_BASE  x*1 is x here\n")
+	var out strings.Builder
+	if err := run([]string{"-partial", "-equivalents", eq, "-efficacy", "40", "-coverage", "60", "pkg", rep}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "stale") || strings.Contains(out.String(), "take it off") ||
+		!strings.Contains(out.String(), "| pkg | 50.0% (1 killed, 1 lived) | 66.7% | 1 |") {
+		t.Errorf("partial run output:\n%s\nwant no stale warning and the listed mutant taken out", out.String())
+	}
+}

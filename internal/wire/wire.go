@@ -4,6 +4,8 @@
 package wire
 
 import (
+	"errors"
+
 	"github.com/gantry-ci/gantry/configs"
 	"github.com/gantry-ci/gantry/orchestrator"
 )
@@ -37,8 +39,9 @@ func Project(p *configs.Project) orchestrator.Project {
 		Untrusted: orchestrator.UntrustedSpec{
 			Network: p.Untrusted.Network, Memory: int64(p.Untrusted.Memory), CPUs: p.Untrusted.CPUs, Pass: p.Untrusted.Pass,
 		},
+		PipelineFile: p.PipelineFileName(),
 	}
-	if p.Base != nil {
+	if p.Base != nil && p.Base.Dockerfile != "" { // base.image alone waits for a pipeline file's tier
 		dp.Base = &orchestrator.BaseSpec{Dockerfile: p.Base.Dockerfile, Inputs: p.Base.Inputs, Image: p.Base.Image}
 	}
 	if g := p.Generate.Python; g != nil {
@@ -51,7 +54,34 @@ func Project(p *configs.Project) orchestrator.Project {
 		dp.Tests = append(dp.Tests, orchestrator.TestSpec{
 			Name: t.Name, Command: t.Command, Env: t.Env, Timeout: t.Timeout.Duration,
 			Memory: int64(t.Memory), CPUs: t.CPUs, Pids: t.Pids, Network: t.Network,
+			JUnit: t.JUnit, Coverage: t.CoverageRegexp(),
 		})
 	}
 	return dp
+}
+
+// ApplyFile applies a commit's pipeline file to the configured project of the same path, for
+// the engine: the configuration decides what the file may set (configs.Project.ApplyRepoFile),
+// and the result is translated like the configured project. A refused file comes back as an
+// *orchestrator.FileError.
+func ApplyFile(cfg *configs.Config) orchestrator.ApplyFile {
+	return func(p orchestrator.Project, file []byte) (orchestrator.Project, error) {
+		cp, ok := cfg.Project(p.Path)
+		if !ok {
+			return p, nil
+		}
+		eff, err := cp.ApplyRepoFile(file)
+		var rf *configs.RepoFileError
+		switch {
+		case errors.As(err, &rf):
+			fe := &orchestrator.FileError{Summary: rf.Error()}
+			for _, pr := range rf.Problems {
+				fe.Problems = append(fe.Problems, rf.File+": "+pr.Error())
+			}
+			return orchestrator.Project{}, fe
+		case err != nil:
+			return orchestrator.Project{}, err
+		}
+		return Project(&eff), nil
+	}
 }
