@@ -87,8 +87,12 @@ func (s *Server) Calls() []Call {
 	return append([]Call(nil), s.calls...)
 }
 
-// Rejected returns the calls GitLab itself answered with a 4xx (injected faults excluded), so a
-// test can assert that a client sent nothing GitLab refuses. A raw file read answered 404 is
+// ClientClosedRequest is the status recorded for a call whose client went away before its answer
+// was made, nginx's 499 as GitLab's own logs show it. No client reads it.
+const ClientClosedRequest = 499
+
+// Rejected returns the calls GitLab itself answered with a 4xx (injected faults and calls whose
+// client went away excluded), so a test can assert that a client sent nothing GitLab refuses. A raw file read answered 404 is
 // not one: that is how GitLab says the commit has no such file (docs/gitlab.md §5.3), and
 // gantry asks for a pipeline file that most commits do not have.
 func (s *Server) Rejected() []Call {
@@ -96,7 +100,7 @@ func (s *Server) Rejected() []Call {
 	for _, c := range s.Calls() {
 		noFile := c.Status == http.StatusNotFound && c.Method == http.MethodGet &&
 			strings.Contains(c.Path, "/repository/files/") && strings.HasSuffix(c.Path, "/raw")
-		if c.Status >= 400 && c.Status < 500 && !c.Injected && !noFile {
+		if c.Status >= 400 && c.Status < ClientClosedRequest && !c.Injected && !noFile {
 			out = append(out, c)
 		}
 	}
@@ -154,6 +158,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		f.write(rec)
 	}
 	call.Status = rec.Code
+	if r.Context().Err() != nil {
+		// The client hung up before the answer was made (a worker killed mid-download): a git
+		// command the handler ran was cut off, so its 404 is the double's, not GitLab's.
+		call.Status = ClientClosedRequest
+	}
 	if ct, _, _ := mime.ParseMediaType(rec.Header().Get("Content-Type")); ct == "application/json" {
 		call.Answer = string(rec.Body.Bytes()[:min(rec.Body.Len(), maxAnswer)])
 	}
