@@ -17,6 +17,30 @@ type UnsetVar struct {
 	Name string
 }
 
+// Reader is the side of gantry that reads a key: a role without it never sees the key's value,
+// so an empty one is no news to it.
+type Reader int
+
+const (
+	// EveryRole reads the key (Redis, GitLab, projects).
+	EveryRole Reader = iota
+	// IntakeRole reads it: the side that takes deliveries and serves the API and pages.
+	IntakeRole
+	// WorkerRole reads it: the side that runs jobs and pushes releases.
+	WorkerRole
+)
+
+// ReadBy says which side reads the key holding the reference.
+func (u UnsetVar) ReadBy() Reader {
+	switch {
+	case strings.HasPrefix(u.Key, "registries["):
+		return WorkerRole
+	case strings.HasPrefix(u.Key, "api."):
+		return IntakeRole
+	}
+	return EveryRole
+}
+
 // String says what the operator sees: the key, the variable, and how to mean
 // "empty" on purpose so the warning goes away.
 func (u UnsetVar) String() string {

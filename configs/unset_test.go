@@ -117,3 +117,22 @@ workers: {concurrency: 0}
 		t.Errorf("LoadLocal with bad workers and tests = %v, want both reported", err)
 	}
 }
+
+// TestUnsetReadBy: a registry's keys are the workers', the API's the intake's, the rest everyone's.
+func TestUnsetReadBy(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]configs.Reader{
+		"registries[0].password":    configs.WorkerRole,
+		"registries[2].username":    configs.WorkerRole,
+		"api.tokens[0]":             configs.IntakeRole,
+		"api.oauth.client_secret":   configs.IntakeRole,
+		"gitlab.token":              configs.EveryRole,
+		"redis.url":                 configs.EveryRole,
+		"projects[0].registry":      configs.EveryRole,
+		"projects[0].api.tokens[0]": configs.EveryRole,
+	} {
+		if got := (configs.UnsetVar{Key: key, Name: "X"}).ReadBy(); got != want {
+			t.Errorf("ReadBy(%s) = %d, want %d", key, got, want)
+		}
+	}
+}

@@ -3,8 +3,9 @@
 # when they are already up), then vets and runs every test against them, then fuzzes the
 # webhook intake (its conversion, and the whole handler with raw headers), and its decoder
 # against the GitLab client's, for a bounded time each. Then it brings the production compose
-# stack up from nothing and drives a pipeline through it (scripts/compose-smoke.sh).
-# Mutation testing (scripts/mutation.sh) is not part of it: see the README's testing section.
+# stack up from nothing and drives a pipeline through it (scripts/compose-smoke.sh). Last,
+# mutation testing of the code changed since the last full mutation run (scripts/mutation.sh
+# --since the commit in scripts/mutation-base): a full run takes over an hour, see the README.
 #
 #   GANTRY_QUICK=1 scripts/test.sh    the tests and the fuzzing only, for a developer's loop
 set -euo pipefail
@@ -41,4 +42,6 @@ for target in FuzzIntake FuzzHandler FuzzDecodeMatchesClient; do
 done
 [[ ${GANTRY_QUICK:-} == 1 ]] && exit 0
 phase 15m "compose smoke" scripts/compose-smoke.sh
+base=$(<scripts/mutation-base)
+phase 15m "mutation since ${base:0:12}" scripts/mutation.sh --since "$base"
 printf 'test.sh: all passed in %d s\n' "$SECONDS" >&2

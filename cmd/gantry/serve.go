@@ -243,7 +243,7 @@ func configPath(path string, getenv func(string) string) (_ string, explicit boo
 // worker side serves no API (api.tokens).
 func warnUnset(cfg *configs.Config, r role, log *zap.Logger) {
 	for _, u := range cfg.Unset {
-		if (!r.workers && strings.HasPrefix(u.Key, "registries[")) || (!r.http && strings.HasPrefix(u.Key, "api.")) {
+		if by := u.ReadBy(); (!r.workers && by == configs.WorkerRole) || (!r.http && by == configs.IntakeRole) {
 			continue
 		}
 		log.Warn("config variable not set", zap.String("key", u.Key), zap.String("variable", u.Name), zap.String("detail", u.String()))
