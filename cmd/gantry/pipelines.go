@@ -80,7 +80,9 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 		return c.call(ctx, http.MethodPost, pipeline+"/cancel", nil, out.pipeline("cancel asked"))
 	case "retry":
 		if *job != "" {
-			return c.call(ctx, http.MethodPost, pipeline+"/jobs/"+url.PathEscape(*job)+"/retry", nil, out.pipeline("retry queued"))
+			return c.orShortName(ctx, pipeline, *job, stderr, func(name string) error {
+				return c.call(ctx, http.MethodPost, pipeline+"/jobs/"+url.PathEscape(name)+"/retry", nil, out.pipeline("retry queued"))
+			})
 		}
 		return c.call(ctx, http.MethodPost, pipeline+"/retry", nil, out.pipeline("retry queued"))
 	case "approve", "decline":
@@ -110,14 +112,17 @@ func pipelinesCommand(ctx context.Context, args []string, getenv func(string) st
 	if *raw {
 		w = stdout
 	}
-	return c.log(ctx, pipeline, pos[1], q, w, stderr)
+	return c.orShortName(ctx, pipeline, pos[1], stderr, func(name string) error {
+		return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(name)+"/log?"+q.Encode(), w)
+	})
 }
 
-// log prints a job's log. A name with no "/" that is no job is tried as a test's short name
-// ("unit" for "test/unit"): job names are build, test/<name> and release, and test names are
-// unique in a project, so a short name matches one job at most, and it is taken for it.
-func (c apiClient) log(ctx context.Context, pipeline, name string, q url.Values, w, stderr io.Writer) error {
-	err := c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(name)+"/log?"+q.Encode(), w)
+// orShortName calls do with a job's name; when the API has no such job and the name has no "/",
+// it is tried as a test's short name ("unit" for "test/unit"): job names are build,
+// test/<name> and release, and test names are unique in a project, so a short name matches
+// one job at most, and it is taken for it.
+func (c apiClient) orShortName(ctx context.Context, pipeline, name string, stderr io.Writer, do func(name string) error) error {
+	err := do(name)
 	if !isStatus(err, http.StatusNotFound) || strings.Contains(name, "/") {
 		return err
 	}
@@ -126,7 +131,7 @@ func (c apiClient) log(ctx context.Context, pipeline, name string, q url.Values,
 		return err
 	}
 	fmt.Fprintf(stderr, "gantry: job %s is %s\n", name, full)
-	return c.stream(ctx, pipeline+"/jobs/"+url.PathEscape(full)+"/log?"+q.Encode(), w)
+	return do(full)
 }
 
 // jobNamed is the pipeline's job whose last path element is short ("unit" for "test/unit"), or

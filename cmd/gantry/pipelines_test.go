@@ -60,8 +60,12 @@ func (s *cliStore) Retry(ctx context.Context, id int64) (*orchestrator.Pipeline,
 }
 
 func (s *cliStore) RetryJob(ctx context.Context, id int64, job string) (*orchestrator.Pipeline, error) {
+	p, _ := s.Pipeline(ctx, id)
+	if _, ok := p.Job(job); !ok {
+		return nil, fmt.Errorf("pipeline %d has no job %s: %w", id, job, orchestrator.ErrNotFound)
+	}
 	s.calls = append(s.calls, fmt.Sprintf("retry %d %s", id, job))
-	return s.Pipeline(ctx, id)
+	return p, nil
 }
 
 func (s *cliStore) Cancel(_ context.Context, id int64) (*orchestrator.Pipeline, error) {
@@ -256,6 +260,13 @@ func TestCLIPipelinesActions(t *testing.T) {
 	if _, err := b.gantry("retry", "4", "--job", "test/unit"); err != nil {
 		t.Errorf("retry --job: %v", err)
 	}
+	// A test's short name is taken for its job, as log takes it.
+	if _, err := b.gantry("retry", "4", "--job", "unit"); err != nil {
+		t.Errorf("retry --job unit: %v", err)
+	}
+	if _, err := b.gantry("retry", "4", "--job", "nosuch"); err == nil || !strings.Contains(err.Error(), "has no job nosuch") {
+		t.Errorf("retry --job nosuch: %v, want the API's not found", err)
+	}
 	if out, err := b.gantry("trigger", "g/app", "master", "--sha", "abcdef1"); err != nil || out != "pipeline #12\n"+b.url+"/pipelines/12\n" {
 		t.Errorf("trigger = %q, %v", out, err)
 	}
@@ -266,7 +277,7 @@ func TestCLIPipelinesActions(t *testing.T) {
 	if out, err := b.gantry("trigger", "g/app", "master", "--sha", "01d01d0", "--force"); err != nil || out != "pipeline #12\n"+b.url+"/pipelines/12\n" {
 		t.Errorf("trigger --force = %q, %v", out, err)
 	}
-	want := []string{"retry 4", "retry 4 test/unit", "trigger g/app master abcdef1 force=false",
+	want := []string{"retry 4", "retry 4 test/unit", "retry 4 test/unit", "trigger g/app master abcdef1 force=false",
 		"trigger g/app master 01d01d0 force=false", "trigger g/app master 01d01d0 force=true"}
 	if got := strings.Join(b.store.calls, "; "); got != strings.Join(want, "; ") {
 		t.Errorf("the API was asked %q, want %q", got, want)
