@@ -228,7 +228,12 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 		}
 	}
 	ev, reason := EventEnqueue, ""
+	var ahead *fileRead
 	if p.Trigger.CheckSkip && p.Jobs[0].State == StateCreated {
+		// The pipeline file is read meanwhile; a [skip ci] commit wastes that read.
+		if ahead = e.readAhead(ctx, p); ahead != nil {
+			defer ahead.wait() // never leaves the read running; planTests took its answer if it got that far
+		}
 		id, _, err := e.sourceProject(ctx, p)
 		if err != nil {
 			return err
@@ -249,7 +254,7 @@ func (e *Engine) announce(ctx context.Context, p *Pipeline) error {
 			return fmt.Errorf("release guard for %s: %w", p.Trigger.ShortSHA(), err)
 		}
 		// Its code may be read now: the statuses posted next are then exactly its jobs.
-		planned, err := e.planTests(ctx, p)
+		planned, err := e.planTests(ctx, p, ahead)
 		if err != nil {
 			return err
 		}

@@ -39,32 +39,76 @@ func testsFromFile(proj Project, p *Pipeline) bool {
 	return true
 }
 
-// planTests reads the project's pipeline file at the pipeline's commit, in the project the
-// commit comes from (a fork's for a fork's merge request), and adds the test jobs the project
-// has as the file makes it, created: the caller announces them. It runs once the pipeline may
-// read code: when it is announced, or for one that waited for approval, when its build starts,
-// never at intake (docs/gitlab.md §5.3). A file the project refuses plans no test: the build
-// fails saying why, and nothing else runs. It returns the pipeline as stored.
-func (e *Engine) planTests(ctx context.Context, p *Pipeline) (*Pipeline, error) {
+// fileRead is a pipeline file being read while the start task reads the commit message: both
+// are GitLab calls the first pending status waits for, so they go out together.
+type fileRead struct {
+	done chan struct{}
+	file []byte
+	err  error
+}
+
+// readAhead starts reading the pipeline file planTests will want, or returns nil when it will
+// read none: the project reads no file, the tests are planned, or the pipeline waits for
+// approval (a fork's code is read only once approved). The caller waits for it before it returns.
+func (e *Engine) readAhead(ctx context.Context, p *Pipeline) *fileRead {
+	proj, ok := e.Project(p.Trigger.Project)
+	if !ok || !testsFromFile(proj, p) || p.Approval.Waiting() || e.files == nil {
+		return nil
+	}
+	r := &fileRead{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.file, r.err = e.readFile(ctx, p, proj)
+	}()
+	return r
+}
+
+// wait returns the file once it was read.
+func (r *fileRead) wait() ([]byte, error) {
+	<-r.done
+	return r.file, r.err
+}
+
+// readFile reads the project's pipeline file at the pipeline's commit, in the project the commit
+// comes from (a fork's for a fork's merge request): nil when the commit has none, empty when it
+// is empty.
+func (e *Engine) readFile(ctx context.Context, p *Pipeline, proj Project) ([]byte, error) {
+	id, _, err := e.sourceProject(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("project of the source: %w", err)
+	}
+	file, err := e.files.File(ctx, id, p.Trigger.SHA, proj.PipelineFile, maxPipelineFile)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read %s at %s: %w", proj.PipelineFile, p.Trigger.ShortSHA(), err)
+	case file == nil:
+		return []byte{}, nil // an empty file is a file
+	}
+	return file, nil
+}
+
+// planTests adds the test jobs the project has as its pipeline file makes them, created: the
+// caller announces them. The file is the one ahead read, or, without one, read now. It runs once
+// the pipeline may read code: when it is announced, or for one that waited for approval, when
+// its build starts, never at intake (docs/gitlab.md §5.3). A file the project refuses plans no
+// test: the build fails saying why, and nothing else runs. It returns the pipeline as stored.
+func (e *Engine) planTests(ctx context.Context, p *Pipeline, ahead *fileRead) (*Pipeline, error) {
 	proj, ok := e.Project(p.Trigger.Project)
 	if !ok || !testsFromFile(proj, p) {
 		return p, nil
 	}
 	var file []byte
-	if e.files != nil {
-		id, _, err := e.sourceProject(ctx, p)
-		if err != nil {
-			return nil, fmt.Errorf("project of the source: %w", err)
-		}
-		file, err = e.files.File(ctx, id, p.Trigger.SHA, proj.PipelineFile, maxPipelineFile)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			file = nil
-		case err != nil:
-			return nil, fmt.Errorf("read %s at %s: %w", proj.PipelineFile, p.Trigger.ShortSHA(), err)
-		case file == nil:
-			file = []byte{} // an empty file is a file
-		}
+	var err error
+	switch {
+	case ahead != nil:
+		file, err = ahead.wait()
+	case e.files != nil:
+		file, err = e.readFile(ctx, p, proj)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var tests []Job
 	if eff, err := e.applyFile(proj, file); err == nil {
@@ -118,7 +162,7 @@ func (e *Engine) announceTests(ctx context.Context, p *Pipeline) (*Pipeline, err
 	if !ok || !testsFromFile(proj, p) {
 		return p, nil
 	}
-	q, err := e.planTests(ctx, p)
+	q, err := e.planTests(ctx, p, nil)
 	if err != nil {
 		return nil, err
 	}

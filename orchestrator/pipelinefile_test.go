@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -158,5 +159,85 @@ func TestEnginePipelineFileRefused(t *testing.T) {
 	}
 	if d := cmp.Diff(map[string][]string{"gantry/build": {"pending", "running", "failed"}}, b.statuses.posts); d != "" {
 		t.Errorf("statuses (-want +got):\n%s", d)
+	}
+}
+
+// meetingSource's commit message read waits for the pipeline file's read to begin: it reports
+// whether the two GitLab reads were in flight together.
+type meetingSource struct {
+	fakeSource
+	fileAsked chan struct{}
+	met       bool
+}
+
+func (s *meetingSource) CommitMessage(ctx context.Context, id int64, sha string) (string, error) {
+	select {
+	case <-s.fileAsked:
+		s.met = true
+	case <-time.After(2 * time.Second):
+	}
+	return s.fakeSource.CommitMessage(ctx, id, sha)
+}
+
+// announcingFiles closes asked at the first read.
+type announcingFiles struct {
+	*mapFiles
+	asked chan struct{}
+	once  sync.Once
+}
+
+func (f *announcingFiles) File(ctx context.Context, id int64, sha, path string, limit int64) ([]byte, error) {
+	f.once.Do(func() { close(f.asked) })
+	return f.mapFiles.File(ctx, id, sha, path, limit)
+}
+
+// TestPipelineFileReadWithTheCommitMessage: a pipeline whose head commit gantry must read for
+// [skip ci] reads its pipeline file at the same time, one GitLab round trip before the first
+// status instead of two; the file still plans the tests, and a skipped commit runs nothing.
+func TestPipelineFileReadWithTheCommitMessage(t *testing.T) {
+	t.Parallel()
+	for _, sha := range []string{"0123456789", "5k1p456789"} {
+		asked := make(chan struct{})
+		files := &announcingFiles{mapFiles: &mapFiles{files: map[string]string{sha: "tests: fast"}}, asked: asked}
+		b := fileEngine(t, files.mapFiles)
+		src := &meetingSource{fileAsked: asked}
+		b.engine.source, b.engine.files = src, files
+		p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 7, Kind: TriggerPush, Ref: "feature", SHA: sha, CheckSkip: true})
+		b.drain(t, 0)
+		got, _ := b.store.Pipeline(context.Background(), p.ID)
+		var jobs []string
+		for _, j := range got.Jobs {
+			jobs = append(jobs, j.Name+" "+string(j.State))
+		}
+		want := []string{"build success", "test/fast success"}
+		if strings.HasPrefix(sha, "5k1p") {
+			want = []string{"build skipped"}
+		}
+		if !src.met || !cmp.Equal(jobs, want) {
+			t.Errorf("commit %s: reads together %v, jobs %v; want together and %v", sha, src.met, jobs, want)
+		}
+	}
+}
+
+// TestForkPipelineFileWaitsForApproval: a fork's pipeline file is code of the fork's author, read
+// only once a maintainer approved the pipeline, even when the commit message is read before.
+func TestForkPipelineFileWaitsForApproval(t *testing.T) {
+	t.Parallel()
+	b := setupApproval(t, func(p *Project) { p.PipelineFile = ".gantry.yml" })
+	files := &mapFiles{files: map[string]string{"f0f0f0f0f0": "tests: fast"}}
+	b.engine.files, b.engine.apply = files, wordsFile
+	p := b.pushTrigger(t, Trigger{Project: "g/app", ProjectID: 50, HookProjectID: 7, Kind: TriggerMergeRequest,
+		Ref: "feature", SHA: "f0f0f0f0f0", Fork: true, MergeRequestIID: 4, CheckSkip: true})
+	b.drain(t, 0)
+	b.wantWaiting(t, b.stored(t, p.ID))
+	if len(files.reads) != 0 {
+		t.Fatalf("file read before approval: %v", files.reads)
+	}
+	if _, err := b.engine.Approve(context.Background(), p.ID, Review{By: "maint"}); err != nil {
+		t.Fatal(err)
+	}
+	b.drain(t, 0)
+	if got := b.stored(t, p.ID); len(files.reads) != 1 || got.State() != StateSuccess || len(got.Jobs) != 2 || got.Jobs[1].Name != "test/fast" {
+		t.Errorf("after approval: reads %v, pipeline %s %+v; want the file read once and its test run", files.reads, got.State(), got.Jobs)
 	}
 }
