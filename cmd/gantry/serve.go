@@ -54,11 +54,6 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	var source orchestrator.Source // nil, not a nil *gitlab.Client, without a GitLab
-	var files orchestrator.FileSource
-	if client != nil {
-		source, files = client, client
-	}
 	checks := map[string]api.Check{"redis": st.Ping}
 	var docker *jobs.Docker
 	if r.workers {
@@ -75,22 +70,14 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		h, err := st.QueueHealth(ctx)
 		return metrics.Health(h), err
 	})
-	engine, err := orchestrator.NewEngine(orchestrator.EngineOptions{
-		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
-		Files: files, ApplyFile: wire.ApplyFile(cfg),
-		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
-		ImageRetention: cfg.Workers.ImageRetention.Duration, DeliveryWindow: deliveryWindow(cfg),
-		// A commit's pipeline answers for it while the pipeline is kept (30 days when kept forever).
-		CommitWindow: cfg.Redis.PipelineRetention.Duration,
-		Logger:       log, Metrics: metrics.NewEngine(reg),
-	})
+	engine, err := newEngine(cfg, st, docker, statuses, client, reg, log)
 	if err != nil {
 		return err
 	}
 
 	var httpDone <-chan error
 	var srv *http.Server
-	if r.http && source != nil {
+	if r.http && client != nil {
 		// The webhook refuses a payload naming another id than GitLab's for its project as soon
 		// as the id is known; asked once here, within a bound, so a slow GitLab delays the
 		// start by seconds at most. Whatever is not known yet the start task checks.
@@ -124,40 +111,9 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 			return err
 		}
 	}
-	// A panicking scheduled job is logged, not allowed to take the process down.
-	sched := cron.New(cron.WithChain(cron.Recover(cronLogger{log.Sugar()})))
-	if r.workers {
-		// The sweep queues again any stored pipeline whose first task was lost, so that an
-		// event answered 2xx is always run.
-		sched.AddFunc("@every 30s", func() {
-			if err := engine.Sweep(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("sweep", zap.Error(err))
-			}
-		})
-		// A job whose worker died is handed on once its lease runs out (store.DefaultJobLeaseTTL):
-		// the lease plus this interval is the takeover time.
-		sched.AddFunc("@every 3s", func() {
-			if err := engine.TakeOver(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("takeover check", zap.Error(err))
-			}
-		})
-		started := time.Now()
-		sched.AddFunc("@every 10m", func() {
-			if n, err := docker.SweepDangling(ctx, started); err != nil {
-				log.Warn("dangling image sweep", zap.Error(err))
-			} else if n > 0 {
-				log.Info("removed dangling images left by builds", zap.Int("images", n))
-			}
-		})
-	}
-	addHousekeeping(ctx, sched, st, cfg, log)
-	if r.http && client != nil {
-		addReconcile(ctx, sched, cfg, engine, client, metrics.NewHooks(reg), log)
-	}
-	if r.http {
-		if err := addSchedules(ctx, sched, cfg, engine, log); err != nil {
-			return err
-		}
+	sched, err := newScheduler(ctx, r, cfg, engine, st, docker, client, reg, log)
+	if err != nil {
+		return err
 	}
 	sched.Start()
 
@@ -167,6 +123,36 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 	case serveErr = <-httpDone:
 	}
 	log.Info("shutting down")
+	stopInOrder(ctx, srv, sched, loops, worker, log)
+	return serveErr
+}
+
+// newEngine is the orchestrator as the config makes it, on the store, the Docker engine (nil
+// for a process that runs no jobs) and GitLab (a nil client without one).
+func newEngine(cfg *configs.Config, st *store.Store, docker *jobs.Docker, statuses orchestrator.Statuses, client *gitlab.Client,
+	reg *prometheus.Registry, log *zap.Logger) (*orchestrator.Engine, error) {
+	var source orchestrator.Source // nil, not a nil *gitlab.Client, without a GitLab
+	var files orchestrator.FileSource
+	if client != nil {
+		source, files = client, client
+	}
+	return orchestrator.NewEngine(orchestrator.EngineOptions{
+		Store: st, Queue: st, Executor: executor(docker), Source: source, Statuses: statuses,
+		Files: files, ApplyFile: wire.ApplyFile(cfg),
+		Projects: wire.Projects(cfg), StatusPrefix: cfg.GitLab.StatusPrefix, PublicURL: cfg.Server.PublicURL,
+		ImageRetention: cfg.Workers.ImageRetention.Duration, DeliveryWindow: deliveryWindow(cfg),
+		// A commit's pipeline answers for it while the pipeline is kept (30 days when kept forever).
+		CommitWindow: cfg.Redis.PipelineRetention.Duration,
+		Logger:       log, Metrics: metrics.NewEngine(reg),
+	})
+}
+
+// stopInOrder stops a process's parts: HTTP first (no new work comes in), then what starts
+// work: scheduled runs and sweeps (waited for), the engine's loops (no new pipeline is taken;
+// one not taken stays stored for another process or the next start). Then the workers: running
+// jobs get the grace period, then go back to the queue; a job cancelled meanwhile finds itself
+// over in the store when it ends. Redis closes last (serve's defer). srv and worker may be nil.
+func stopInOrder(ctx context.Context, srv *http.Server, sched *cron.Cron, loops *orchestrator.Service, worker *store.Worker, log *zap.Logger) {
 	if srv != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -174,16 +160,59 @@ func serve(ctx context.Context, r role, configPath string, getenv func(string) s
 		}
 		cancel()
 	}
-	// Then what starts work: scheduled runs and sweeps (waited for), the engine's loops (no new
-	// pipeline is taken; one not taken stays stored for another process or the next start).
-	// Then the workers: running jobs get the grace period, then go back to the queue; a job
-	// cancelled meanwhile finds itself over in the store when it ends. Redis closes last (defer).
 	<-sched.Stop().Done()
 	loops.Stop()
 	if worker != nil {
 		worker.Shutdown()
 	}
-	return serveErr
+}
+
+// newScheduler gathers what runs on a timer in a process of this role: the workers' checks,
+// every process's housekeeping, and the HTTP side's hook reconcile and scheduled pipelines. A
+// panicking scheduled job is logged, not allowed to take the process down.
+func newScheduler(ctx context.Context, r role, cfg *configs.Config, engine *orchestrator.Engine, st *store.Store,
+	docker *jobs.Docker, client *gitlab.Client, reg *prometheus.Registry, log *zap.Logger) (*cron.Cron, error) {
+	sched := cron.New(cron.WithChain(cron.Recover(cronLogger{log.Sugar()})))
+	if r.workers {
+		addWorkerChecks(ctx, sched, engine, docker, log)
+	}
+	addHousekeeping(ctx, sched, st, cfg, log)
+	if r.http && client != nil {
+		addReconcile(ctx, sched, cfg, engine, client, metrics.NewHooks(reg), log)
+	}
+	if r.http {
+		if err := addSchedules(ctx, sched, cfg, engine, log); err != nil {
+			return nil, err
+		}
+	}
+	return sched, nil
+}
+
+// addWorkerChecks schedules what a worker process checks on its own: stored pipelines whose
+// first task was lost, jobs whose worker died, and images builds left dangling.
+func addWorkerChecks(ctx context.Context, sched *cron.Cron, engine *orchestrator.Engine, docker *jobs.Docker, log *zap.Logger) {
+	// The sweep queues again any stored pipeline whose first task was lost, so that an event
+	// answered 2xx is always run.
+	sched.AddFunc("@every 30s", func() {
+		if err := engine.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("sweep", zap.Error(err))
+		}
+	})
+	// A job whose worker died is handed on once its lease runs out (store.DefaultJobLeaseTTL):
+	// the lease plus this interval is the takeover time.
+	sched.AddFunc("@every 3s", func() {
+		if err := engine.TakeOver(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("takeover check", zap.Error(err))
+		}
+	})
+	started := time.Now()
+	sched.AddFunc("@every 10m", func() {
+		if n, err := docker.SweepDangling(ctx, started); err != nil {
+			log.Warn("dangling image sweep", zap.Error(err))
+		} else if n > 0 {
+			log.Info("removed dangling images left by builds", zap.Int("images", n))
+		}
+	})
 }
 
 // addHousekeeping applies the retention on every process's scheduler; the store lets one
