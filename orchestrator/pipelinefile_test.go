@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -239,5 +240,47 @@ func TestForkPipelineFileWaitsForApproval(t *testing.T) {
 	b.drain(t, 0)
 	if got := b.stored(t, p.ID); len(files.reads) != 1 || got.State() != StateSuccess || len(got.Jobs) != 2 || got.Jobs[1].Name != "test/fast" {
 		t.Errorf("after approval: reads %v, pipeline %s %+v; want the file read once and its test run", files.reads, got.State(), got.Jobs)
+	}
+}
+
+// fileFunc is a FileSource of one function.
+type fileFunc func(sha string) ([]byte, error)
+
+func (f fileFunc) File(_ context.Context, _ int64, sha, _ string, _ int64) ([]byte, error) {
+	return f(sha)
+}
+
+// TestPipelineFileReadOutcomes: a file GitLab could not serve fails the start task, which is
+// retried and plans from the file then, never from the server's tests in its place; an empty
+// file (GitLab's empty body) is a file with no tests, not a missing one.
+func TestPipelineFileReadOutcomes(t *testing.T) {
+	t.Parallel()
+	failures := 1
+	for _, tt := range []struct {
+		name string
+		read fileFunc
+		jobs []string
+	}{
+		{"unreadable once", func(string) ([]byte, error) {
+			if failures > 0 {
+				failures--
+				return nil, errors.New("GitLab answered 502")
+			}
+			return []byte("tests: fast"), nil
+		}, []string{"build", "test/fast"}},
+		{"empty", func(string) ([]byte, error) { return nil, nil }, []string{"build"}},
+	} {
+		b := fileEngine(t, nil)
+		b.engine.files = tt.read
+		p := b.push(t, "feature")
+		b.drain(t, 1)
+		got, _ := b.store.Pipeline(context.Background(), p.ID)
+		var jobs []string
+		for _, j := range got.Jobs {
+			jobs = append(jobs, j.Name)
+		}
+		if got.State() != StateSuccess || !cmp.Equal(jobs, tt.jobs) {
+			t.Errorf("%s: pipeline %s with jobs %v, want success with %v", tt.name, got.State(), jobs, tt.jobs)
+		}
 	}
 }

@@ -47,7 +47,7 @@ for pkg in "${packages[@]}"; do
 	start=$SECONDS
 	diff=() partial=()
 	if [[ -n $since ]]; then
-		if git diff --quiet "$since" -- ":(glob)$pkg/*.go" ':(exclude,glob)**/*_test.go'; then
+		if "$real_git" diff --quiet "$since" -- ":(glob)$pkg/*.go" ':(exclude,glob)**/*_test.go'; then
 			echo "| $pkg | no change since ${since:0:12} | | | |"
 			continue
 		fi
