@@ -22,6 +22,9 @@ func TestAccountsAnswerForTheUser(t *testing.T) {
 	srv.AddMember(secret.ID, "rita", 20)
 	srv.AddToken("tok-rita-0123456789", "rita")
 	srv.AddToken("tok-olaf-0123456789", "olaf")
+	srv.AddMember(secret.ID, "bob", 30)
+	srv.AddToken("tok-bob-01234567890", "bob")
+	srv.BlockUser("bob")
 	a, err := gitlab.NewAccounts(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +35,7 @@ func TestAccountsAnswerForTheUser(t *testing.T) {
 		t.Fatalf("CurrentUser = %+v, %v; want rita", rita, err)
 	}
 	olaf, _ := a.CurrentUser(ctx, "tok-olaf-0123456789")
+	bob, _ := a.CurrentUser(ctx, "tok-bob-01234567890")
 	for _, tc := range []struct {
 		token   string
 		user    int64
@@ -42,6 +46,8 @@ func TestAccountsAnswerForTheUser(t *testing.T) {
 		{"tok-olaf-0123456789", olaf.ID, "g/secret", orchestrator.Access{}},
 		{"tok-olaf-0123456789", olaf.ID, "g/internal", orchestrator.Access{Read: true}},
 		{"tok-olaf-0123456789", olaf.ID, "g/none", orchestrator.Access{}},
+		// A blocked member keeps the membership but none of its rights (docs/gitlab.md §8).
+		{"tok-bob-01234567890", bob.ID, "g/secret", orchestrator.Access{Read: true}},
 	} {
 		got, err := a.ProjectAccess(ctx, tc.token, tc.user, tc.project)
 		if err != nil || got != tc.want {
@@ -54,5 +60,18 @@ func TestAccountsAnswerForTheUser(t *testing.T) {
 	}
 	if _, err := a.CurrentUser(ctx, "tok-rita-0123456789"); !errors.Is(err, orchestrator.ErrTokenRejected) {
 		t.Errorf("CurrentUser with a revoked token = %v, want ErrTokenRejected", err)
+	}
+}
+
+// TestNewAccountsWantsAnHTTPURL: the sign-in's GitLab is an http or https URL with a host.
+func TestNewAccountsWantsAnHTTPURL(t *testing.T) {
+	t.Parallel()
+	for url, ok := range map[string]bool{
+		"https://gitlab.example.com": true, "http://127.0.0.1:8929/gitlab": true,
+		"ftp://gitlab.example.com": false, "https://": false, "gitlab.example.com": false, "http://%zz": false,
+	} {
+		if _, err := gitlab.NewAccounts(url); (err == nil) != ok {
+			t.Errorf("NewAccounts(%q) error = %v, want accepted %t", url, err, ok)
+		}
 	}
 }

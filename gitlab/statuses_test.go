@@ -179,6 +179,8 @@ func TestPostErrors(t *testing.T) {
 	goneOfUnknown.SHA = strings.Repeat("e", 40)
 	noRef := b.update(orchestrator.StatePending, 0)
 	noRef.Ref = ""
+	noRefPinned := noRef
+	noRefPinned.PipelineID = 77
 	// rejected: a refusal that sending the same post again cannot change (orchestrator.ErrRejected).
 	tests := []struct {
 		name               string
@@ -194,7 +196,9 @@ func TestPostErrors(t *testing.T) {
 		{"unknown commit", b.c, unknownSHA, true, true, "project 1001 commit ffff", 1},
 		{"unknown pipeline of an unknown commit", b.c, goneOfUnknown, true, true, "pipeline 4242", 2},
 		{"bad token", bad, b.update(orchestrator.StateSuccess, pipeline), false, true, "401 Unauthorized", 1},
-		{"no ref", b.c, noRef, false, false, "no ref", 0},
+		// The error names the pipeline a post was pinned to, and only then.
+		{"no ref", b.c, noRef, false, false, "commit " + noRef.SHA + ": no ref", 0},
+		{"no ref, pinned", b.c, noRefPinned, false, false, "commit " + noRef.SHA + " in pipeline 77: no ref", 0},
 	}
 	for _, tt := range tests {
 		before := len(b.srv.Calls())

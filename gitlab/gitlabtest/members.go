@@ -20,6 +20,15 @@ func (s *Server) AddMember(projectID int64, username string, level int) {
 	s.members[projectID][u.id] = level
 }
 
+// BlockUser blocks the user username, as an administrator does: their memberships stay, with
+// state "blocked" (docs/gitlab.md §8).
+func (s *Server) BlockUser(username string) {
+	u := s.userNamed(username)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u.blocked = true
+}
+
 // showMember is GET /projects/:id/members/all/:user_id (GitLab's "Get a member of a group or
 // project, including inherited and invited members"): the member with their access level,
 // 404 "404 Not found" for a user who is no member.
@@ -34,10 +43,13 @@ func (s *Server) showMember(w http.ResponseWriter, req *request) {
 	}
 	s.mu.Lock()
 	level, ok := s.members[req.project.ID][id]
-	var name string
+	name, state := "", "active"
 	for _, u := range s.users {
 		if u.id == id {
 			name = u.username
+			if u.blocked {
+				state = "blocked"
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -46,6 +58,6 @@ func (s *Server) showMember(w http.ResponseWriter, req *request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"id": id, "username": name, "name": name, "state": "active", "access_level": level,
+		"id": id, "username": name, "name": name, "state": state, "access_level": level,
 	})
 }

@@ -72,6 +72,8 @@ type user struct {
 	username string
 	// admin users read every project, private ones included, as GitLab's administrators do.
 	admin bool
+	// blocked users keep their memberships, shown with state "blocked" (BlockUser).
+	blocked bool
 }
 
 // New starts a GitLab double that is closed when the test ends.
