@@ -106,7 +106,7 @@ func TestApplyRepoFileWithoutSettings(t *testing.T) {
 }
 
 // TestApplyRepoFileZeroCeilings: a project not made by Load, whose zero Limits allow no network
-// and no time, refuses a file's test rather than failing on the empty network list.
+// and no time, refuses a file's test rather than panicking on the empty network list.
 func TestApplyRepoFileZeroCeilings(t *testing.T) {
 	t.Parallel()
 	_, err := configs.Project{}.ApplyRepoFile([]byte("tests: [{name: a, command: [x]}]\n"))
