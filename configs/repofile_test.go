@@ -2,6 +2,9 @@ package configs_test
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +92,30 @@ func TestApplyRepoFileWithoutSettings(t *testing.T) {
 	if got, err := repoProject(t).ApplyRepoFile([]byte("tests: []\n")); err != nil || len(got.Tests) != 0 {
 		t.Errorf("tests: [] = %+v, %v", got.Tests, err)
 	}
+	// A file setting only tests leaves the rest as the server has it, down to the build args it
+	// has none of.
+	bare := mustLoad(t, minimal, nil).Projects[0]
+	got, err := bare.ApplyRepoFile([]byte("tests: [{name: a, command: [x]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Tests = bare.Tests
+	if !reflect.DeepEqual(got, bare) {
+		t.Errorf("a file setting only tests gave %+v\nwant the server's %+v", got, bare)
+	}
+}
+
+// TestApplyRepoFileZeroCeilings: a project not made by Load, whose zero Limits allow no network
+// and no time, refuses a file's test rather than panicking on the empty network list.
+func TestApplyRepoFileZeroCeilings(t *testing.T) {
+	t.Parallel()
+	_, err := configs.Project{}.ApplyRepoFile([]byte("tests: [{name: a, command: [x]}]\n"))
+	var rf *configs.RepoFileError
+	if !errors.As(err, &rf) || !slices.ContainsFunc(rf.Problems, func(e configs.FieldError) bool {
+		return e.Key == "tests[0].network" && strings.HasPrefix(e.Message, `"none" is not allowed by the server`)
+	}) {
+		t.Errorf("ApplyRepoFile = %v, want the test refused for its network", err)
+	}
 }
 
 // TestApplyRepoFileRefuses holds the pipeline file to what its writer owns: whoever pushes
@@ -100,6 +127,12 @@ func TestApplyRepoFileRefuses(t *testing.T) {
 		bomb += string(i) + ": &" + string(i) + " [" + strings.Repeat("*"+string(prev)+", ", 9) + "*" + string(prev) + "]\n"
 	}
 	bomb += "tests: [{name: t, command: *h}]\n"
+	// Each anchor wraps the one before in a list: a few bytes that nest 16 levels and more once
+	// the aliases are followed.
+	chain := "a: &a [x]\n"
+	for i, prev := 'b', 'a'; i <= 'p'; i, prev = i+1, i {
+		chain += string(i) + ": &" + string(i) + " [*" + string(prev) + "]\n"
+	}
 	tests := []struct {
 		name, file string
 		want       string // the whole one-line error
@@ -143,11 +176,15 @@ func TestApplyRepoFileRefuses(t *testing.T) {
 		{"not a mapping", "- a\n- b\n", ".gantry.yml: must be a mapping, not a list"},
 		{"tests not a list", "tests: unit\n", ".gantry.yml: tests: must be a list, not a single value"},
 		{"not YAML", "tests: [\n", ".gantry.yml: is not YAML: line 1: did not find expected node content"},
-		{"too big", "# " + strings.Repeat("x", configs.MaxRepoFileSize) + "\n", ".gantry.yml: is 65539 bytes, more than the 65536 gantry reads"},
+		{"too big", "#" + strings.Repeat("x", configs.MaxRepoFileSize-1) + "\n", ".gantry.yml: is 65537 bytes, more than the 65536 gantry reads"},
 		{"two documents", "tests: []\n---\nrelease: {}\n", ".gantry.yml: must hold one YAML document, not several (---)"},
 		{"not UTF-8", "tests: [{name: a, command: [\"\xff\xfe\"]}]\n", ".gantry.yml: is not UTF-8 text"},
 		{"alias bomb", bomb, ".gantry.yml: has more than 20000 values once its aliases are expanded"},
-		{"deep nesting", "tests: " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n", ".gantry.yml: nests deeper than 16 levels"},
+		{"one value too many", valuesFile(20001), ".gantry.yml: has more than 20000 values once its aliases are expanded"},
+		// 16 levels are read; the file is refused for what it holds there.
+		{"nesting at the limit", "tests: " + strings.Repeat("[", 16) + strings.Repeat("]", 16) + "\n", ".gantry.yml: tests[0]: must be a mapping, not a list"},
+		{"deep nesting", "tests: " + strings.Repeat("[", 17) + strings.Repeat("]", 17) + "\n", ".gantry.yml: nests deeper than 16 levels"},
+		{"deep nesting through aliases", chain, ".gantry.yml: nests deeper than 16 levels"},
 		{"no ${} expansion", "tests: [{name: a, command: [x], timeout: '${TIMEOUT}'}]\n", `.gantry.yml: tests[0].timeout: "${TIMEOUT}" is not a duration (e.g. 90s, 10m, 1h30m)`},
 	}
 	for _, tt := range tests {
@@ -166,6 +203,32 @@ func TestApplyRepoFileRefuses(t *testing.T) {
 				t.Errorf("error is %d characters, more than a status description holds", n)
 			}
 		})
+	}
+}
+
+// valuesFile is a pipeline file of n YAML values (n >= 9), one test whose command makes up the rest.
+func valuesFile(n int) string {
+	return "tests: [{name: a, command: [" + strings.Repeat("x, ", n-9) + "x]}]\n"
+}
+
+// TestApplyRepoFileAtTheLimits: a file at each of the pipeline file's bounds is read, so a bound
+// that tightens by one step fails here; one step past each is refused in TestApplyRepoFileRefuses.
+func TestApplyRepoFileAtTheLimits(t *testing.T) {
+	t.Parallel()
+	var fifty strings.Builder
+	fifty.WriteString("tests:\n")
+	for i := range 50 {
+		fmt.Fprintf(&fifty, "  - {name: t%d, command: [x]}\n", i)
+	}
+	for name, file := range map[string]string{
+		"largest file":      "#" + strings.Repeat("x", configs.MaxRepoFileSize-2) + "\n",
+		"most values":       valuesFile(20000),
+		"most tests":        fifty.String(),
+		"longest test name": "tests: [{name: " + strings.Repeat("a", 63) + ", command: [x]}]\n",
+	} {
+		if _, err := repoProject(t).ApplyRepoFile([]byte(file)); err != nil {
+			t.Errorf("%s: ApplyRepoFile = %v, want it read", name, err)
+		}
 	}
 }
 
