@@ -19,6 +19,7 @@ func TestRenderLine(t *testing.T) {
 		{"bright background", "\x1b[101mx", `<span class="bg9">x</span>`},
 		{"256 colours to the nearest of 16", "\x1b[38;5;196ma\x1b[48;5;21mb\x1b[38;5;3mc\x1b[38;5;244md", `<span class="fg9">a</span><span class="fg9 bg12">b</span><span class="fg3 bg12">c</span><span class="fg7 bg12">d</span>`},
 		{"256 colours: the palette's last", "\x1b[38;5;255mw", `<span class="fg15">w</span>`},
+		{"256 colours: the greys and the cube's darkest", "\x1b[38;5;232ma\x1b[38;5;238mb\x1b[38;5;88mc", `<span class="fg0">a</span><span class="fg8">bc</span>`},
 		{"256 colours: the cube's green", "\x1b[38;5;46mg", `<span class="fg10">g</span>`},
 		{"256 colours: a cube component of 3 is on", "\x1b[38;5;124mr\x1b[38;5;34mg\x1b[38;5;19mb", `<span class="fg1">r</span><span class="fg2">g</span><span class="fg4">b</span>`},
 		{"RGB to the nearest of 16", "\x1b[38;2;255;255;0my", `<span class="fg11">y</span>`},
