@@ -85,6 +85,9 @@ func lineStart(all string, at int) int {
 	if at <= 0 {
 		return 0
 	}
+	if all[at-1] == '\n' { // a line begins at at: the search below would go past it
+		return at
+	}
 	if i := strings.IndexByte(all[at:max(at, len(all)-1)], '\n'); i >= 0 {
 		return at + i + 1
 	}

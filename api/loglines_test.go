@@ -112,3 +112,27 @@ func TestStatusLinksLandOnTheirJob(t *testing.T) {
 		}
 	}
 }
+
+// TestLineStart: the page's part of a log begins at the first line that begins at or after the
+// cut, or, when the rest is one line, in that line at a character's start.
+func TestLineStart(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, all string
+		at, want  int
+	}{
+		{"the cut at the log's start", "ab\ncd\n", 0, 0},
+		{"the cut before the log's start", "ab\ncd\n", -3, 0},
+		{"the cut in a line", "abc\ndef\n", 1, 4},
+		{"the cut at a newline", "ab\ncd\n", 2, 3},
+		{"the cut at a line's start", "ab\ncd\nef\n", 3, 3},
+		{"the rest one line, its newline at the end", "abc\n", 1, 1},
+		{"the rest one line, the cut in a character", "日本", 1, 3},
+		{"the rest one line, the cut in its last character", "a日", 2, 4},
+	}
+	for _, tt := range tests {
+		if got := lineStart(tt.all, tt.at); got != tt.want {
+			t.Errorf("%s: lineStart(%q, %d) = %d, want %d", tt.name, tt.all, tt.at, got, tt.want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ func TestJobLog(t *testing.T) {
 	}{
 		{"escaped job name", "/api/v1/pipelines/4/jobs/test%2Funit/log", 200, markupLog},
 		{"raw job name", "/api/v1/pipelines/4/jobs/test/unit/log", 200, markupLog},
+		{"latest attempt by number", "/api/v1/pipelines/4/jobs/test%2Funit/log?attempt=2", 200, markupLog},
 		{"earlier attempt", "/api/v1/pipelines/4/jobs/test%2Funit/log?attempt=1", 200, "first attempt: engine lost\n"},
 		{"from an offset", "/api/v1/pipelines/4/jobs/build/log?offset=33", 200, "Successfully built 1111aaaa\n"},
 		{"from offset 0", "/api/v1/pipelines/4/jobs/build/log?offset=0", 200, "Step 1/3 : FROM python:3.11-slim\n"},

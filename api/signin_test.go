@@ -159,8 +159,13 @@ func TestSessionCookieAttacks(t *testing.T) {
 		b.setCookie(env.srv.URL, sessionCookie, cookie)
 		resp := b.do(http.MethodGet, env.srv.URL+"/pipelines/4", nil, "", "")
 		readAll(t, resp)
-		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/signin?") {
-			t.Errorf("%s: GET /pipelines/4 = %d to %q, want 302 to /signin", name, resp.StatusCode, resp.Header.Get("Location"))
+		dropped := false // Max-Age=0, which Cookies reads as MaxAge < 0
+		for _, c := range resp.Cookies() {
+			dropped = dropped || c.Name == sessionCookie && c.MaxAge < 0
+		}
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/signin?") || !dropped {
+			t.Errorf("%s: GET /pipelines/4 = %d to %q with cookies %v, want 302 to /signin dropping the session cookie",
+				name, resp.StatusCode, resp.Header.Get("Location"), resp.Cookies())
 		}
 	}
 	flipped := []byte(good)
@@ -186,6 +191,15 @@ func TestSessionCookieAttacks(t *testing.T) {
 	}
 	env.clock.Store(int64(2*time.Hour + time.Minute)) // GitLab's token lasts 2h; the session no longer
 	sentToSignIn("expired", good)
+	// The session ends on the second it names: the second before, it still lets in.
+	end := time.Unix(s.Expires, 0).Sub(t0.Add(10 * time.Minute))
+	env.clock.Store(int64(end - time.Second))
+	b.setCookie(env.srv.URL, sessionCookie, good)
+	if resp := b.do(http.MethodGet, env.srv.URL+"/pipelines/4", nil, "", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("the session a second before its end = %d, want 200", resp.StatusCode)
+	}
+	env.clock.Store(int64(end))
+	sentToSignIn("at its end", good)
 	env.clock.Store(0)
 
 	// The cookie as set: HttpOnly, SameSite=Lax, with an end.
@@ -208,6 +222,38 @@ func TestSessionCookieAttacks(t *testing.T) {
 	}
 	if set != nil && set.Secure {
 		t.Error("the session cookie is Secure although gantry is served over http here")
+	}
+}
+
+// TestNewSignInChecksItsConfig: a short cookie secret, a public URL that is not http(s) with a
+// host, or no Accounts is refused; an https public URL makes the cookies Secure.
+func TestNewSignInChecksItsConfig(t *testing.T) {
+	t.Parallel()
+	ok := SignInConfig{ClientID: "gantry-app", ClientSecret: "x", GitLabURL: "https://gitlab.example.com",
+		PublicURL: "https://gantry.example.com/", CookieSecret: testCookieSecret, Accounts: doubleAccounts{"https://gitlab.example.com"}}
+	tests := []struct {
+		name string
+		edit func(*SignInConfig)
+		want string // "" for accepted
+	}{
+		{"https", func(*SignInConfig) {}, ""},
+		{"http", func(o *SignInConfig) { o.PublicURL = "http://localhost:8080" }, ""},
+		{"another scheme", func(o *SignInConfig) { o.PublicURL = "ftp://gantry.example.com" }, "is not an http(s) URL"},
+		{"no scheme", func(o *SignInConfig) { o.PublicURL = "gantry.example.com" }, "is not an http(s) URL"},
+		{"no host", func(o *SignInConfig) { o.PublicURL = "https:///pipelines" }, "is not an http(s) URL"},
+		{"short cookie secret", func(o *SignInConfig) { o.CookieSecret = testCookieSecret[:31] }, "at least 32 bytes"},
+		{"no accounts", func(o *SignInConfig) { o.Accounts = nil }, "needs Accounts"},
+	}
+	for _, tt := range tests {
+		o := ok
+		tt.edit(&o)
+		si, err := NewSignIn(o)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: NewSignIn = %v, want %q", tt.name, err, tt.want)
+		}
+		if err == nil && si.secure != strings.HasPrefix(o.PublicURL, "https:") {
+			t.Errorf("%s: NewSignIn(public URL %s) makes Secure cookies: %v", tt.name, o.PublicURL, si.secure)
+		}
 	}
 }
 
