@@ -159,3 +159,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestReplicatedWaitFails: a script that ran but whose WAIT Redis refused is an error naming the
+// wait, never a success: with min_replicas gantry must not answer for a write it could not see
+// replicated. Here the user may run scripts but not WAIT (an ACL a managed Redis might set).
+func TestReplicatedWaitFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, port := testenv.RedisServer(t, t.TempDir(), "master")
+	admin := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	t.Cleanup(func() { admin.Close() })
+	waitFor(t, "redis on "+port, func() bool { return admin.Ping(ctx).Err() == nil })
+	if err := admin.Do(ctx, "ACL", "SETUSER", "nowait", "on", ">pw", "~*", "&*", "+@all", "-wait").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port, Username: "nowait", Password: "pw"})
+	s := New(rdb, Options{MinReplicas: 1, ReplicaTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	err := s.runReplicated(ctx, redis.NewScript(`return redis.call('SET', KEYS[1], '1')`), []string{"k"}).Err()
+	if err == nil || !strings.Contains(err.Error(), "wait for 1 replicas") || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("script run with its WAIT refused = %v, want the wait's error", err)
+	}
+	if v, _ := admin.Get(ctx, "k").Result(); v != "1" {
+		t.Errorf("the script's write = %q, want it done: only the wait failed", v)
+	}
+}
