@@ -37,21 +37,28 @@ func TestReportFailures(t *testing.T) {
 	tests := []struct {
 		name  string
 		cases []TestCase
+		limit int
 		want  string
 	}{
 		{"TwoOfMany", append(append(cases(CasePassed, manyNames("ok", 39)...), cases(CaseFailed, "test_a")...), cases(CaseErrored, "test_b")...),
-			"2 of 41 failed: test_a, test_b"},
-		{"FailuresBeforePasses", append(cases(CasePassed, "test_ok"), cases(CaseFailed, "test_bad")...), "1 of 2 failed: test_bad"},
-		{"TooManyToName", cases(CaseFailed, manyNames("test_failing_case_with_a_long_name", 80)...), ""},
-		{"OneOverlongName", cases(CaseFailed, long), "1 of 1 failed: " + strings.Repeat("é", 255-len("1 of 1 failed: ")-1) + "…"},
-		{"UnnamedCase", []TestCase{{Classname: "suite", Status: CaseFailed}}, "1 of 1 failed: suite"},
+			MaxDescription, "2 of 41 failed: test_a, test_b"},
+		{"FailuresBeforePasses", append(cases(CasePassed, "test_ok"), cases(CaseFailed, "test_bad")...), MaxDescription, "1 of 2 failed: test_bad"},
+		{"TooManyToName", cases(CaseFailed, manyNames("test_failing_case_with_a_long_name", 80)...), MaxDescription, ""},
+		{"OneOverlongName", cases(CaseFailed, long), MaxDescription, "1 of 1 failed: " + strings.Repeat("é", 255-len("1 of 1 failed: ")-1) + "…"},
+		// A name that takes every character left is shown whole, not cut.
+		{"NameFillsTheLimit", cases(CaseFailed, strings.Repeat("é", 255-len("1 of 1 failed: "))), MaxDescription,
+			"1 of 1 failed: " + strings.Repeat("é", 255-len("1 of 1 failed: "))},
+		// Room for one character only: a lone "…" names nothing, and no "and 1 more" follows
+		// when no name came before it.
+		{"NoRoomForAName", cases(CaseFailed, "test_a"), len("1 of 1 failed: ") + 1, "1 of 1 failed"},
+		{"UnnamedCase", []TestCase{{Classname: "suite", Status: CaseFailed}}, MaxDescription, "1 of 1 failed: suite"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := NewTestReport(tt.cases).failures(MaxDescription)
-			if n := utf8.RuneCountInString(got); n > MaxDescription || !utf8.ValidString(got) {
-				t.Fatalf("failures() = %q, %d characters, want at most %d valid ones", got, n, MaxDescription)
+			got := NewTestReport(tt.cases).failures(tt.limit)
+			if n := utf8.RuneCountInString(got); n > tt.limit || !utf8.ValidString(got) {
+				t.Fatalf("failures() = %q, %d characters, want at most %d valid ones", got, n, tt.limit)
 			}
 			if tt.want != "" && got != tt.want {
 				t.Errorf("failures() = %q, want %q", got, tt.want)
@@ -93,6 +100,42 @@ func TestNewTestReportBounds(t *testing.T) {
 	if r.Cases[1].Output != "" {
 		t.Errorf("passing case output = %q, want none kept", r.Cases[1].Output)
 	}
+}
+
+// TestReportCaseCuts: a failing case's message keeps its start and its output its end, each
+// whole when it is just at its bound, cut between characters, and cut without a panic where the
+// bytes are not UTF-8 at all.
+func TestReportCaseCuts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                 string
+		message, output      string
+		wantMessage, wantOut string
+	}{
+		{"AtTheBounds", strings.Repeat("m", MaxCaseMessage), strings.Repeat("o", MaxCaseOutput),
+			strings.Repeat("m", MaxCaseMessage), strings.Repeat("o", MaxCaseOutput)},
+		// "é" is two bytes: both bounds fall inside one, which is then left out whole.
+		{"BetweenCharacters", "x" + strings.Repeat("é", 300), strings.Repeat("é", 1100) + "x",
+			"x" + strings.Repeat("é", (MaxCaseMessage-1)/2) + "…", "…" + strings.Repeat("é", (MaxCaseOutput-2)/2) + "x"},
+		// Not a character start anywhere (jobs' XML parser refuses such bytes, but a report is
+		// any TestCase): the cut finds none, and stops at the string's ends.
+		{"NotUTF8", strings.Repeat("\x80", 600), strings.Repeat("\x80", 2100), "…", "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := NewTestReport([]TestCase{{Name: "bad", Status: CaseFailed, Message: tt.message, Output: tt.output}})
+			if c := r.Cases[0]; c.Message != tt.wantMessage || c.Output != tt.wantOut {
+				t.Errorf("case kept message %s, output %s; want %s and %s",
+					brief(c.Message), brief(c.Output), brief(tt.wantMessage), brief(tt.wantOut))
+			}
+		})
+	}
+}
+
+// brief shows a long string by its ends and length.
+func brief(s string) string {
+	return fmt.Sprintf("%q…%q (%d bytes)", s[:min(len(s), 8)], s[max(0, len(s)-8):], len(s))
 }
 
 // TestCoverageWriter: like GitLab CI, the pattern is matched line by line and the last matching
