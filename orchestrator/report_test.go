@@ -139,27 +139,38 @@ func brief(s string) string {
 }
 
 // TestCoverageWriter: like GitLab CI, the pattern is matched line by line and the last matching
-// line wins; its group's first number is the percentage.
+// line wins; its group's first number is the percentage, 100 at most, and a line is matched on
+// its first maxCoverageLine bytes.
 func TestCoverageWriter(t *testing.T) {
 	t.Parallel()
-	re := regexp.MustCompile(`^TOTAL\s+\d+\s+\d+\s+(\d+%)`)
+	const total = `^TOTAL\s+\d+\s+\d+\s+(\d+%)` // coverage.py's report
 	tests := []struct {
-		name   string
-		writes []string
-		want   *float64
+		name    string
+		pattern string
+		writes  []string
+		want    *float64
 	}{
-		{"LastLineWins", []string{"TOTAL 10 5 50%\n", "TOTAL 10 1 90%\n"}, ptr(90.0)},
-		{"SplitAcrossWrites", []string{"TOT", "AL 10 2 8", "0%\r\n"}, ptr(80.0)},
-		{"NoNewlineAtEnd", []string{"x\nTOTAL 8 1 87%"}, ptr(87.0)},
-		{"NoMatch", []string{"nothing here\n"}, nil},
-		{"NotAPercentage", []string{"TOTAL 1 1 250%\n"}, nil},
-		{"OverlongLineMatchedOnItsStart", []string{"TOTAL 1 1 42% " + strings.Repeat("x", 10*maxCoverageLine) + "\n"}, ptr(42.0)},
+		{"LastLineWins", total, []string{"TOTAL 10 5 50%\n", "TOTAL 10 1 90%\n"}, ptr(90.0)},
+		{"SplitAcrossWrites", total, []string{"TOT", "AL 10 2 8", "0%\r\n"}, ptr(80.0)},
+		{"NoNewlineAtEnd", total, []string{"x\nTOTAL 8 1 87%"}, ptr(87.0)},
+		// A write that starts with a newline ends the line before it there.
+		{"WriteStartsWithANewline", total, []string{"TOTAL 10 5 50%\n", "\nTOTAL 10 1 90%\n"}, ptr(90.0)},
+		// The newline that ends the output starts no line of its own, even for a pattern that
+		// matches an empty one.
+		{"FinalNewlineStartsNoLine", `^(\d*)%?$`, []string{"87%\n"}, ptr(87.0)},
+		{"NoMatch", total, []string{"nothing here\n"}, nil},
+		{"AHundred", total, []string{"TOTAL 10 0 100%\n"}, ptr(100.0)},
+		{"NotAPercentage", total, []string{"TOTAL 1 1 101%\n"}, nil},
+		{"OverlongLineMatchedOnItsStart", total, []string{"TOTAL 1 1 42% " + strings.Repeat("x", 10*maxCoverageLine) + "\n"}, ptr(42.0)},
+		// What follows the first maxCoverageLine bytes of a line is not matched, however the
+		// line is split among writes.
+		{"MatchPastTheBoundUnseen", total, []string{"TOTAL 10 5 50%\n", "TOTAL 1 ", strings.Repeat(" ", maxCoverageLine) + "1 42%\n"}, ptr(50.0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out strings.Builder
-			w := newCoverageWriter(&out, re)
+			w := newCoverageWriter(&out, regexp.MustCompile(tt.pattern))
 			for _, s := range tt.writes {
 				io.WriteString(w, s)
 			}
