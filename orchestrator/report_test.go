@@ -187,8 +187,8 @@ func TestCoverageWriter(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // TestTestReportOutcome: a failing test's status names its failing cases and carries its
-// coverage; a missing report is a note, and the exit code still decides; a passing test with a
-// report says what it counted.
+// coverage; a missing report is a note, in the status and the job's log, and the exit code still
+// decides; a passing test with a report says what it counted.
 func TestTestReportOutcome(t *testing.T) {
 	t.Parallel()
 	failing := NewTestReport(append(cases(CasePassed, "test_ok"), cases(CaseFailed, "test_bad")...))
@@ -232,6 +232,13 @@ func TestTestReportOutcome(t *testing.T) {
 			}
 			if d := cmp.Diff(tt.res.Report, j.Report); d != "" {
 				t.Errorf("job report (-want +got):\n%s", d)
+			}
+			note := "no test report"
+			if tt.res.ReportErr != nil {
+				note = fmt.Sprintf("no test report: %v\n", tt.res.ReportErr)
+			}
+			if log := b.store.logs[fmt.Sprintf("%d/test/unit/1", p.ID)]; strings.Contains(log, note) != (tt.res.ReportErr != nil) {
+				t.Errorf("job log = %q, want %q in it only when the report is missing", log, note)
 			}
 		})
 	}
