@@ -8,13 +8,17 @@ import (
 func TestPageURL(t *testing.T) {
 	t.Parallel()
 	long := "https://gantry.example.com/" + strings.Repeat("a", 200)
+	const jobFits = maxTargetURL - len("https://gantry.example.com/pipelines/42#job-test/")
 	tests := []struct {
 		publicURL, job, want string
 	}{
 		{"https://gantry.example.com", "build", "https://gantry.example.com/pipelines/42#job-build"},
 		{"https://gantry.example.com", "test/unit", "https://gantry.example.com/pipelines/42#job-test/unit"},
 		{"https://gantry.example.com", "test/a b#c", "https://gantry.example.com/pipelines/42#job-test/a%20b%23c"},
-		// Over GitLab's 255 characters with the job, the link is the page alone.
+		// A link to the job of just GitLab's 255 characters is kept; one more, and the link is
+		// the page alone.
+		{"https://gantry.example.com", "test/" + strings.Repeat("x", jobFits), "https://gantry.example.com/pipelines/42#job-test/" + strings.Repeat("x", jobFits)},
+		{"https://gantry.example.com", "test/" + strings.Repeat("x", jobFits+1), "https://gantry.example.com/pipelines/42"},
 		{long, "test/" + strings.Repeat("x", 40), long + "/pipelines/42"},
 	}
 	for _, tt := range tests {

@@ -222,6 +222,8 @@ func TestEngineLockEndedSaysWhy(t *testing.T) {
 func TestReleaseDescription(t *testing.T) {
 	t.Parallel()
 	const digest = "sha256:0123456789abcdef0123456789abcdef"
+	// The longest second tag after "latest" that fits: "pushed latest, " and " (sha256:0123456789ab)".
+	const lastTagFits = MaxDescription - len("pushed latest, ") - len(" (sha256:0123456789ab)")
 	many := make([]string, 40)
 	for i := range many {
 		many[i] = fmt.Sprintf("registry.example.com:5000/group/app:release-candidate-%02d", i)
@@ -235,6 +237,11 @@ func TestReleaseDescription(t *testing.T) {
 			"pushed latest, 1a2b3c4 (sha256:0123456789ab)"},
 		{"many", many, "pushed " + strings.Join(tagNames(many[:9]), ", ") + " and 31 more (sha256:0123456789ab)"},
 		{"one too long", []string{"r/app:" + strings.Repeat("x", 300)}, "pushed 1 tags (sha256:0123456789ab)"},
+		// The last tag needs no room for a count after it: it is named when it fits exactly.
+		{"last tag at the limit", []string{"r/app:latest", "r/app:" + strings.Repeat("v", lastTagFits)},
+			"pushed latest, " + strings.Repeat("v", lastTagFits) + " (sha256:0123456789ab)"},
+		{"last tag one past it", []string{"r/app:latest", "r/app:" + strings.Repeat("v", lastTagFits+1)},
+			"pushed latest and 1 more (sha256:0123456789ab)"},
 	} {
 		got := releaseDescription(tt.pushed, digest)
 		if got != tt.want || utf8.RuneCountInString(got) > MaxDescription {

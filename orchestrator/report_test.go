@@ -37,21 +37,28 @@ func TestReportFailures(t *testing.T) {
 	tests := []struct {
 		name  string
 		cases []TestCase
+		limit int
 		want  string
 	}{
 		{"TwoOfMany", append(append(cases(CasePassed, manyNames("ok", 39)...), cases(CaseFailed, "test_a")...), cases(CaseErrored, "test_b")...),
-			"2 of 41 failed: test_a, test_b"},
-		{"FailuresBeforePasses", append(cases(CasePassed, "test_ok"), cases(CaseFailed, "test_bad")...), "1 of 2 failed: test_bad"},
-		{"TooManyToName", cases(CaseFailed, manyNames("test_failing_case_with_a_long_name", 80)...), ""},
-		{"OneOverlongName", cases(CaseFailed, long), "1 of 1 failed: " + strings.Repeat("é", 255-len("1 of 1 failed: ")-1) + "…"},
-		{"UnnamedCase", []TestCase{{Classname: "suite", Status: CaseFailed}}, "1 of 1 failed: suite"},
+			MaxDescription, "2 of 41 failed: test_a, test_b"},
+		{"FailuresBeforePasses", append(cases(CasePassed, "test_ok"), cases(CaseFailed, "test_bad")...), MaxDescription, "1 of 2 failed: test_bad"},
+		{"TooManyToName", cases(CaseFailed, manyNames("test_failing_case_with_a_long_name", 80)...), MaxDescription, ""},
+		{"OneOverlongName", cases(CaseFailed, long), MaxDescription, "1 of 1 failed: " + strings.Repeat("é", 255-len("1 of 1 failed: ")-1) + "…"},
+		// A name that takes every character left is shown whole, not cut.
+		{"NameFillsTheLimit", cases(CaseFailed, strings.Repeat("é", 255-len("1 of 1 failed: "))), MaxDescription,
+			"1 of 1 failed: " + strings.Repeat("é", 255-len("1 of 1 failed: "))},
+		// Room for one character only: a lone "…" names nothing, and no "and 1 more" follows
+		// when no name came before it.
+		{"NoRoomForAName", cases(CaseFailed, "test_a"), len("1 of 1 failed: ") + 1, "1 of 1 failed"},
+		{"UnnamedCase", []TestCase{{Classname: "suite", Status: CaseFailed}}, MaxDescription, "1 of 1 failed: suite"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := NewTestReport(tt.cases).failures(MaxDescription)
-			if n := utf8.RuneCountInString(got); n > MaxDescription || !utf8.ValidString(got) {
-				t.Fatalf("failures() = %q, %d characters, want at most %d valid ones", got, n, MaxDescription)
+			got := NewTestReport(tt.cases).failures(tt.limit)
+			if n := utf8.RuneCountInString(got); n > tt.limit || !utf8.ValidString(got) {
+				t.Fatalf("failures() = %q, %d characters, want at most %d valid ones", got, n, tt.limit)
 			}
 			if tt.want != "" && got != tt.want {
 				t.Errorf("failures() = %q, want %q", got, tt.want)
@@ -95,28 +102,75 @@ func TestNewTestReportBounds(t *testing.T) {
 	}
 }
 
+// TestReportCaseCuts: a failing case's message keeps its start and its output its end, each
+// whole when it is just at its bound, cut between characters, and cut without a panic where the
+// bytes are not UTF-8 at all.
+func TestReportCaseCuts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                 string
+		message, output      string
+		wantMessage, wantOut string
+	}{
+		{"AtTheBounds", strings.Repeat("m", MaxCaseMessage), strings.Repeat("o", MaxCaseOutput),
+			strings.Repeat("m", MaxCaseMessage), strings.Repeat("o", MaxCaseOutput)},
+		// "é" is two bytes: both bounds fall inside one, which is then left out whole.
+		{"BetweenCharacters", "x" + strings.Repeat("é", 300), strings.Repeat("é", 1100) + "x",
+			"x" + strings.Repeat("é", (MaxCaseMessage-1)/2) + "…", "…" + strings.Repeat("é", (MaxCaseOutput-2)/2) + "x"},
+		// Not a character start anywhere (jobs' XML parser refuses such bytes, but a report is
+		// any TestCase): the cut finds none, and stops at the string's ends.
+		{"NotUTF8", strings.Repeat("\x80", 600), strings.Repeat("\x80", 2100), "…", "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := NewTestReport([]TestCase{{Name: "bad", Status: CaseFailed, Message: tt.message, Output: tt.output}})
+			if c := r.Cases[0]; c.Message != tt.wantMessage || c.Output != tt.wantOut {
+				t.Errorf("case kept message %s, output %s; want %s and %s",
+					brief(c.Message), brief(c.Output), brief(tt.wantMessage), brief(tt.wantOut))
+			}
+		})
+	}
+}
+
+// brief shows a long string by its ends and length.
+func brief(s string) string {
+	return fmt.Sprintf("%q…%q (%d bytes)", s[:min(len(s), 8)], s[max(0, len(s)-8):], len(s))
+}
+
 // TestCoverageWriter: like GitLab CI, the pattern is matched line by line and the last matching
-// line wins; its group's first number is the percentage.
+// line wins; its group's first number is the percentage, 100 at most, and a line is matched on
+// its first maxCoverageLine bytes.
 func TestCoverageWriter(t *testing.T) {
 	t.Parallel()
-	re := regexp.MustCompile(`^TOTAL\s+\d+\s+\d+\s+(\d+%)`)
+	const total = `^TOTAL\s+\d+\s+\d+\s+(\d+%)` // coverage.py's report
 	tests := []struct {
-		name   string
-		writes []string
-		want   *float64
+		name    string
+		pattern string
+		writes  []string
+		want    *float64
 	}{
-		{"LastLineWins", []string{"TOTAL 10 5 50%\n", "TOTAL 10 1 90%\n"}, ptr(90.0)},
-		{"SplitAcrossWrites", []string{"TOT", "AL 10 2 8", "0%\r\n"}, ptr(80.0)},
-		{"NoNewlineAtEnd", []string{"x\nTOTAL 8 1 87%"}, ptr(87.0)},
-		{"NoMatch", []string{"nothing here\n"}, nil},
-		{"NotAPercentage", []string{"TOTAL 1 1 250%\n"}, nil},
-		{"OverlongLineMatchedOnItsStart", []string{"TOTAL 1 1 42% " + strings.Repeat("x", 10*maxCoverageLine) + "\n"}, ptr(42.0)},
+		{"LastLineWins", total, []string{"TOTAL 10 5 50%\n", "TOTAL 10 1 90%\n"}, ptr(90.0)},
+		{"SplitAcrossWrites", total, []string{"TOT", "AL 10 2 8", "0%\r\n"}, ptr(80.0)},
+		{"NoNewlineAtEnd", total, []string{"x\nTOTAL 8 1 87%"}, ptr(87.0)},
+		// A write that starts with a newline ends the line before it there.
+		{"WriteStartsWithANewline", total, []string{"TOTAL 10 5 50%\n", "\nTOTAL 10 1 90%\n"}, ptr(90.0)},
+		// The newline that ends the output starts no line of its own, even for a pattern that
+		// matches an empty one.
+		{"FinalNewlineStartsNoLine", `^(\d*)%?$`, []string{"87%\n"}, ptr(87.0)},
+		{"NoMatch", total, []string{"nothing here\n"}, nil},
+		{"AHundred", total, []string{"TOTAL 10 0 100%\n"}, ptr(100.0)},
+		{"NotAPercentage", total, []string{"TOTAL 1 1 101%\n"}, nil},
+		{"OverlongLineMatchedOnItsStart", total, []string{"TOTAL 1 1 42% " + strings.Repeat("x", 10*maxCoverageLine) + "\n"}, ptr(42.0)},
+		// What follows the first maxCoverageLine bytes of a line is not matched, however the
+		// line is split among writes.
+		{"MatchPastTheBoundUnseen", total, []string{"TOTAL 10 5 50%\n", "TOTAL 1 ", strings.Repeat(" ", maxCoverageLine) + "1 42%\n"}, ptr(50.0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out strings.Builder
-			w := newCoverageWriter(&out, re)
+			w := newCoverageWriter(&out, regexp.MustCompile(tt.pattern))
 			for _, s := range tt.writes {
 				io.WriteString(w, s)
 			}
@@ -133,8 +187,8 @@ func TestCoverageWriter(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // TestTestReportOutcome: a failing test's status names its failing cases and carries its
-// coverage; a missing report is a note, and the exit code still decides; a passing test with a
-// report says what it counted.
+// coverage; a missing report is a note, in the status and the job's log, and the exit code still
+// decides; a passing test with a report says what it counted.
 func TestTestReportOutcome(t *testing.T) {
 	t.Parallel()
 	failing := NewTestReport(append(cases(CasePassed, "test_ok"), cases(CaseFailed, "test_bad")...))
@@ -178,6 +232,13 @@ func TestTestReportOutcome(t *testing.T) {
 			}
 			if d := cmp.Diff(tt.res.Report, j.Report); d != "" {
 				t.Errorf("job report (-want +got):\n%s", d)
+			}
+			note := "no test report"
+			if tt.res.ReportErr != nil {
+				note = fmt.Sprintf("no test report: %v\n", tt.res.ReportErr)
+			}
+			if log := b.store.logs[fmt.Sprintf("%d/test/unit/1", p.ID)]; strings.Contains(log, note) != (tt.res.ReportErr != nil) {
+				t.Errorf("job log = %q, want %q in it only when the report is missing", log, note)
 			}
 		})
 	}
